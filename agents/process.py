@@ -1,0 +1,109 @@
+"""process-<priority>: batched image work for each priority topic."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable
+
+from agents.events import job_id_hint, key_text, origin, raw_value
+from agents.routing import confirm, dead_letter, send, topic
+from pipeline import metrics
+from pipeline.app import app, runtime, settings, topic_names
+from pipeline.errors import PermanentError
+from pipeline.models import dead_letter as dead_letter_record
+from pipeline.processing import DONE, FAILED, Outcome, run_batch
+from pipeline.settings import PRIORITIES
+from tables import transitions
+from tables.jobs import get_state, put_state
+
+log = logging.getLogger(__name__)
+
+
+async def apply_outcome(outcome: Outcome) -> list[Awaitable]:
+    """Record one finished job in the table and announce it on results / retry / dlq."""
+    request = outcome.request
+    state = get_state(request.job_id) or transitions.processing(None, request)
+    if outcome.kind == DONE:
+        state = transitions.done(state, outcome.outputs)
+        metrics.JOBS.labels("done", request.priority).inc()
+    elif outcome.kind == FAILED:
+        state = transitions.failed(state, outcome.error)
+        metrics.JOBS.labels("failed", request.priority).inc()
+    else:
+        state = transitions.retrying(state, outcome.error, outcome.retry_at)
+        metrics.RETRIES.labels(outcome.error.code).inc()
+    put_state(state)
+    futures = []
+    if outcome.kind == FAILED:
+        futures.append(await dead_letter(dead_letter_record(
+            request.job_id, outcome.error.code, outcome.error.message, stage="process",
+            request=request.to_dict(), attempts=request.attempt + 1)))
+    if outcome.kind in (DONE, FAILED):
+        futures.append(await send(topic_names.results, request.job_id,
+                                  transitions.public_view(state)))
+    else:
+        futures.append(await send(topic_names.retry, request.job_id, {
+            "retry_at": outcome.retry_at, "error": outcome.error.to_dict(),
+            "request": request.with_attempt(request.attempt + 1).to_dict()}))
+    return futures
+
+
+async def handle_batch(priority: str, events: list) -> None:
+    """Process one batch; every event ends DONE, FAILED (dlq) or RETRYING (retry topic)."""
+    started = time.perf_counter()
+    pending: list[Awaitable] = []
+    work = {}
+    for event in events:
+        try:
+            request, chains = runtime.admission.admit(raw_value(event))
+        except PermanentError as exc:
+            job_id = job_id_hint(event)
+            if job_id and key_text(event) == job_id:
+                put_state(transitions.failed(get_state(job_id) or transitions.rejected(
+                    None, job_id, exc), exc))
+            pending.append(await dead_letter(dead_letter_record(
+                job_id, exc.code, exc.message, stage="process", raw=raw_value(event),
+                source_topic=origin(event))))
+            continue
+        state = get_state(request.job_id)
+        if transitions.should_skip_processing(state, request):
+            metrics.DUPLICATES.labels("process").inc()
+            continue
+        put_state(transitions.processing(state, request))
+        work[request.job_id] = (request, chains)  # a job twice in one batch runs once
+    if work:
+        metrics.BATCH_SIZE.labels(priority).observe(len(work))
+        for outcome in await run_batch(list(work.values()), runtime):
+            pending += await apply_outcome(outcome)
+    await confirm(pending)
+    metrics.BATCH_SECONDS.labels(priority).observe(time.perf_counter() - started)
+
+
+def _make_processor(priority: str):
+    async def process(stream):
+        async for events in stream.take_events(settings.batch_size,
+                                               within=settings.batch_window):
+            try:
+                await handle_batch(priority, events)
+            except Exception:
+                # Never let an exception escape: Faust would ack and lose the batch.
+                log.exception("unexpected error in %s batch; sending it to retry", priority)
+                await _salvage(events)
+
+    process.__name__ = process.__qualname__ = f"process_{priority}"
+    return app.agent(topic(topic_names.priority[priority]), name=f"process-{priority}",
+                     concurrency=1)(process)
+
+
+async def _salvage(events: list) -> None:
+    """Best effort after an unexpected failure: hand the raw events to the retry topic."""
+    try:
+        await confirm([await send(topic_names.retry, key_text(e), {
+            "retry_at": time.time() + settings.retry_backoff, "raw": raw_value(e).decode(
+                "utf-8", errors="replace")}) for e in events])
+    except Exception:
+        log.exception("could not salvage %d events", len(events))
+
+
+processors = {priority: _make_processor(priority) for priority in PRIORITIES}

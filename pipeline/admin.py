@@ -1,0 +1,59 @@
+"""Creating the source topics with explicit partitions and replication (idempotent)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from pipeline.errors import ConfigError
+from pipeline.settings import Settings
+from pipeline.topics import TopicNames
+
+
+@dataclass(frozen=True)
+class TopicReport:
+    name: str
+    partitions: int
+    created: bool
+
+
+async def _create_topics(settings: Settings, timeout: float) -> list[TopicReport]:
+    names = TopicNames.from_settings(settings).all()
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
+                                request_timeout_ms=int(timeout * 1000))
+    try:
+        await admin.start()
+    except KafkaError as exc:
+        raise ConfigError(f"cannot reach Kafka at {settings.bootstrap_servers} ({exc}); "
+                          "start it with `imgpipe kafka up` or set IMGPIPE_BROKER") from None
+    try:
+        existing = set(await admin.list_topics())
+        brokers = len(admin._client.cluster.brokers())
+        rf = min(settings.replication_factor, max(brokers, 1))
+        configs = {"min.insync.replicas": "2"} if rf >= 3 else {}
+        missing = [n for n in names if n not in existing]
+        if missing:
+            response = await admin.create_topics(
+                [NewTopic(n, settings.partitions, rf, topic_configs=configs) for n in missing])
+            for name, code, message in getattr(response, "topic_errors", []):
+                if code not in (0, TopicAlreadyExistsError.errno):
+                    raise ConfigError(f"creating topic {name} failed: {message} ({code})")
+        described = await admin.describe_topics(names)
+        partitions = {d["topic"]: len(d["partitions"]) for d in described}
+        reports = [TopicReport(n, partitions.get(n, 0), n in missing) for n in names]
+        wrong = [r for r in reports if r.partitions != settings.partitions]
+        if wrong:
+            detail = ", ".join(f"{r.name} has {r.partitions}" for r in wrong)
+            raise ConfigError(f"topics must all have IMGPIPE_PARTITIONS={settings.partitions} "
+                              f"partitions (co-partitioning), but {detail}")
+        return reports
+    finally:
+        await admin.close()
+
+
+def create_topics(settings: Settings, timeout: float = 30.0) -> list[TopicReport]:
+    """Create missing source topics; verify all have the configured partition count."""
+    return asyncio.run(_create_topics(settings, timeout))

@@ -1,0 +1,56 @@
+"""The Faust application: ``faust -A pipeline.app worker`` or ``imgpipe worker``.
+
+This module only wires things together. Agents live in ``agents/``, tables in
+``tables/``; both are imported by Faust's autodiscovery when a worker starts.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from pipeline.runtime import Runtime
+from pipeline.settings import Settings
+from pipeline.topics import TopicNames
+
+
+def create_app(settings: Settings) -> faust.App:
+    """A Faust app configured from ``settings`` (topics are created by ``imgpipe topics
+    create``, never auto-declared with default partitions)."""
+    return faust.App(
+        settings.app_id,
+        broker=[f"kafka://{h}" for h in settings.bootstrap_servers.split(",")],
+        autodiscover=["agents", "tables"],
+        origin="pipeline",
+        datadir=settings.data_dir,
+        store="memory://",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_allow_declare=True,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+        stream_wait_empty=True,
+        web_port=settings.web_port,
+        web_bind=settings.web_bind,
+        web_host=settings.web_host,
+        web_enabled=True,
+        web_in_thread=False,
+        table_standby_replicas=1,
+        value_serializer="raw",
+        key_serializer="raw",
+    )
+
+
+settings = Settings.from_env()
+runtime = Runtime(settings)
+topic_names = TopicNames.from_settings(settings)
+app = create_app(settings)
+
+
+def source_topic(name: str) -> faust.TopicT:
+    """A Faust topic handle for one of our source topics (raw bytes in, raw bytes out)."""
+    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                     value_serializer="raw", partitions=settings.partitions,
+                     internal=False)

@@ -1,0 +1,227 @@
+"""The ``imgpipe`` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import click
+
+from pipeline import localkafka
+from pipeline.errors import ImgpipeError
+from pipeline.settings import Settings
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _progress(label: str):
+    """A one-line progress printer on stderr (keeps stdout clean for --json)."""
+
+    def show(done: int, total: int) -> None:
+        end = "\n" if done >= total else ""
+        click.echo(f"\r{label}: {done}/{total}", nl=False, err=True)
+        if end:
+            click.echo("", err=True)
+
+    return show
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ImgpipeError as exc:
+            click.echo(f"imgpipe: error: {exc.message}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group)
+def cli() -> None:
+    """imgpipe: a horizontally scalable image pipeline on Kafka and Faust."""
+
+
+# --- Kafka -------------------------------------------------------------------------------
+
+@cli.group()
+def kafka() -> None:
+    """A real local Apache Kafka broker (KRaft) on 127.0.0.1."""
+
+
+_data_dir = click.option("--data-dir", type=click.Path(path_type=Path),
+                         default=localkafka.DEFAULT_DATA_DIR, show_default=True,
+                         help="Where the broker keeps its logs, config and pid.")
+
+
+@kafka.command("up")
+@click.option("--port", type=int, default=None,
+              help="Client port (default: the port of IMGPIPE_BROKER, else 9092).")
+@_data_dir
+def kafka_up(port: int | None, data_dir: Path) -> None:
+    """Start the broker (downloads jars once) and wait until it answers."""
+    if port is None:
+        port = int(_settings().bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
+    state = localkafka.up(port, data_dir, echo=lambda m: click.echo(m, err=True))
+    click.echo(state.bootstrap)
+
+
+@kafka.command("down")
+@_data_dir
+def kafka_down(data_dir: Path) -> None:
+    """Stop the broker started from --data-dir."""
+    localkafka.down(data_dir, echo=lambda m: click.echo(m, err=True))
+
+
+@kafka.command("status")
+@_data_dir
+def kafka_status(data_dir: Path) -> None:
+    """Show whether the broker runs and answers (exit 1 if not)."""
+    state, answering = localkafka.status(data_dir)
+    if state is None:
+        click.echo(f"not running (data dir {data_dir.resolve()})")
+        sys.exit(1)
+    click.echo(f"{'running' if answering else 'starting or unresponsive'}: "
+               f"{state.bootstrap} (pid {state.pid})")
+    sys.exit(0 if answering else 1)
+
+
+# --- Topics and config -------------------------------------------------------------------
+
+@cli.group()
+def topics() -> None:
+    """Source topics."""
+
+
+@topics.command("create")
+def topics_create() -> None:
+    """Create the source topics (idempotent) with IMGPIPE_PARTITIONS partitions."""
+    from pipeline.admin import create_topics
+
+    for report in create_topics(_settings()):
+        click.echo(f"{report.name:32} partitions={report.partitions:<3} "
+                   f"{'created' if report.created else 'exists'}")
+
+
+@cli.command("config")
+def config() -> None:
+    """Print the effective configuration (secrets masked)."""
+    for name, value, help_text in _settings().describe():
+        click.echo(f"{name:28} {value:40} {help_text}")
+
+
+# --- Worker ------------------------------------------------------------------------------
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--web-port", type=int, default=None, help="Overrides IMGPIPE_WEB_PORT.")
+@click.option("-l", "--loglevel", default=None, help="Log level (default IMGPIPE_LOG_LEVEL).")
+@click.pass_context
+def worker(ctx: click.Context, web_port: int | None, loglevel: str | None) -> None:
+    """Run a Faust worker (extra options go to `faust worker`)."""
+    if web_port:
+        os.environ["IMGPIPE_WEB_PORT"] = str(web_port)
+    from pipeline.app import app, settings
+
+    sys.argv = ["imgpipe", "worker", "-l", loglevel or settings.log_level,
+                "--web-port", str(settings.web_port), *ctx.args]
+    app.main()
+
+
+# --- Jobs --------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--variant", "variants", multiple=True, metavar="NAME=SPEC",
+              help="e.g. thumb=fit:256x256,webp:q80 (repeatable; default thumb + large).")
+@click.option("--priority", type=click.Choice(["high", "normal", "low"]), default="normal")
+@click.option("--tenant", default="default")
+@click.option("--force", is_flag=True, help="Reprocess even if the job is already DONE.")
+@click.option("--job-id", "job_ids", multiple=True,
+              help="Job id per path, in order (default: random).")
+@click.option("--wait", is_flag=True, help="Wait for every job to finish.")
+@click.option("--timeout", type=float, default=300.0, show_default=True,
+              help="Seconds --wait waits.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of jobs.")
+def submit(paths, variants, priority, tenant, force, job_ids, wait, timeout, as_json) -> None:
+    """Store images in the object store and submit one job per image."""
+    from pipeline.client import ApiClient, job_summary, produce_requests, store_sources
+    from pipeline.models import JobRequest, Status
+    from pipeline.ops import parse_variant_specs
+
+    settings = _settings()
+    if job_ids and len(job_ids) != len(paths):
+        raise click.UsageError(f"--job-id given {len(job_ids)} times for {len(paths)} paths")
+    parsed = parse_variant_specs(variants)
+    ids = list(job_ids) or [uuid.uuid4().hex for _ in paths]
+    submissions = store_sources(settings, paths, ids)
+    requests = [JobRequest(job_id=s.job_id, source=s.source, variants=parsed,
+                           priority=priority, tenant=tenant, force=force)
+                for s in submissions]
+    produce_requests(settings, requests, _progress("submitted"))
+    if not wait:
+        rows = [{"job_id": s.job_id, "path": s.path, "status": "SUBMITTED", "error": None,
+                 "outputs": []} for s in submissions]
+        _print_jobs(rows, as_json)
+        return
+    states = ApiClient(settings).wait_for(ids, timeout, _progress("finished"))
+    rows = [job_summary(job_id, states[job_id]) for job_id in ids]
+    _print_jobs(rows, as_json)
+    if any(row["status"] != Status.DONE for row in rows):
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True)
+def status(job_id: str, as_json: bool) -> None:
+    """Show one job's state (asks a worker's API)."""
+    from pipeline.client import ApiClient, job_summary
+
+    state = ApiClient(_settings()).job(job_id)
+    row = job_summary(job_id, state)
+    if as_json:
+        click.echo(json.dumps(row, indent=2))
+    else:
+        _print_jobs([row], False)
+        for entry in (state or {}).get("history", []):
+            click.echo(f"    {entry['status']:<11} at {entry['at']:.3f}")
+    sys.exit(0 if row["status"] == "DONE" else 1)
+
+
+def _print_jobs(rows: list[dict], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        line = f"{row['job_id']}  {row['status']}"
+        if row.get("error"):
+            line += f"  ({row['error']})"
+        click.echo(line)
+        for out in row.get("outputs", []):
+            click.echo(f"    {out['variant']:<10} {out['width']}x{out['height']} "
+                       f"{out['format']:<5} {out['bytes']:>9} B  {out['uri']}")
+
+
+# --- Demo --------------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--images", type=int, default=12, show_default=True)
+@click.option("--keep-running/--no-keep-running", default=True,
+              help="Keep the worker and broker up until Ctrl-C.")
+def demo(images: int, keep_running: bool) -> None:
+    """`make run`: Kafka, topics, a worker with its web view, and sample jobs."""
+    from pipeline.demo import run_demo
+
+    sys.exit(run_demo(_settings(), images, keep_running))
+
+
+def main() -> None:
+    cli(prog_name="imgpipe")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""Client side of the pipeline: submit jobs (claim check + Kafka) and ask a worker's API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from pipeline.errors import ConfigError, ImageRejected
+from pipeline.models import JobRequest, Status
+from pipeline.objects import open_object_store
+from pipeline.settings import Settings
+
+_EXTENSION = re.compile(r"^\.[A-Za-z0-9]{1,5}$")
+
+
+@dataclass(frozen=True)
+class Submission:
+    job_id: str
+    path: str
+    source: str
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def store_sources(settings: Settings, paths: Iterable[Path], job_ids: Iterable[str]
+                  ) -> list[Submission]:
+    """Copy each file into the object store under sources/<job_id>/ (the claim check)."""
+    store = open_object_store(settings.object_store)
+    submissions = []
+    for path, job_id in zip(paths, job_ids, strict=True):
+        size = path.stat().st_size
+        if size > settings.max_source_bytes:
+            raise ImageRejected(f"{path} is {size} bytes, more than IMGPIPE_MAX_SOURCE_BYTES="
+                                f"{settings.max_source_bytes}", "source_too_large")
+        suffix = path.suffix.lower() if _EXTENSION.match(path.suffix) else ""
+        uri = store.put(f"sources/{job_id}/source{suffix}", path.read_bytes(),
+                        "application/octet-stream")
+        submissions.append(Submission(job_id, str(path), uri))
+    store.close()
+    return submissions
+
+
+async def _produce(settings: Settings, requests: list[JobRequest],
+                   progress: Callable[[int, int], None]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all",
+                                enable_idempotence=True, request_timeout_ms=30000)
+    try:
+        await producer.start()
+    except KafkaError as exc:
+        raise ConfigError(f"cannot reach Kafka at {settings.bootstrap_servers} ({exc}); "
+                          "start it with `imgpipe kafka up` or set IMGPIPE_BROKER") from None
+    try:
+        futures = []
+        for request in requests:
+            futures.append(await producer.send(settings.topic("ingest"),
+                                               value=request.to_json(),
+                                               key=request.job_id.encode()))
+        for done, future in enumerate(futures, 1):
+            await future
+            progress(done, len(futures))
+    finally:
+        await producer.stop()
+
+
+def produce_requests(settings: Settings, requests: list[JobRequest],
+                     progress: Callable[[int, int], None] = lambda d, t: None) -> None:
+    """Send requests to the ingest topic keyed by job_id; returns once all are acked."""
+    asyncio.run(_produce(settings, requests, progress))
+
+
+class ApiClient:
+    """The worker HTTP API (IMGPIPE_API_URL), with the bearer token when configured."""
+
+    def __init__(self, settings: Settings, timeout: float = 10.0) -> None:
+        self.base = settings.api_url.rstrip("/")
+        self.token = settings.api_token
+        self.timeout = timeout
+
+    def get_json(self, path: str) -> tuple[int, Any]:
+        request = urllib.request.Request(self.base + path)
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            body = exc.read()
+            try:
+                return exc.code, json.loads(body)
+            except ValueError:
+                return exc.code, {"error": body.decode(errors="replace")}
+        except (urllib.error.URLError, OSError) as exc:
+            raise ConfigError(f"cannot reach the worker API at {self.base} ({exc}); is a "
+                              "worker running? (`imgpipe worker`, or set IMGPIPE_API_URL)"
+                              ) from None
+
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        status, body = self.get_json(f"/api/jobs/{job_id}")
+        if status == 404:
+            return None
+        if status != 200:
+            raise ConfigError(f"worker API answered {status} for job {job_id}: {body}")
+        return body
+
+    def wait_for(self, job_ids: list[str], timeout: float,
+                 progress: Callable[[int, int], None] = lambda d, t: None,
+                 poll: float = 0.3) -> dict[str, dict[str, Any] | None]:
+        """Poll until every job is terminal or ``timeout`` passes; last state of each."""
+        states: dict[str, dict[str, Any] | None] = dict.fromkeys(job_ids)
+        deadline = time.monotonic() + timeout
+        pending = list(job_ids)
+        while pending:
+            for job_id in list(pending):
+                state = self.job(job_id)
+                states[job_id] = state
+                if state and state["status"] in Status.TERMINAL:
+                    pending.remove(job_id)
+            progress(len(job_ids) - len(pending), len(job_ids))
+            if not pending or time.monotonic() > deadline:
+                break
+            time.sleep(poll)
+        return states
+
+
+def job_summary(job_id: str, state: dict[str, Any] | None) -> dict[str, Any]:
+    """The stable per-job object `submit --json` and `status --json` print."""
+    if state is None:
+        return {"job_id": job_id, "status": "UNKNOWN", "error": "job not seen by a worker yet",
+                "outputs": []}
+    outputs = [{k: o[k] for k in ("variant", "uri", "width", "height", "format", "bytes")}
+               for o in state.get("outputs", [])]
+    return {"job_id": job_id, "status": state["status"], "error": state.get("error"),
+            "error_code": state.get("error_code"), "attempts": state.get("attempts", 0),
+            "outputs": outputs}

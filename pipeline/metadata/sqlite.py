@@ -1,0 +1,128 @@
+"""``sqlite:///PATH`` metadata store: the embedded default."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+from pipeline.errors import MetadataUnavailable
+from pipeline.metadata.base import JobRecord, MetadataStore
+from pipeline.models import OutputInfo
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id       TEXT PRIMARY KEY,
+    status       TEXT NOT NULL,
+    priority     TEXT NOT NULL,
+    tenant       TEXT NOT NULL,
+    source       TEXT NOT NULL,
+    submitted_at REAL NOT NULL,
+    finished_at  REAL NOT NULL,
+    attempts     INTEGER NOT NULL,
+    error_code   TEXT,
+    error        TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, finished_at);
+CREATE TABLE IF NOT EXISTS outputs (
+    job_id  TEXT NOT NULL REFERENCES jobs (job_id) ON DELETE CASCADE,
+    variant TEXT NOT NULL,
+    uri     TEXT NOT NULL,
+    width   INTEGER NOT NULL,
+    height  INTEGER NOT NULL,
+    format  TEXT NOT NULL,
+    bytes   INTEGER NOT NULL,
+    PRIMARY KEY (job_id, variant)
+);
+"""
+
+_JOB_COLUMNS = ("job_id", "status", "priority", "tenant", "source", "submitted_at",
+                "finished_at", "attempts", "error_code", "error")
+
+
+def path_from_sqlite_url(url: str) -> Path:
+    """``sqlite:///./var/m.db`` -> ./var/m.db; ``sqlite:////abs/m.db`` -> /abs/m.db."""
+    return Path(url.removeprefix("sqlite:///"))
+
+
+class SqliteMetadataStore(MetadataStore):
+    """SQLite in WAL mode; one connection guarded by a lock (calls come from threads)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30,
+                                     isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self.migrate()
+
+    @classmethod
+    def from_url(cls, url: str) -> SqliteMetadataStore:
+        return cls(path_from_sqlite_url(url))
+
+    def migrate(self) -> None:
+        with self._lock:
+            self._conn.executescript(SCHEMA)
+
+    def upsert_batch(self, records: list[JobRecord]) -> None:
+        if not records:
+            return
+        placeholders = ",".join("?" * len(_JOB_COLUMNS))
+        try:
+            with self._lock:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for r in records:
+                        self._conn.execute(
+                            f"INSERT OR REPLACE INTO jobs ({','.join(_JOB_COLUMNS)}) "
+                            f"VALUES ({placeholders})",
+                            tuple(getattr(r, c) for c in _JOB_COLUMNS))
+                        self._conn.execute("DELETE FROM outputs WHERE job_id = ?", (r.job_id,))
+                        self._conn.executemany(
+                            "INSERT INTO outputs VALUES (?,?,?,?,?,?,?)",
+                            [(r.job_id, o.variant, o.uri, o.width, o.height, o.format, o.bytes)
+                             for o in r.outputs])
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+        except sqlite3.OperationalError as exc:
+            raise MetadataUnavailable(f"sqlite write failed: {exc}") from exc
+
+    def _outputs(self, job_id: str) -> tuple[OutputInfo, ...]:
+        rows = self._conn.execute(
+            "SELECT variant, uri, width, height, format, bytes FROM outputs "
+            "WHERE job_id = ? ORDER BY variant", (job_id,)).fetchall()
+        return tuple(OutputInfo(*row) for row in rows)
+
+    def get_job(self, job_id: str) -> JobRecord | None:
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT {','.join(_JOB_COLUMNS)} FROM jobs WHERE job_id = ?",
+                (job_id,)).fetchone()
+            if row is None:
+                return None
+            return JobRecord(*row, outputs=self._outputs(job_id))
+
+    def list_jobs(self, status: str | None = None, limit: int = 100) -> list[JobRecord]:
+        query = f"SELECT {','.join(_JOB_COLUMNS)} FROM jobs"
+        params: tuple = ()
+        if status:
+            query += " WHERE status = ?"
+            params = (status,)
+        query += " ORDER BY finished_at DESC LIMIT ?"
+        with self._lock:
+            rows = self._conn.execute(query, (*params, limit)).fetchall()
+            return [JobRecord(*row, outputs=self._outputs(row[0])) for row in rows]
+
+    def count_rows(self) -> tuple[int, int]:
+        with self._lock:
+            jobs = self._conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+            outputs = self._conn.execute("SELECT COUNT(*) FROM outputs").fetchone()[0]
+        return jobs, outputs
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

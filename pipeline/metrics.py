@@ -1,0 +1,25 @@
+"""Prometheus metrics of the pipeline (names follow Prometheus conventions)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+JOBS = Counter("imgpipe_jobs_total", "Jobs that reached an outcome.",
+               ["outcome", "priority"])
+REJECTED = Counter("imgpipe_rejected_total", "Events rejected at ingest, by reason.",
+                   ["reason"])
+DEAD_LETTERS = Counter("imgpipe_dead_letters_total", "Records sent to the dead-letter topic.",
+                       ["stage", "reason"])
+RETRIES = Counter("imgpipe_retries_total", "Jobs sent to the retry topic.", ["reason"])
+DUPLICATES = Counter("imgpipe_duplicates_skipped_total",
+                     "Submissions or redeliveries skipped because the job was done or "
+                     "in flight.", ["stage"])
+BATCH_SIZE = Histogram("imgpipe_batch_size", "Jobs per processing batch.", ["priority"],
+                       buckets=(1, 2, 4, 8, 16, 32, 64, 128))
+BATCH_SECONDS = Histogram("imgpipe_batch_seconds", "Wall time of one processing batch.",
+                          ["priority"])
+STAGE_SECONDS = Histogram("imgpipe_stage_seconds", "Seconds per job in each stage.",
+                          ["stage"])
+IN_FLIGHT = Gauge("imgpipe_jobs_in_flight", "Jobs currently being processed.")
+SOURCE_BYTES = Counter("imgpipe_source_bytes_total", "Bytes of source images read.")
+OUTPUT_BYTES = Counter("imgpipe_output_bytes_total", "Bytes of outputs written.")

@@ -1,0 +1,163 @@
+"""Event and state models, JSON on the wire.
+
+Models are plain frozen dataclasses so the core never depends on Faust; agents parse
+raw bytes with :func:`parse_job_request`, which turns every kind of malformed event into
+an :class:`~pipeline.errors.InvalidRequest` with a precise reason instead of a
+deserialisation crash inside the stream.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pipeline.errors import InvalidRequest
+
+PRIORITIES = ("high", "normal", "low")
+JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+VARIANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+MAX_EVENT_BYTES = 64 * 1024
+
+
+class Status:
+    """Job states; terminal ones never change again unless a job is forced."""
+
+    RECEIVED = "RECEIVED"
+    QUEUED = "QUEUED"
+    PROCESSING = "PROCESSING"
+    DONE = "DONE"
+    RETRYING = "RETRYING"
+    FAILED = "FAILED"
+    REJECTED = "REJECTED"
+    TERMINAL = frozenset({DONE, FAILED, REJECTED})
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """One submitted job: a source image URI and the variants to make of it."""
+
+    job_id: str
+    source: str
+    variants: dict[str, list[dict[str, Any]]]
+    priority: str = "normal"
+    tenant: str = "default"
+    submitted_at: float = field(default_factory=time.time)
+    attempt: int = 0
+    force: bool = False
+    replayed_from: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), separators=(",", ":")).encode()
+
+    def with_attempt(self, attempt: int) -> JobRequest:
+        return JobRequest(**{**self.to_dict(), "attempt": attempt})
+
+    @property
+    def submitted_date(self) -> str:
+        """UTC date of submission: the dt= partition of the job's outputs."""
+        return datetime.fromtimestamp(self.submitted_at, UTC).strftime("%Y-%m-%d")
+
+
+@dataclass(frozen=True)
+class OutputInfo:
+    """One written variant."""
+
+    variant: str
+    uri: str
+    width: int
+    height: int
+    format: str
+    bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_job_request(raw: bytes | str | None) -> JobRequest:
+    """Parse and shape-check one raw ingest event (op semantics are checked elsewhere)."""
+    if raw is None or raw in (b"", ""):
+        raise InvalidRequest("event has an empty value", "empty_event")
+    if len(raw) > MAX_EVENT_BYTES:
+        raise InvalidRequest(f"event is {len(raw)} bytes, more than {MAX_EVENT_BYTES}: "
+                             "send image bytes by URI (claim check), not inline",
+                             "event_too_large")
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidRequest(f"event is not valid JSON: {exc}", "malformed_json") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("event must be a JSON object", "malformed_event")
+    return job_request_from_dict(data)
+
+
+def job_request_from_dict(data: dict[str, Any]) -> JobRequest:
+    """Build a JobRequest from decoded JSON, naming the first bad field."""
+    known = set(JobRequest.__dataclass_fields__)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}", "unknown_field")
+    for name in ("job_id", "source", "variants"):
+        if name not in data:
+            raise InvalidRequest(f"missing required field {name!r}", "missing_field")
+    job_id = data["job_id"]
+    if not isinstance(job_id, str) or not JOB_ID_RE.match(job_id):
+        raise InvalidRequest("job_id must be 1-128 characters of letters, digits, '.', '_' "
+                             "or '-', starting with a letter or digit", "bad_job_id")
+    if not isinstance(data["source"], str) or not data["source"]:
+        raise InvalidRequest("source must be a non-empty URI string", "bad_source")
+    variants = data["variants"]
+    if not isinstance(variants, dict) or not variants:
+        raise InvalidRequest("variants must be a non-empty object {name: [op, ...]}",
+                             "bad_variants")
+    for name, chain in variants.items():
+        if not VARIANT_RE.match(name):
+            raise InvalidRequest(f"variant name {name!r} must be 1-64 letters, digits, "
+                                 "'_' or '-'", "bad_variant_name")
+        if not isinstance(chain, list) or not all(isinstance(op, dict) for op in chain):
+            raise InvalidRequest(f"variant {name!r} must be a list of op objects",
+                                 "bad_variants")
+    priority = data.get("priority", "normal")
+    if priority not in PRIORITIES:
+        raise InvalidRequest(f"priority must be one of {', '.join(PRIORITIES)}, "
+                             f"got {priority!r}", "bad_priority")
+    tenant = data.get("tenant", "default")
+    if not isinstance(tenant, str) or not TENANT_RE.match(tenant):
+        raise InvalidRequest("tenant must be 1-64 letters, digits, '.', '_' or '-'",
+                             "bad_tenant")
+    submitted_at = data.get("submitted_at", time.time())
+    if isinstance(submitted_at, bool) or not isinstance(submitted_at, int | float):
+        raise InvalidRequest("submitted_at must be epoch seconds", "bad_submitted_at")
+    attempt = data.get("attempt", 0)
+    if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 0:
+        raise InvalidRequest("attempt must be a non-negative integer", "bad_attempt")
+    force = data.get("force", False)
+    if not isinstance(force, bool):
+        raise InvalidRequest("force must be true or false", "bad_force")
+    replayed_from = data.get("replayed_from")
+    if replayed_from is not None and not isinstance(replayed_from, dict):
+        raise InvalidRequest("replayed_from must be an object", "bad_replayed_from")
+    return JobRequest(job_id=job_id, source=data["source"], variants=variants,
+                      priority=priority, tenant=tenant, submitted_at=float(submitted_at),
+                      attempt=attempt, force=force, replayed_from=replayed_from)
+
+
+def dead_letter(job_id: str | None, reason: str, message: str, *, stage: str,
+                request: dict[str, Any] | None = None, raw: bytes | None = None,
+                attempts: int = 0, source_topic: str | None = None) -> dict[str, Any]:
+    """The dead-letter record: enough to understand the failure and to replay it."""
+    record: dict[str, Any] = {
+        "job_id": job_id, "reason": reason, "error": message, "stage": stage,
+        "attempts": attempts, "failed_at": time.time(), "source_topic": source_topic,
+        "request": request,
+    }
+    if request is None and raw is not None:
+        record["raw"] = raw[:4096].decode("utf-8", errors="replace")
+    return record

@@ -1,0 +1,18 @@
+"""Object stores chosen by URL scheme: ``file://DIR`` (default) or ``gs://BUCKET/PREFIX``."""
+
+from __future__ import annotations
+
+from pipeline.errors import ConfigError
+from pipeline.objects.base import ObjectStore, check_key
+from pipeline.objects.local import LocalObjectStore
+
+
+def open_object_store(url: str) -> ObjectStore:
+    """The object store configured by ``url``."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme == "file":
+        return LocalObjectStore.from_url(url)
+    raise ConfigError(f"IMGPIPE_OBJECT_STORE: unsupported URL {url!r}; use file://DIR")
+
+
+__all__ = ["LocalObjectStore", "ObjectStore", "check_key", "open_object_store"]

@@ -1,0 +1,53 @@
+"""The object store contract: sources are read and outputs written through it."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from abc import ABC, abstractmethod
+
+from pipeline.errors import SourceNotAllowed
+
+_KEY_SEGMENT = re.compile(r"^[A-Za-z0-9._=-]+$")
+
+
+def check_key(key: str) -> str:
+    """Reject keys that could escape the store (``..``, absolute, odd characters)."""
+    if not key or key.startswith("/") or "\\" in key:
+        raise SourceNotAllowed(f"object key {key!r} must be a relative path", "bad_key")
+    parts = key.split("/")
+    for part in parts:
+        if part in ("", ".", "..") or not _KEY_SEGMENT.match(part):
+            raise SourceNotAllowed(f"object key {key!r} has an invalid segment {part!r}",
+                                   "bad_key")
+    return posixpath.join(*parts)
+
+
+class ObjectStore(ABC):
+    """Bytes by URI. Writes to the same key overwrite, so retries never duplicate."""
+
+    scheme: str
+
+    @abstractmethod
+    def owns(self, uri: str) -> bool:
+        """True if ``uri`` lies inside this store (used to allow-list sources)."""
+
+    @abstractmethod
+    def get(self, uri: str, max_bytes: int) -> bytes:
+        """Object bytes; SourceNotFound if absent, ImageRejected('too_large') if bigger
+        than ``max_bytes``."""
+
+    @abstractmethod
+    def put(self, key: str, data: bytes, content_type: str) -> str:
+        """Write (or overwrite) ``key`` atomically and return its URI."""
+
+    @abstractmethod
+    def exists(self, uri: str) -> bool:
+        """True if an object is stored at ``uri``."""
+
+    @abstractmethod
+    def uri_for(self, key: str) -> str:
+        """The URI ``key`` has (or would have) in this store."""
+
+    def close(self) -> None:
+        """Release clients and connections."""

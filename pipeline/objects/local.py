@@ -1,0 +1,85 @@
+"""``file://DIR`` object store: a local folder, written by temp file + rename."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from pipeline.errors import ImageRejected, SourceNotAllowed, SourceNotFound, StorageUnavailable
+from pipeline.objects.base import ObjectStore, check_key
+
+
+def path_from_file_uri(uri: str) -> Path:
+    """``file:///abs/path`` or ``file://./rel`` -> Path (relative to the CWD)."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        raise SourceNotAllowed(f"not a file:// URI: {uri!r}", "bad_scheme")
+    raw = unquote(parsed.netloc + parsed.path)
+    return Path(raw)
+
+
+class LocalObjectStore(ObjectStore):
+    """Objects as files under ``root``; URIs are absolute ``file://`` URIs."""
+
+    scheme = "file"
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root).resolve()
+
+    @classmethod
+    def from_url(cls, url: str) -> LocalObjectStore:
+        return cls(path_from_file_uri(url))
+
+    def _path_of(self, uri: str) -> Path:
+        path = Path(os.path.realpath(path_from_file_uri(uri)))
+        if path != self.root and self.root not in path.parents:
+            raise SourceNotAllowed(f"{uri!r} is outside the allowed root {self.root}",
+                                   "path_outside_root")
+        return path
+
+    def owns(self, uri: str) -> bool:
+        try:
+            self._path_of(uri)
+        except SourceNotAllowed:
+            return False
+        return True
+
+    def get(self, uri: str, max_bytes: int) -> bytes:
+        path = self._path_of(uri)
+        try:
+            with path.open("rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                if size > max_bytes:
+                    raise ImageRejected(f"source is {size} bytes, more than the {max_bytes} "
+                                        "byte limit", "source_too_large")
+                return handle.read(max_bytes + 1)
+        except FileNotFoundError:
+            raise SourceNotFound(f"no object at {uri}") from None
+        except IsADirectoryError:
+            raise SourceNotFound(f"{uri} is a directory, not an object") from None
+        except PermissionError as exc:
+            raise SourceNotAllowed(f"cannot read {uri}: {exc.strerror}") from None
+
+    def put(self, key: str, data: bytes, content_type: str) -> str:
+        path = self.root / check_key(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot write {path}: {exc.strerror}") from exc
+        return path.as_uri()
+
+    def exists(self, uri: str) -> bool:
+        return self._path_of(uri).is_file()
+
+    def uri_for(self, key: str) -> str:
+        return (self.root / check_key(key)).as_uri()

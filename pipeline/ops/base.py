@@ -1,0 +1,147 @@
+"""The contract every image operation implements, and typed parameter declarations.
+
+An operation declares its parameters once (:class:`Param`); validation of a JSON op
+object and the compact CLI spec both come from that declaration, so parsing never
+drifts from processing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from pipeline.errors import InvalidRequest
+
+_REQUIRED = object()
+
+
+@dataclass
+class Frame:
+    """A decoded image in flight: uint8 pixels (H x W, H x W x 3 RGB or x 4 RGBA)."""
+
+    pixels: np.ndarray
+    source_format: str = ""
+    exif: bytes | None = None
+    icc_profile: bytes | None = None
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.pixels.ndim == 3 and self.pixels.shape[2] == 4
+
+    def replace(self, pixels: np.ndarray) -> Frame:
+        return Frame(pixels, self.source_format, self.exif, self.icc_profile)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds that keep one job from exhausting a worker."""
+
+    max_output_pixels: int = 25_000_000
+    max_dimension: int = 16384
+
+
+@dataclass(frozen=True)
+class Param:
+    """One typed, bounded parameter of an operation."""
+
+    name: str
+    kind: type
+    default: Any = _REQUIRED
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[Any, ...] | None = None
+    help: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is _REQUIRED
+
+    def coerce(self, op: str, value: Any) -> Any:
+        """Return ``value`` as this parameter's type or raise a precise InvalidRequest."""
+        where = f"{op}.{self.name}"
+        if self.kind is bool:
+            if not isinstance(value, bool):
+                raise InvalidRequest(f"{where} must be true or false, got {value!r}",
+                                     "bad_param")
+        elif self.kind is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                if isinstance(value, float) and value.is_integer():
+                    value = int(value)
+                else:
+                    raise InvalidRequest(f"{where} must be an integer, got {value!r}",
+                                         "bad_param")
+        elif self.kind is float:
+            if isinstance(value, bool) or not isinstance(value, int | float) or (
+                    not math.isfinite(value)):
+                raise InvalidRequest(f"{where} must be a finite number, got {value!r}",
+                                     "bad_param")
+            value = float(value)
+        elif self.kind is str and not isinstance(value, str):
+            raise InvalidRequest(f"{where} must be a string, got {value!r}", "bad_param")
+        if self.choices is not None and value not in self.choices:
+            raise InvalidRequest(f"{where} must be one of {', '.join(map(str, self.choices))}"
+                                 f", got {value!r}", "bad_param")
+        if self.minimum is not None and value < self.minimum:
+            raise InvalidRequest(f"{where} must be >= {self.minimum}, got {value!r}",
+                                 "bad_param")
+        if self.maximum is not None and value > self.maximum:
+            raise InvalidRequest(f"{where} must be <= {self.maximum}, got {value!r}",
+                                 "bad_param")
+        return value
+
+
+class Operation:
+    """Base class: subclasses set ``name``/``params`` and implement ``apply``."""
+
+    name: ClassVar[str]
+    params: ClassVar[tuple[Param, ...]] = ()
+    #: True if the op's parameters are in source-pixel coordinates, so the source
+    #: must not be shrunk on load before it (e.g. a crop box).
+    needs_full_resolution: ClassVar[bool] = False
+
+    def validate(self, raw: dict[str, Any], limits: Limits) -> dict[str, Any]:
+        """Typed arguments with defaults filled, or InvalidRequest naming the problem."""
+        declared = {p.name: p for p in self.params}
+        unknown = sorted(set(raw) - set(declared) - {"op"})
+        if unknown:
+            raise InvalidRequest(f"{self.name}: unknown parameter(s) {', '.join(unknown)}; "
+                                 f"expected {', '.join(declared) or 'none'}", "bad_param")
+        args: dict[str, Any] = {}
+        for param in self.params:
+            if param.name in raw:
+                args[param.name] = param.coerce(self.name, raw[param.name])
+            elif param.required:
+                raise InvalidRequest(f"{self.name}: missing parameter {param.name!r}",
+                                     "missing_param")
+            else:
+                args[param.name] = param.default
+        self.check(args, limits)
+        return args
+
+    def check(self, args: dict[str, Any], limits: Limits) -> None:
+        """Cross-parameter checks; override when parameters depend on each other."""
+
+    def output_size(self, width: int, height: int, args: dict[str, Any]) -> tuple[int, int]:
+        """Size of the result for a ``width`` x ``height`` input (default: unchanged)."""
+        return width, height
+
+    def load_scale(self, width: int, height: int, args: dict[str, Any]) -> float | None:
+        """How far the source may be shrunk on load for this op (1.0 = not at all).
+
+        None means the op does not care (it does not read pixel geometry).
+        """
+        return None
+
+    def apply(self, frame: Frame, args: dict[str, Any]) -> Frame:
+        raise NotImplementedError

@@ -1,0 +1,85 @@
+"""A validated op chain per variant, and running it over a decoded frame."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.errors import ImageRejected, InvalidRequest
+from pipeline.ops.base import Frame, Limits, Operation
+from pipeline.ops.encode import Encoded, encode_frame
+from pipeline.ops.registry import get_operation
+
+MAX_STEPS = 32
+DEFAULT_ENCODE = {"op": "encode", "format": "jpeg"}
+
+
+@dataclass(frozen=True)
+class Step:
+    operation: Operation
+    args: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Chain:
+    """The steps of one variant; the last one is always encode."""
+
+    steps: tuple[Step, ...]
+    encode_args: dict[str, Any]
+
+    def load_scale(self, width: int, height: int) -> float:
+        """How far this chain lets a ``width`` x ``height`` source shrink on load."""
+        for step in self.steps:
+            if step.operation.needs_full_resolution:
+                return 1.0
+            scale = step.operation.load_scale(width, height, step.args)
+            if scale is not None:
+                return scale
+        return 1.0
+
+    def run(self, frame: Frame, limits: Limits) -> Encoded:
+        for step in self.steps:
+            w, h = step.operation.output_size(frame.width, frame.height, step.args)
+            if w * h > limits.max_output_pixels or max(w, h) > limits.max_dimension:
+                raise ImageRejected(f"{step.operation.name} would make a {w}x{h} image, more "
+                                    "than the output limit", "output_too_large")
+            frame = step.operation.apply(frame, step.args)
+        return encode_frame(frame, self.encode_args)
+
+
+def compile_chain(ops: list[dict[str, Any]], limits: Limits) -> Chain:
+    """Validate one variant's op list; a missing encode step defaults to JPEG."""
+    if len(ops) > MAX_STEPS:
+        raise InvalidRequest(f"a variant may have at most {MAX_STEPS} ops, got {len(ops)}",
+                             "too_many_ops")
+    steps: list[Step] = []
+    encode_args: dict[str, Any] | None = None
+    for index, raw in enumerate(ops):
+        if encode_args is not None:
+            raise InvalidRequest("encode must be the last op of a variant", "bad_chain")
+        if not isinstance(raw, dict):
+            raise InvalidRequest(f"op #{index + 1} must be an object", "bad_chain")
+        operation = get_operation(raw.get("op"))
+        args = operation.validate(raw, limits)
+        if operation.name == "encode":
+            encode_args = args
+        else:
+            steps.append(Step(operation, args))
+    if encode_args is None:
+        encode_args = get_operation("encode").validate(DEFAULT_ENCODE, limits)
+    return Chain(tuple(steps), encode_args)
+
+
+def compile_variants(variants: dict[str, list[dict[str, Any]]], limits: Limits,
+                     max_variants: int) -> dict[str, Chain]:
+    """Validate every variant of a job, naming the variant in any error."""
+    if len(variants) > max_variants:
+        raise InvalidRequest(f"a job may request at most {max_variants} variants, got "
+                             f"{len(variants)}", "too_many_variants")
+    chains = {}
+    for name, ops in variants.items():
+        try:
+            chains[name] = compile_chain(ops, limits)
+        except InvalidRequest as exc:
+            raise InvalidRequest(f"variant {name!r}: {exc.message}", exc.code) from None
+    return chains

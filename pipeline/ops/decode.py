@@ -1,0 +1,89 @@
+"""Safe decoding of untrusted image bytes.
+
+The pixel limit is checked from the header before any pixel is decoded, so a
+decompression bomb costs a header parse, not gigabytes. JPEG sources may be shrunk
+in the DCT domain on load (Pillow ``draft``) when every variant wants far fewer pixels.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from pipeline.errors import ImageRejected
+from pipeline.ops.base import Frame
+
+ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP", "MPO"})
+
+# Our own header check below is the real guard; Pillow's is a second line of defence.
+Image.MAX_IMAGE_PIXELS = 200_000_000
+
+
+def decode(data: bytes, *, max_pixels: int, load_scale: float = 1.0) -> Frame:
+    """Decode ``data`` into a Frame, or raise ImageRejected with a precise reason.
+
+    ``load_scale`` < 1 lets JPEG decoding shrink by up to that factor for free.
+    EXIF orientation is applied so pixels are upright.
+    """
+    if not data:
+        raise ImageRejected("source is empty (0 bytes)", "empty_source")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageRejected("image header declares more pixels than allowed",
+                            "decompression_bomb") from None
+    except UnidentifiedImageError:
+        raise ImageRejected("source is not a recognised image", "not_an_image") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageRejected(f"image header is corrupt: {exc}", "corrupt_image") from None
+    with image:
+        fmt = image.format or "unknown"
+        if fmt not in ACCEPTED_FORMATS:
+            raise ImageRejected(f"format {fmt} is not supported", "unsupported_format")
+        width, height = image.size
+        if width <= 0 or height <= 0:
+            raise ImageRejected(f"image has no pixels ({width}x{height})", "corrupt_image")
+        if width * height > max_pixels:
+            raise ImageRejected(f"image is {width}x{height} = {width * height} pixels, more "
+                                f"than the {max_pixels} limit", "decompression_bomb")
+        exif = image.info.get("exif")
+        icc = image.info.get("icc_profile")
+        if fmt in ("JPEG", "MPO") and load_scale < 0.5:
+            target = (max(1, int(width * load_scale)), max(1, int(height * load_scale)))
+            image.draft(image.mode if image.mode in ("RGB", "L") else "RGB", target)
+        try:
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            pixels = _to_uint8_array(image)
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise ImageRejected(f"image data is truncated or corrupt: {exc}",
+                                "corrupt_image") from None
+        except MemoryError:
+            raise ImageRejected("image is too large to decode", "too_large") from None
+    return Frame(pixels, fmt.lower(), exif, icc)
+
+
+def _to_uint8_array(image: Image.Image) -> np.ndarray:
+    """Normalise every mode (16-bit, palette, CMYK, LA, 1, I, F) to L, RGB or RGBA."""
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        return np.clip(arr * (255.0 / peak) + 0.5, 0, 255).astype(np.uint8)
+    if mode == "F":
+        arr = np.asarray(image, dtype=np.float64)
+        return np.clip(arr * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif mode in ("LA", "PA", "RGBa", "La"):
+        image = image.convert("RGBA")
+    elif mode == "1":
+        image = image.convert("L")
+    elif mode not in ("L", "RGB", "RGBA"):
+        image = image.convert("RGB")
+    return np.asarray(image)

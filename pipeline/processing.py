@@ -1,0 +1,106 @@
+"""One processing batch: image work in the executor, then one metadata commit.
+
+The agent hands a batch here and applies the returned outcomes (table, topics); nothing
+in this module raises for a single bad job: every failure becomes an Outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+
+from pipeline import metrics
+from pipeline.errors import ImgpipeError, PermanentError, RetryableError
+from pipeline.metadata import JobRecord
+from pipeline.models import JobRequest, OutputInfo, Status
+from pipeline.ops import Chain
+from pipeline.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+DONE, FAILED, RETRY = "done", "failed", "retry"
+
+
+@dataclass
+class Outcome:
+    request: JobRequest
+    kind: str
+    outputs: list[OutputInfo] = field(default_factory=list)
+    error: ImgpipeError | None = None
+    retry_at: float = 0.0
+
+
+def retry_delay(attempt: int, base: float, cap: float = 300.0) -> float:
+    """Exponential backoff with full jitter: uniform in [base*2^attempt/2, base*2^attempt]."""
+    ceiling = min(cap, base * (2 ** attempt))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def classify(request: JobRequest, result: list[OutputInfo] | BaseException,
+             max_attempts: int, backoff: float) -> Outcome:
+    """Turn one job's result or exception into its outcome (done / failed / retry)."""
+    if not isinstance(result, BaseException):
+        return Outcome(request, DONE, outputs=result)
+    error: ImgpipeError
+    if isinstance(result, ImgpipeError):
+        error = result
+    else:
+        log.error("unexpected error processing job_id=%s", request.job_id, exc_info=result)
+        error = RetryableError(f"internal error: {type(result).__name__}: {result}",
+                               "internal_error")
+    if isinstance(error, PermanentError):
+        return Outcome(request, FAILED, error=error)
+    attempts_made = request.attempt + 1
+    if attempts_made >= max_attempts:
+        exhausted = PermanentError(f"gave up after {attempts_made} attempts: {error.message}",
+                                   "retries_exhausted")
+        return Outcome(request, FAILED, error=exhausted)
+    delay = retry_delay(request.attempt, backoff)
+    return Outcome(request, RETRY, error=error, retry_at=time.time() + delay)
+
+
+def job_record(outcome: Outcome, now: float) -> JobRecord:
+    request = outcome.request
+    return JobRecord(
+        job_id=request.job_id,
+        status=Status.DONE if outcome.kind == DONE else Status.FAILED,
+        priority=request.priority, tenant=request.tenant, source=request.source,
+        submitted_at=request.submitted_at, finished_at=now, attempts=request.attempt + 1,
+        error_code=outcome.error.code if outcome.error else None,
+        error=outcome.error.message if outcome.error else None,
+        outputs=tuple(outcome.outputs),
+    )
+
+
+async def run_batch(work: list[tuple[JobRequest, dict[str, Chain]]], runtime: Runtime
+                    ) -> list[Outcome]:
+    """Process every job of the batch concurrently, then write all metadata in one commit."""
+    settings = runtime.settings
+    metrics.IN_FLIGHT.inc(len(work))
+    try:
+        results = await asyncio.gather(
+            *(runtime.executor.run(runtime.engine.run, request, chains)
+              for request, chains in work),
+            return_exceptions=True)
+    finally:
+        metrics.IN_FLIGHT.dec(len(work))
+    outcomes = [classify(request, result, settings.max_attempts, settings.retry_backoff)
+                for (request, _), result in zip(work, results, strict=True)]
+    final = [o for o in outcomes if o.kind in (DONE, FAILED)]
+    if final:
+        now = time.time()
+        try:
+            await asyncio.to_thread(runtime.metadata.upsert_batch,
+                                    [job_record(o, now) for o in final])
+        except Exception as exc:
+            error = exc if isinstance(exc, ImgpipeError) else RetryableError(
+                f"metadata write failed: {exc}", "metadata_unavailable")
+            log.warning("metadata write for %d jobs failed (%s); retrying them",
+                        len(final), error.message)
+            outcomes = [classify(o.request, error, settings.max_attempts,
+                                 settings.retry_backoff) if o.kind != RETRY else o
+                        for o in outcomes]
+    return outcomes

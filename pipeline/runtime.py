@@ -1,0 +1,59 @@
+"""The services a worker process uses, built once from settings on first use."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from pipeline.admission import AdmissionPolicy
+from pipeline.engine import Engine, EngineLimits
+from pipeline.executor import ImageExecutor
+from pipeline.metadata import MetadataStore, open_metadata_store
+from pipeline.objects import ObjectStore, open_object_store
+from pipeline.ops import Limits
+from pipeline.settings import Settings
+from pipeline.sources import SourcePolicy
+
+
+class Runtime:
+    """Lazily built object store, metadata store, engine and executor."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def object_store(self) -> ObjectStore:
+        return open_object_store(self.settings.object_store)
+
+    @cached_property
+    def metadata(self) -> MetadataStore:
+        return open_metadata_store(self.settings.metadata_url)
+
+    @cached_property
+    def sources(self) -> SourcePolicy:
+        return SourcePolicy.from_settings(self.object_store, self.settings.source_roots)
+
+    @cached_property
+    def limits(self) -> Limits:
+        return Limits(max_output_pixels=self.settings.max_output_pixels)
+
+    @cached_property
+    def admission(self) -> AdmissionPolicy:
+        return AdmissionPolicy(self.limits, self.settings.max_variants, self.sources)
+
+    @cached_property
+    def engine(self) -> Engine:
+        limits = EngineLimits(self.settings.max_source_bytes, self.settings.max_source_pixels,
+                              self.limits)
+        return Engine(self.object_store, self.sources, limits)
+
+    @cached_property
+    def executor(self) -> ImageExecutor:
+        return ImageExecutor(self.settings.image_thread_count)
+
+    def close(self) -> None:
+        if "executor" in self.__dict__:
+            self.executor.shutdown()
+        if "metadata" in self.__dict__:
+            self.metadata.close()
+        if "object_store" in self.__dict__:
+            self.object_store.close()

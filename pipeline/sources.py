@@ -1,0 +1,38 @@
+"""Which source URIs a job may read, and reading them (the claim check's other half)."""
+
+from __future__ import annotations
+
+from pipeline.errors import SourceNotAllowed
+from pipeline.objects import LocalObjectStore, ObjectStore
+
+
+class SourcePolicy:
+    """Sources must live in the object store or under an explicitly allowed root.
+
+    Nothing is ever fetched from an arbitrary URL: http(s) and unknown schemes are
+    refused, and file:// paths are resolved (symlinks included) before the check.
+    """
+
+    def __init__(self, store: ObjectStore, extra_roots: list[str] | tuple[str, ...] = ()):
+        self.stores: list[ObjectStore] = [store]
+        self.stores += [LocalObjectStore(root) for root in extra_roots if root]
+
+    @classmethod
+    def from_settings(cls, store: ObjectStore, source_roots: str) -> SourcePolicy:
+        return cls(store, [r.strip() for r in source_roots.split(",") if r.strip()])
+
+    def store_for(self, uri: str) -> ObjectStore:
+        """The store that holds ``uri`` or SourceNotAllowed."""
+        if not isinstance(uri, str) or "://" not in uri:
+            raise SourceNotAllowed(f"source {uri!r} is not a URI", "bad_source")
+        for store in self.stores:
+            if uri.startswith(store.scheme + "://") and store.owns(uri):
+                return store
+        raise SourceNotAllowed(f"source {uri!r} is outside the allowed stores and roots",
+                               "source_not_allowed")
+
+    def check(self, uri: str) -> None:
+        self.store_for(uri)
+
+    def read(self, uri: str, max_bytes: int) -> bytes:
+        return self.store_for(uri).get(uri, max_bytes)

@@ -1,0 +1,126 @@
+"""Pure state transitions of a job (the values of the jobs table).
+
+A state is a plain dict (JSON in the changelog). Every function returns a new dict and
+appends to a bounded history, so the job's path through the pipeline stays visible.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pipeline.errors import ImgpipeError
+from pipeline.models import JobRequest, OutputInfo, Status
+
+HISTORY_LIMIT = 50
+IN_FLIGHT = frozenset({Status.QUEUED, Status.PROCESSING, Status.RETRYING})
+
+
+def _advance(state: dict[str, Any], status: str, now: float | None, **changes: Any
+             ) -> dict[str, Any]:
+    now = time.time() if now is None else now
+    entry = {"status": status, "at": now}
+    if changes.get("error"):
+        entry["error"] = changes["error"]["code"]
+    history = [*state.get("history", []), entry][-HISTORY_LIMIT:]
+    return {**state, **changes, "status": status, "updated_at": now, "history": history}
+
+
+def _new(job_id: str, request: JobRequest | None) -> dict[str, Any]:
+    return {
+        "job_id": job_id,
+        "status": Status.RECEIVED,
+        "priority": request.priority if request else None,
+        "tenant": request.tenant if request else None,
+        "source": request.source if request else None,
+        "submitted_at": request.submitted_at if request else None,
+        "attempts": 0,
+        "outputs": [],
+        "error": None,
+        "history": [],
+        "queued_by": None,
+        "replays": 0,
+    }
+
+
+def error_dict(error: ImgpipeError) -> dict[str, str]:
+    return error.to_dict()
+
+
+def queued(state: dict[str, Any] | None, request: JobRequest, origin: str,
+           now: float | None = None) -> dict[str, Any]:
+    """Admitted at ingest; ``origin`` (topic/partition/offset) identifies the event."""
+    base = _new(request.job_id, request) if state is None else state
+    replays = base.get("replays", 0) + (1 if request.replayed_from else 0)
+    return _advance(base, Status.QUEUED, now, priority=request.priority,
+                    tenant=request.tenant, source=request.source,
+                    submitted_at=request.submitted_at, attempts=request.attempt,
+                    outputs=[], error=None, queued_by=origin, replays=replays)
+
+
+def rejected(state: dict[str, Any] | None, job_id: str, error: ImgpipeError,
+             request: JobRequest | None = None, now: float | None = None) -> dict[str, Any]:
+    base = _new(job_id, request) if state is None else state
+    return _advance(base, Status.REJECTED, now, error=error_dict(error))
+
+
+def processing(state: dict[str, Any] | None, request: JobRequest,
+               now: float | None = None) -> dict[str, Any]:
+    base = _new(request.job_id, request) if state is None else state
+    return _advance(base, Status.PROCESSING, now, attempts=request.attempt + 1)
+
+
+def done(state: dict[str, Any], outputs: list[OutputInfo], now: float | None = None
+         ) -> dict[str, Any]:
+    return _advance(state, Status.DONE, now, outputs=[o.to_dict() for o in outputs],
+                    error=None)
+
+
+def retrying(state: dict[str, Any], error: ImgpipeError, retry_at: float,
+             now: float | None = None) -> dict[str, Any]:
+    return _advance(state, Status.RETRYING, now, error=error_dict(error), retry_at=retry_at)
+
+
+def failed(state: dict[str, Any], error: ImgpipeError, now: float | None = None
+           ) -> dict[str, Any]:
+    return _advance(state, Status.FAILED, now, error=error_dict(error))
+
+
+def is_duplicate_submission(state: dict[str, Any] | None, request: JobRequest,
+                            origin: str) -> bool:
+    """True if ``request`` must not be routed again.
+
+    Finished jobs are answered from the table unless forced; a job already in flight
+    is not queued twice. The same ingest event seen again (a redelivery after a crash)
+    is always routed again, so a crash between the table write and the routing send
+    can never strand a job in QUEUED.
+    """
+    if state is None or request.force:
+        return False
+    if state["status"] == Status.DONE:
+        return True
+    return state["status"] in IN_FLIGHT and state.get("queued_by") != origin
+
+
+def should_skip_processing(state: dict[str, Any] | None, request: JobRequest) -> bool:
+    """True if a (re)delivered processing message has nothing left to do."""
+    return bool(state and state["status"] == Status.DONE and not request.force)
+
+
+def public_view(state: dict[str, Any]) -> dict[str, Any]:
+    """The job as the API and CLI show it."""
+    error = state.get("error")
+    return {
+        "job_id": state["job_id"],
+        "status": state["status"],
+        "priority": state.get("priority"),
+        "tenant": state.get("tenant"),
+        "attempts": state.get("attempts", 0),
+        "error": error["message"] if error else None,
+        "error_code": error["code"] if error else None,
+        "outputs": state.get("outputs", []),
+        "history": state.get("history", []),
+        "submitted_at": state.get("submitted_at"),
+        "updated_at": state.get("updated_at"),
+        "replays": state.get("replays", 0),
+    }
