@@ -6,6 +6,8 @@ This module only wires things together. Agents live in ``agents/``, tables in
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import faust
 
 from pipeline.runtime import Runtime
@@ -13,10 +15,18 @@ from pipeline.settings import Settings
 from pipeline.topics import TopicNames
 
 
+class PipelineApp(faust.App):
+    """Faust's App, but a module that fails to import stops the worker instead of
+    leaving it running without the agents or tables of that module."""
+
+    def _on_autodiscovery_error(self, name: str) -> None:
+        raise
+
 def create_app(settings: Settings) -> faust.App:
     """A Faust app configured from ``settings`` (topics are created by ``imgpipe topics
     create``, never auto-declared with default partitions)."""
-    return faust.App(
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    return PipelineApp(
         settings.app_id,
         broker=[f"kafka://{h}" for h in settings.bootstrap_servers.split(",")],
         autodiscover=["agents", "tables"],

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import faust
+
 from pipeline.app import app, settings
 
 jobs = app.Table(
     "jobs",
     default=None,
-    key_type=str,
+    schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
     partitions=settings.partitions,
     use_partitioner=True,
-    key_serializer="raw",
-    value_serializer="json",
     help="job_id -> state, attempts, history, outputs, error",
 )
 

@@ -41,10 +41,21 @@ class JobList(View):
         return self.json({"jobs": [public_view(s) for s in states[:limit]]})
 
 
+async def _load_changelog_metadata() -> None:
+    """Routing hashes the key with the producer's metadata for the changelog topic,
+    which a worker that has not yet written to it lacks: fetch it first."""
+    producer = app.producer._ensure_producer()
+    await producer.partitions_for(jobs.changelog_topic.get_topic_name())
+
+
 @app.page("/api/jobs/{job_id}")
 class JobDetail(View):
-    @app.table_route(table=jobs, match_info="job_id")
     async def get(self, request: Request, job_id: str) -> Response:
+        await _load_changelog_metadata()
+        return await self.get_from_owner(request, job_id=job_id)
+
+    @app.table_route(table=jobs, match_info="job_id")
+    async def get_from_owner(self, request: Request, job_id: str) -> Response:
         state = jobs.get(job_id)
         if state is None:
             return self.json({"error": f"no job {job_id!r}", "job_id": job_id}, status=404)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import quote, unquote, urlparse
 
 from pipeline.errors import ImageRejected, SourceNotAllowed, SourceNotFound, StorageUnavailable
 from pipeline.objects.base import ObjectStore, check_key
@@ -18,6 +18,11 @@ def path_from_file_uri(uri: str) -> Path:
         raise SourceNotAllowed(f"not a file:// URI: {uri!r}", "bad_scheme")
     raw = unquote(parsed.netloc + parsed.path)
     return Path(raw)
+
+
+def file_uri(path: Path) -> str:
+    """Absolute ``file://`` URI that keeps ``=`` readable (``dt=2026-01-01``)."""
+    return "file://" + quote(str(path.resolve()), safe="/=")
 
 
 class LocalObjectStore(ObjectStore):
@@ -76,10 +81,10 @@ class LocalObjectStore(ObjectStore):
                 raise
         except OSError as exc:
             raise StorageUnavailable(f"cannot write {path}: {exc.strerror}") from exc
-        return path.as_uri()
+        return file_uri(path)
 
     def exists(self, uri: str) -> bool:
         return self._path_of(uri).is_file()
 
     def uri_for(self, key: str) -> str:
-        return (self.root / check_key(key)).as_uri()
+        return file_uri(self.root / check_key(key))

@@ -1,0 +1,110 @@
+"""Shared fixtures: one real Kafka broker per test session, workers per test module.
+
+A test that needs Kafka gets it from the ``kafka`` fixture, which starts a real broker
+on free ports and FAILS (never skips) when it cannot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from pipeline import localkafka
+from pipeline.settings import Settings
+from pipeline.workerproc import start_worker, stop_worker, wait_healthy
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory):
+    """A real single-node Kafka for the whole session (shared: every test uses its own
+    topic prefix and consumer group)."""
+    data_dir = tmp_path_factory.mktemp("kafka")
+    try:
+        state = localkafka.up(localkafka.free_port(), data_dir, echo=lambda m: None)
+    except Exception as exc:  # fail loudly: a skipped real test is a failure
+        pytest.fail(f"could not start the test Kafka broker: {exc}", pytrace=False)
+    yield state
+    localkafka.down(data_dir, echo=lambda m: None)
+
+
+@dataclass
+class PipelineEnv:
+    """An isolated pipeline on the shared broker: own topics, group, stores."""
+
+    env: dict[str, str]
+    root: Path
+    workers: list = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        return Settings.from_env(self.env)
+
+    def cli(self, *args: str, check: bool = False, timeout: float = 300
+            ) -> subprocess.CompletedProcess:
+        result = subprocess.run([sys.executable, "-m", "pipeline.cli", *args],
+                                env={**os.environ, **self.env}, capture_output=True,
+                                text=True, timeout=timeout, cwd=self.root)
+        if check and result.returncode != 0:
+            raise AssertionError(f"imgpipe {' '.join(args)} failed ({result.returncode}):\n"
+                                 f"{result.stdout}\n{result.stderr}")
+        return result
+
+    def cli_json(self, *args: str, timeout: float = 300):
+        result = self.cli(*args, timeout=timeout)
+        try:
+            return result.returncode, json.loads(result.stdout)
+        except ValueError:
+            raise AssertionError(f"no JSON from imgpipe {' '.join(args)}:\n{result.stdout}\n"
+                                 f"{result.stderr}") from None
+
+    def start_worker(self, name: str = "w1"):
+        port = localkafka.free_port()
+        log = self.root / f"{name}.log"
+        proc = start_worker({**self.env, "IMGPIPE_DATA_DIR": str(self.root / name)}, log, port)
+        self.workers.append((proc, log))
+        try:
+            wait_healthy(proc, f"http://127.0.0.1:{port}", log, timeout=90)
+        except Exception as exc:
+            pytest.fail(f"worker {name} did not start: {exc}", pytrace=False)
+        return proc, port, log
+
+
+def make_env(kafka_state, root: Path, **overrides: str) -> PipelineEnv:
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    env = {
+        "IMGPIPE_BROKER": f"kafka://{kafka_state.bootstrap}",
+        "IMGPIPE_APP_ID": prefix,
+        "IMGPIPE_TOPIC_PREFIX": prefix,
+        "IMGPIPE_PARTITIONS": "4",
+        "IMGPIPE_OBJECT_STORE": f"file://{root / 'objects'}",
+        "IMGPIPE_METADATA_URL": f"sqlite:///{root / 'metadata.db'}",
+        "IMGPIPE_BATCH_WINDOW": "0.1",
+        "IMGPIPE_RETRY_BACKOFF": "0.2",
+        **overrides,
+    }
+    return PipelineEnv(env, root)
+
+
+@pytest.fixture(scope="module")
+def pipeline(kafka, tmp_path_factory, request):
+    """An isolated pipeline with its topics created and one worker running."""
+    root = tmp_path_factory.mktemp("pipeline")
+    env = make_env(kafka, root)
+    env.cli("topics", "create", check=True)
+    _, port, _ = env.start_worker()
+    env.env["IMGPIPE_API_URL"] = f"http://127.0.0.1:{port}"
+    yield env
+    for proc, log in env.workers:
+        code = stop_worker(proc)
+        if request.session.testsfailed:
+            sys.stderr.write(f"\n--- worker log {log} (exit {code}) ---\n"
+                             + log.read_text(errors="replace")[-6000:])

@@ -1,0 +1,50 @@
+"""Small real-Kafka helpers for tests: produce raw records, read a whole topic."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+
+def produce_raw(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes | None]]
+                ) -> None:
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        await producer.start()
+        try:
+            for key, value in records:
+                await (await producer.send(topic, key=key, value=value))
+        finally:
+            await producer.stop()
+
+    asyncio.run(run())
+
+
+def read_topic(bootstrap: str, topic: str) -> list[dict]:
+    """Every record now in ``topic`` (values JSON-decoded), without a consumer group."""
+
+    async def run() -> list[dict]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                    enable_auto_commit=False)
+        await consumer.start()
+        try:
+            await consumer._client.set_topics([topic])  # load the topic's metadata
+            partitions = consumer.partitions_for_topic(topic) or set()
+            assert partitions, f"topic {topic} does not exist"
+            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            ends = await consumer.end_offsets(tps)
+            records = []
+            for tp in tps:
+                while await consumer.position(tp) < ends[tp]:
+                    batch = await consumer.getmany(tp, timeout_ms=2000)
+                    for message in batch.get(tp, []):
+                        records.append(json.loads(message.value))
+            return records
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(run())
