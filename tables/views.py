@@ -6,12 +6,25 @@ answers the same from any worker behind a load balancer.
 
 from __future__ import annotations
 
+import hmac
+
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from pipeline.app import app
+from pipeline.app import app, settings
 from tables.jobs import jobs, local_states
 from tables.transitions import public_view
+
+
+def unauthorized(view: View, request: Request) -> Response | None:
+    """A 401 response unless the request carries IMGPIPE_API_TOKEN (when one is set)."""
+    if not settings.api_token:
+        return None
+    supplied = request.headers.get("Authorization", "")
+    if hmac.compare_digest(supplied.encode(), f"Bearer {settings.api_token}".encode()):
+        return None
+    return view.json({"error": "missing or wrong bearer token (Authorization: Bearer ...)"},
+                     status=401)
 
 
 @app.page("/healthz")
@@ -31,6 +44,8 @@ class JobList(View):
     """Jobs held by this worker's table partitions, most recently updated first."""
 
     async def get(self, request: Request) -> Response:
+        if denied := unauthorized(self, request):
+            return denied
         status = request.query.get("status")
         try:
             limit = max(1, min(1000, int(request.query.get("limit", "100"))))
@@ -51,6 +66,8 @@ async def _load_changelog_metadata() -> None:
 @app.page("/api/jobs/{job_id}")
 class JobDetail(View):
     async def get(self, request: Request, job_id: str) -> Response:
+        if denied := unauthorized(self, request):
+            return denied
         await _load_changelog_metadata()
         return await self.get_from_owner(request, job_id=job_id)
 

@@ -1,0 +1,86 @@
+"""`imgpipe kafka up/down/status` and `imgpipe topics create` against real brokers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from pipeline import localkafka
+from tests.conftest import make_env
+
+pytestmark = pytest.mark.kafka
+
+
+def imgpipe(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True,
+                          text=True, env={**os.environ, **(env or {})}, timeout=180)
+
+
+def test_up_status_down_cycle(tmp_path):
+    port = localkafka.free_port()
+    data_dir = str(tmp_path / "k")
+    started = time.monotonic()
+    up = imgpipe("kafka", "up", "--port", str(port), "--data-dir", data_dir)
+    assert up.returncode == 0, up.stderr
+    assert up.stdout.strip() == f"127.0.0.1:{port}"
+    first_start = time.monotonic() - started
+    try:
+        again = imgpipe("kafka", "up", "--port", str(port), "--data-dir", data_dir)
+        assert again.returncode == 0 and "already running" in again.stderr
+        pid = localkafka.read_state(tmp_path / "k").pid
+        assert localkafka.pid_alive(pid)
+        status = imgpipe("kafka", "status", "--data-dir", data_dir)
+        assert status.returncode == 0 and f"running: 127.0.0.1:{port}" in status.stdout
+    finally:
+        down = imgpipe("kafka", "down", "--data-dir", data_dir)
+    assert down.returncode == 0 and "stopped" in down.stderr
+    assert not localkafka.pid_alive(pid)
+    assert imgpipe("kafka", "status", "--data-dir", data_dir).returncode == 1
+    print(f"kafka cold start incl. CLI: {first_start:.1f}s")
+
+
+def test_up_on_a_taken_port_explains_what_to_do(kafka, tmp_path):
+    result = imgpipe("kafka", "up", "--port", str(kafka.port), "--data-dir",
+                     str(tmp_path / "other"))
+    assert result.returncode == 2
+    assert f"port {kafka.port}" in result.stderr and "--port" in result.stderr
+
+
+def _describe(bootstrap, names):
+    async def run():
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            return {d["topic"]: len(d["partitions"]) for d in await admin.describe_topics(names)}
+        finally:
+            await admin.close()
+
+    return asyncio.run(run())
+
+
+def test_topics_create_is_idempotent(kafka, tmp_path):
+    env = make_env(kafka, tmp_path, IMGPIPE_PARTITIONS="3")
+    first = imgpipe("topics", "create", env=env.env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.count("created") == 7
+    second = imgpipe("topics", "create", env=env.env)
+    assert second.returncode == 0 and second.stdout.count("exists") == 7
+    prefix = env.env["IMGPIPE_TOPIC_PREFIX"]
+    names = [f"{prefix}.{n}" for n in ("ingest", "jobs.high", "jobs.normal", "jobs.low",
+                                       "retry", "results", "dlq")]
+    assert _describe(kafka.bootstrap, names) == dict.fromkeys(names, 3)
+    # a different partition count would break co-partitioning: refuse loudly
+    mismatch = imgpipe("topics", "create", env={**env.env, "IMGPIPE_PARTITIONS": "5"})
+    assert mismatch.returncode == 2 and "co-partitioning" in mismatch.stderr
+
+
+def test_clear_error_when_kafka_is_not_running(tmp_path):
+    env = {"IMGPIPE_BROKER": f"kafka://127.0.0.1:{localkafka.free_port()}"}
+    result = imgpipe("topics", "create", env=env)
+    assert result.returncode == 2 and "imgpipe kafka up" in result.stderr

@@ -1,0 +1,56 @@
+import os
+
+import pytest
+
+from pipeline.errors import ImageRejected, SourceNotAllowed, SourceNotFound
+from pipeline.objects import LocalObjectStore, open_object_store
+from pipeline.objects.local import path_from_file_uri
+
+
+@pytest.fixture
+def store(tmp_path):
+    return open_object_store(f"file://{tmp_path / 'objects'}")
+
+
+def test_put_get_overwrite(store):
+    uri = store.put("outputs/dt=2026-01-01/j1/thumb.webp", b"one", "image/webp")
+    assert "dt=2026-01-01" in uri and store.exists(uri)
+    assert store.put("outputs/dt=2026-01-01/j1/thumb.webp", b"two", "image/webp") == uri
+    assert store.get(uri, 100) == b"two"
+    folder = path_from_file_uri(uri).parent
+    assert os.listdir(folder) == ["thumb.webp"]  # no temp files left behind
+
+
+@pytest.mark.parametrize("key", ["../x", "/etc/passwd", "a/../../b", "a//b", "a\\b", "",
+                                 "a/./b", "a/b c"])
+def test_keys_cannot_escape(store, key):
+    with pytest.raises(SourceNotAllowed):
+        store.put(key, b"x", "text/plain")
+
+
+def test_reads_are_confined_to_the_root(store, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("no")
+    assert not store.owns(secret.as_uri())
+    with pytest.raises(SourceNotAllowed):
+        store.get(f"file://{store.root}/../secret.txt", 100)
+    link = store.root / "link"
+    store.root.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(secret)
+    with pytest.raises(SourceNotAllowed):
+        store.get(f"file://{link}", 100)
+
+
+def test_size_limit_and_missing(store):
+    uri = store.put("sources/big", b"x" * 1000, "application/octet-stream")
+    with pytest.raises(ImageRejected) as info:
+        store.get(uri, 999)
+    assert info.value.code == "source_too_large"
+    with pytest.raises(SourceNotFound):
+        store.get(store.uri_for("sources/none"), 10)
+
+
+def test_relative_root_resolves_against_cwd(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    store = LocalObjectStore.from_url("file://./var/objects")
+    assert store.root == tmp_path / "var" / "objects"

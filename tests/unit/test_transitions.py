@@ -1,0 +1,46 @@
+from pipeline.errors import InvalidRequest, StorageUnavailable
+from pipeline.models import JobRequest, OutputInfo, Status
+from tables import transitions as t
+
+REQ = JobRequest("j1", "file:///s", {"v": []}, priority="high", submitted_at=5.0)
+
+
+def test_happy_path_history():
+    s = t.queued(None, REQ, "ingest/0/1", now=1)
+    s = t.processing(s, REQ, now=2)
+    s = t.done(s, [OutputInfo("v", "file:///o", 1, 1, "png", 9)], now=3)
+    assert s["status"] == Status.DONE and s["attempts"] == 1
+    assert [h["status"] for h in s["history"]] == ["QUEUED", "PROCESSING", "DONE"]
+    view = t.public_view(s)
+    assert view["outputs"][0]["uri"] == "file:///o" and view["error"] is None
+
+
+def test_retry_then_fail_records_errors():
+    s = t.processing(t.queued(None, REQ, "o"), REQ)
+    s = t.retrying(s, StorageUnavailable("disk gone"), retry_at=99.0)
+    assert s["status"] == Status.RETRYING and s["history"][-1]["error"] == "storage_unavailable"
+    s = t.failed(s, InvalidRequest("nope", "bad_param"))
+    assert t.public_view(s)["error_code"] == "bad_param"
+
+
+def test_duplicate_submissions():
+    queued = t.queued(None, REQ, "ingest/0/1")
+    # the same event redelivered after a crash is routed again
+    assert not t.is_duplicate_submission(queued, REQ, "ingest/0/1")
+    # a second submission while in flight is not
+    assert t.is_duplicate_submission(queued, REQ, "ingest/0/7")
+    done = t.done(t.processing(queued, REQ), [])
+    assert t.is_duplicate_submission(done, REQ, "ingest/0/1")
+    forced = JobRequest(**{**REQ.to_dict(), "force": True})
+    assert not t.is_duplicate_submission(done, forced, "ingest/0/9")
+    failed = t.failed(queued, InvalidRequest("x"))
+    assert not t.is_duplicate_submission(failed, REQ, "ingest/0/9")
+    assert t.should_skip_processing(done, REQ) and not t.should_skip_processing(done, forced)
+    assert not t.should_skip_processing(queued, REQ)
+
+
+def test_history_is_bounded():
+    s = t.queued(None, REQ, "o")
+    for _ in range(200):
+        s = t.processing(s, REQ)
+    assert len(s["history"]) == t.HISTORY_LIMIT
