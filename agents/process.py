@@ -25,7 +25,7 @@ async def apply_outcome(outcome: Outcome) -> list[Awaitable]:
     request = outcome.request
     state = get_state(request.job_id) or transitions.processing(None, request)
     if outcome.kind == DONE:
-        state = transitions.done(state, outcome.outputs)
+        state = transitions.done(state, outcome.outputs, phash=outcome.phash)
         metrics.JOBS.labels("done", request.priority).inc()
     elif outcome.kind == FAILED:
         state = transitions.failed(state, outcome.error)

@@ -24,4 +24,7 @@ class AdmissionPolicy:
         """Check ops, limits and the source URI of an already parsed request."""
         chains = compile_variants(request.variants, self.limits, self.max_variants)
         self.sources.check(request.source)
+        for chain in chains.values():
+            for uri in chain.source_uris():
+                self.sources.check(uri)
         return chains

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from pipeline import metrics
+from pipeline.engine import JobResult
 from pipeline.errors import ImgpipeError, PermanentError, RetryableError
 from pipeline.metadata import JobRecord
 from pipeline.models import JobRequest, OutputInfo, Status
@@ -29,6 +30,7 @@ class Outcome:
     request: JobRequest
     kind: str
     outputs: list[OutputInfo] = field(default_factory=list)
+    phash: str | None = None
     error: ImgpipeError | None = None
     retry_at: float = 0.0
 
@@ -39,11 +41,11 @@ def retry_delay(attempt: int, base: float, cap: float = 300.0) -> float:
     return random.uniform(ceiling / 2, ceiling)
 
 
-def classify(request: JobRequest, result: list[OutputInfo] | BaseException,
+def classify(request: JobRequest, result: JobResult | BaseException,
              max_attempts: int, backoff: float) -> Outcome:
     """Turn one job's result or exception into its outcome (done / failed / retry)."""
     if not isinstance(result, BaseException):
-        return Outcome(request, DONE, outputs=result)
+        return Outcome(request, DONE, outputs=result.outputs, phash=result.phash)
     error: ImgpipeError
     if isinstance(result, ImgpipeError):
         error = result
@@ -71,6 +73,7 @@ def job_record(outcome: Outcome, now: float) -> JobRecord:
         submitted_at=request.submitted_at, finished_at=now, attempts=request.attempt + 1,
         error_code=outcome.error.code if outcome.error else None,
         error=outcome.error.message if outcome.error else None,
+        phash=outcome.phash,
         outputs=tuple(outcome.outputs),
     )
 

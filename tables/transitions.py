@@ -70,10 +70,10 @@ def processing(state: dict[str, Any] | None, request: JobRequest,
     return _advance(base, Status.PROCESSING, now, attempts=request.attempt + 1)
 
 
-def done(state: dict[str, Any], outputs: list[OutputInfo], now: float | None = None
-         ) -> dict[str, Any]:
+def done(state: dict[str, Any], outputs: list[OutputInfo], now: float | None = None,
+         phash: str | None = None) -> dict[str, Any]:
     return _advance(state, Status.DONE, now, outputs=[o.to_dict() for o in outputs],
-                    error=None)
+                    error=None, phash=phash)
 
 
 def retrying(state: dict[str, Any], error: ImgpipeError, retry_at: float,
@@ -123,4 +123,5 @@ def public_view(state: dict[str, Any]) -> dict[str, Any]:
         "submitted_at": state.get("submitted_at"),
         "updated_at": state.get("updated_at"),
         "replays": state.get("replays", 0),
+        "phash": state.get("phash"),
     }

@@ -23,6 +23,7 @@ class JobRecord:
     attempts: int
     error_code: str | None = None
     error: str | None = None
+    phash: str | None = None
     outputs: tuple[OutputInfo, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:

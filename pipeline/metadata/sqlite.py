@@ -21,7 +21,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at  REAL NOT NULL,
     attempts     INTEGER NOT NULL,
     error_code   TEXT,
-    error        TEXT
+    error        TEXT,
+    phash        TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, finished_at);
 CREATE TABLE IF NOT EXISTS outputs (
@@ -37,7 +38,7 @@ CREATE TABLE IF NOT EXISTS outputs (
 """
 
 _JOB_COLUMNS = ("job_id", "status", "priority", "tenant", "source", "submitted_at",
-                "finished_at", "attempts", "error_code", "error")
+                "finished_at", "attempts", "error_code", "error", "phash")
 
 
 def path_from_sqlite_url(url: str) -> Path:

@@ -8,6 +8,7 @@ drifts from processing.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -20,12 +21,16 @@ _REQUIRED = object()
 
 @dataclass
 class Frame:
-    """A decoded image in flight: uint8 pixels (H x W, H x W x 3 RGB or x 4 RGBA)."""
+    """A decoded image in flight: uint8 pixels (H x W, H x W x 3 RGB or x 4 RGBA).
+
+    ``orientation`` is the EXIF orientation the pixels still need (1: upright).
+    """
 
     pixels: np.ndarray
     source_format: str = ""
     exif: bytes | None = None
     icc_profile: bytes | None = None
+    orientation: int = 1
 
     @property
     def width(self) -> int:
@@ -40,7 +45,21 @@ class Frame:
         return self.pixels.ndim == 3 and self.pixels.shape[2] == 4
 
     def replace(self, pixels: np.ndarray) -> Frame:
-        return Frame(pixels, self.source_format, self.exif, self.icc_profile)
+        return Frame(pixels, self.source_format, self.exif, self.icc_profile,
+                     self.orientation)
+
+
+class RunContext:
+    """What an operation may need beyond its frame: loading overlay images by URI."""
+
+    def __init__(self, load_image: Callable[[str, int], np.ndarray] | None = None) -> None:
+        self._load_image = load_image
+
+    def load_image(self, uri: str, max_pixels: int) -> np.ndarray:
+        if self._load_image is None:
+            raise InvalidRequest(f"cannot load {uri}: no image loader configured",
+                                 "bad_param")
+        return self._load_image(uri, max_pixels)
 
 
 @dataclass(frozen=True)
@@ -106,9 +125,9 @@ class Operation:
 
     name: ClassVar[str]
     params: ClassVar[tuple[Param, ...]] = ()
-    #: True if the op's parameters are in source-pixel coordinates, so the source
-    #: must not be shrunk on load before it (e.g. a crop box).
-    needs_full_resolution: ClassVar[bool] = False
+    #: True if the result does not depend on the pixel scale (flip, grayscale, ...),
+    #: so the source may still be shrunk on load for a resize that follows.
+    scale_invariant: ClassVar[bool] = False
 
     def validate(self, raw: dict[str, Any], limits: Limits) -> dict[str, Any]:
         """Typed arguments with defaults filled, or InvalidRequest naming the problem."""
@@ -139,9 +158,17 @@ class Operation:
     def load_scale(self, width: int, height: int, args: dict[str, Any]) -> float | None:
         """How far the source may be shrunk on load for this op (1.0 = not at all).
 
-        None means the op does not care (it does not read pixel geometry).
+        None means the op does not care, so a later op decides.
         """
-        return None
+        return None if self.scale_invariant else 1.0
+
+    def source_uris(self, args: dict[str, Any]) -> list[str]:
+        """URIs the op reads (checked against the source policy at ingest)."""
+        return []
+
+    def run(self, frame: Frame, args: dict[str, Any], ctx: RunContext) -> Frame:
+        """Apply the op; override instead of ``apply`` when it needs the context."""
+        return self.apply(frame, args)
 
     def apply(self, frame: Frame, args: dict[str, Any]) -> Frame:
         raise NotImplementedError

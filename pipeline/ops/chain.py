@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.errors import ImageRejected, InvalidRequest
-from pipeline.ops.base import Frame, Limits, Operation
+from pipeline.ops.base import Frame, Limits, Operation, RunContext
 from pipeline.ops.encode import Encoded, encode_frame
 from pipeline.ops.registry import get_operation
 
@@ -27,23 +27,31 @@ class Chain:
     steps: tuple[Step, ...]
     encode_args: dict[str, Any]
 
-    def load_scale(self, width: int, height: int) -> float:
+    def source_uris(self) -> list[str]:
+        return [uri for step in self.steps for uri in step.operation.source_uris(step.args)]
+
+    def load_scale(self, width: int, height: int, orientation: int = 1) -> float:
         """How far this chain lets a ``width`` x ``height`` source shrink on load."""
+        if orientation in (5, 6, 7, 8) and self._auto_orients:
+            width, height = height, width
         for step in self.steps:
-            if step.operation.needs_full_resolution:
-                return 1.0
             scale = step.operation.load_scale(width, height, step.args)
             if scale is not None:
                 return scale
         return 1.0
 
-    def run(self, frame: Frame, limits: Limits) -> Encoded:
+    @property
+    def _auto_orients(self) -> bool:
+        return any(s.operation.name == "orient" and s.args["auto"] for s in self.steps)
+
+    def run(self, frame: Frame, limits: Limits, ctx: RunContext | None = None) -> Encoded:
+        ctx = ctx or RunContext()
         for step in self.steps:
             w, h = step.operation.output_size(frame.width, frame.height, step.args)
             if w * h > limits.max_output_pixels or max(w, h) > limits.max_dimension:
                 raise ImageRejected(f"{step.operation.name} would make a {w}x{h} image, more "
                                     "than the output limit", "output_too_large")
-            frame = step.operation.apply(frame, step.args)
+            frame = step.operation.run(frame, step.args, ctx)
         return encode_frame(frame, self.encode_args)
 
 
@@ -67,6 +75,8 @@ def compile_chain(ops: list[dict[str, Any]], limits: Limits) -> Chain:
             steps.append(Step(operation, args))
     if encode_args is None:
         encode_args = get_operation("encode").validate(DEFAULT_ENCODE, limits)
+    if not any(step.operation.name == "orient" for step in steps):
+        steps.insert(0, Step(get_operation("orient"), {"auto": True}))
     return Chain(tuple(steps), encode_args)
 
 

@@ -3,30 +3,36 @@
 The pixel limit is checked from the header before any pixel is decoded, so a
 decompression bomb costs a header parse, not gigabytes. JPEG sources may be shrunk
 in the DCT domain on load (Pillow ``draft``) when every variant wants far fewer pixels.
+EXIF orientation is read here and applied by the ``orient`` op of each chain.
 """
 
 from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from pipeline.errors import ImageRejected
 from pipeline.ops.base import Frame
 
-ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP", "MPO"})
+ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "TIFF", "BMP", "AVIF"})
+ORIENTATION_TAG = 0x0112
 
 # Our own header check below is the real guard; Pillow's is a second line of defence.
 Image.MAX_IMAGE_PIXELS = 200_000_000
 
+#: (width, height, EXIF orientation) -> how far the source may shrink on load.
+ScalePlanner = Callable[[int, int, int], float]
 
-def decode(data: bytes, *, max_pixels: int, load_scale: float = 1.0) -> Frame:
+
+def decode(data: bytes, *, max_pixels: int, load_scale: float | ScalePlanner = 1.0) -> Frame:
     """Decode ``data`` into a Frame, or raise ImageRejected with a precise reason.
 
-    ``load_scale`` < 1 lets JPEG decoding shrink by up to that factor for free.
-    EXIF orientation is applied so pixels are upright.
+    ``load_scale`` (a number, or a function of the header's size and orientation) < 0.5
+    lets JPEG decoding shrink by up to that factor for free.
     """
     if not data:
         raise ImageRejected("source is empty (0 bytes)", "empty_source")
@@ -39,7 +45,7 @@ def decode(data: bytes, *, max_pixels: int, load_scale: float = 1.0) -> Frame:
                             "decompression_bomb") from None
     except UnidentifiedImageError:
         raise ImageRejected("source is not a recognised image", "not_an_image") from None
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageRejected(f"image header is corrupt: {exc}", "corrupt_image") from None
     with image:
         fmt = image.format or "unknown"
@@ -51,28 +57,33 @@ def decode(data: bytes, *, max_pixels: int, load_scale: float = 1.0) -> Frame:
         if width * height > max_pixels:
             raise ImageRejected(f"image is {width}x{height} = {width * height} pixels, more "
                                 f"than the {max_pixels} limit", "decompression_bomb")
-        exif = image.info.get("exif")
-        icc = image.info.get("icc_profile")
-        if fmt in ("JPEG", "MPO") and load_scale < 0.5:
-            target = (max(1, int(width * load_scale)), max(1, int(height * load_scale)))
+        try:
+            exif = image.getexif()
+            orientation = int(exif.get(ORIENTATION_TAG, 1))
+        except Exception:  # a broken EXIF block must not sink an otherwise fine image
+            exif, orientation = None, 1
+        scale = load_scale(width, height, orientation) if callable(load_scale) else load_scale
+        if fmt in ("JPEG", "MPO") and scale < 0.5:
+            target = (max(1, int(width * scale)), max(1, int(height * scale)))
             image.draft(image.mode if image.mode in ("RGB", "L") else "RGB", target)
         try:
             image.load()
-            image = ImageOps.exif_transpose(image)
             pixels = _to_uint8_array(image)
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise ImageRejected(f"image data is truncated or corrupt: {exc}",
                                 "corrupt_image") from None
         except MemoryError:
             raise ImageRejected("image is too large to decode", "too_large") from None
-    return Frame(pixels, fmt.lower(), exif, icc)
+        raw_exif = image.info.get("exif") if exif is not None else None
+        icc = image.info.get("icc_profile")
+    return Frame(pixels, fmt.lower(), raw_exif, icc, orientation if 1 <= orientation <= 8 else 1)
 
 
 def _to_uint8_array(image: Image.Image) -> np.ndarray:
     """Normalise every mode (16-bit, palette, CMYK, LA, 1, I, F) to L, RGB or RGBA."""
     mode = image.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(image, dtype=np.float64)
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(image).astype(np.float64)
         peak = 65535.0 if mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
         return np.clip(arr * (255.0 / peak) + 0.5, 0, 255).astype(np.uint8)
     if mode == "F":
@@ -85,5 +96,5 @@ def _to_uint8_array(image: Image.Image) -> np.ndarray:
     elif mode == "1":
         image = image.convert("L")
     elif mode not in ("L", "RGB", "RGBA"):
-        image = image.convert("RGB")
+        image = image.convert("RGB")  # CMYK (Adobe-inverted handled by Pillow), YCbCr, ...
     return np.asarray(image)

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from pipeline.errors import InvalidRequest
 from pipeline.ops.base import Operation
+from pipeline.ops.crop import Crop
 from pipeline.ops.encode import Encode
+from pipeline.ops.filters import Adjust, Blur, Edges, Sharpen
+from pipeline.ops.grayscale import Grayscale
+from pipeline.ops.orient import Orient
 from pipeline.ops.resize import Resize
+from pipeline.ops.rotate import Flip, Rotate
+from pipeline.ops.thumbnail import Thumbnail
+from pipeline.ops.watermark import Watermark
 
-OPERATIONS: dict[str, Operation] = {op.name: op for op in (Resize(), Encode())}
+OPERATIONS: dict[str, Operation] = {op.name: op for op in (
+    Orient(), Resize(), Thumbnail(), Crop(), Rotate(), Flip(), Grayscale(), Blur(), Sharpen(),
+    Adjust(), Edges(), Watermark(), Encode())}
 
 
 def get_operation(name: object) -> Operation:

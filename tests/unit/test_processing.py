@@ -2,6 +2,7 @@ import asyncio
 
 import pytest
 
+from pipeline.engine import JobResult
 from pipeline.errors import ImageRejected, MetadataUnavailable, StorageUnavailable
 from pipeline.metadata import MetadataStore
 from pipeline.models import JobRequest
@@ -15,7 +16,7 @@ REQ = JobRequest("j1", "file:///s", {"v": []})
 
 
 def test_classify():
-    assert classify(REQ, [], 3, 1.0).kind == DONE
+    assert classify(REQ, JobResult([], "00"), 3, 1.0).kind == DONE
     assert classify(REQ, ImageRejected("bad"), 3, 1.0).kind == FAILED
     retry = classify(REQ, StorageUnavailable("down"), 3, 1.0)
     assert retry.kind == RETRY and retry.retry_at > 0

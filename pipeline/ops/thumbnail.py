@@ -1,0 +1,34 @@
+"""thumbnail: the common case in one op: fit a square box, or fill it exactly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.ops.base import Frame, Limits, Operation, Param
+from pipeline.ops.resize import Resize
+
+_resize = Resize()
+
+
+class Thumbnail(Operation):
+    name = "thumbnail"
+    params = (
+        Param("size", int, minimum=1, maximum=4096, help="edge of the square box"),
+        Param("square", bool, False, help="fill the box exactly (centre crop)"),
+    )
+
+    def _resize_args(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"width": args["size"], "height": args["size"],
+                "mode": "fill" if args["square"] else "fit", "upscale": False}
+
+    def output_size(self, width: int, height: int, args: dict[str, Any]) -> tuple[int, int]:
+        return _resize.output_size(width, height, self._resize_args(args))
+
+    def load_scale(self, width: int, height: int, args: dict[str, Any]) -> float:
+        return _resize.load_scale(width, height, self._resize_args(args))
+
+    def check(self, args: dict[str, Any], limits: Limits) -> None:
+        _resize.check(self._resize_args(args), limits)
+
+    def apply(self, frame: Frame, args: dict[str, Any]) -> Frame:
+        return _resize.apply(frame, self._resize_args(args))
