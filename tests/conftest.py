@@ -94,11 +94,9 @@ def make_env(kafka_state, root: Path, **overrides: str) -> PipelineEnv:
     return PipelineEnv(env, root)
 
 
-@pytest.fixture(scope="module")
-def pipeline(kafka, tmp_path_factory, request):
-    """An isolated pipeline with its topics created and one worker running."""
-    root = tmp_path_factory.mktemp("pipeline")
-    env = make_env(kafka, root)
+def running_pipeline(kafka_state, root: Path, request, **overrides: str):
+    """Generator behind the pipeline fixtures: topics created, one worker running."""
+    env = make_env(kafka_state, root, **overrides)
     env.cli("topics", "create", check=True)
     _, port, _ = env.start_worker()
     env.env["IMGPIPE_API_URL"] = f"http://127.0.0.1:{port}"
@@ -108,3 +106,9 @@ def pipeline(kafka, tmp_path_factory, request):
         if request.session.testsfailed:
             sys.stderr.write(f"\n--- worker log {log} (exit {code}) ---\n"
                              + log.read_text(errors="replace")[-6000:])
+
+
+@pytest.fixture(scope="module")
+def pipeline(kafka, tmp_path_factory, request):
+    """An isolated pipeline with its topics created and one worker running."""
+    yield from running_pipeline(kafka, tmp_path_factory.mktemp("pipeline"), request)

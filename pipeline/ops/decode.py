@@ -9,6 +9,7 @@ EXIF orientation is read here and applied by the ``orient`` op of each chain.
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from collections.abc import Callable
 
@@ -57,26 +58,38 @@ def decode(data: bytes, *, max_pixels: int, load_scale: float | ScalePlanner = 1
         if width * height > max_pixels:
             raise ImageRejected(f"image is {width}x{height} = {width * height} pixels, more "
                                 f"than the {max_pixels} limit", "decompression_bomb")
-        try:
-            exif = image.getexif()
-            orientation = int(exif.get(ORIENTATION_TAG, 1))
-        except Exception:  # a broken EXIF block must not sink an otherwise fine image
-            exif, orientation = None, 1
+        # JPEG keeps EXIF in its header, so the orientation is known before decoding (the
+        # shrink-on-load plan needs it). Other formats may keep it after the pixels, and
+        # Pillow's getexif() would then decode them: read it after load() instead.
+        is_jpeg = fmt in ("JPEG", "MPO")
+        orientation = _orientation(image) if is_jpeg else 1
         scale = load_scale(width, height, orientation) if callable(load_scale) else load_scale
-        if fmt in ("JPEG", "MPO") and scale < 0.5:
+        if is_jpeg and scale < 0.5:
             target = (max(1, int(width * scale)), max(1, int(height * scale)))
             image.draft(image.mode if image.mode in ("RGB", "L") else "RGB", target)
         try:
             image.load()
+            if not is_jpeg:
+                orientation = _orientation(image)
             pixels = _to_uint8_array(image)
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise ImageRejected(f"image data is truncated or corrupt: {exc}",
                                 "corrupt_image") from None
         except MemoryError:
             raise ImageRejected("image is too large to decode", "too_large") from None
-        raw_exif = image.info.get("exif") if exif is not None else None
+        raw_exif = image.info.get("exif")
         icc = image.info.get("icc_profile")
-    return Frame(pixels, fmt.lower(), raw_exif, icc, orientation if 1 <= orientation <= 8 else 1)
+    return Frame(pixels, fmt.lower(), raw_exif, icc, orientation)
+
+
+def _orientation(image: Image.Image) -> int:
+    """EXIF orientation 1..8 (1 when absent or unreadable: a broken EXIF block must not
+    sink an otherwise fine image)."""
+    try:
+        value = int(image.getexif().get(ORIENTATION_TAG, 1))
+    except (OSError, SyntaxError, ValueError, TypeError, KeyError, struct.error):
+        return 1
+    return value if 1 <= value <= 8 else 1
 
 
 def _to_uint8_array(image: Image.Image) -> np.ndarray:

@@ -1,0 +1,91 @@
+"""Every accepted input kind decodes to upright uint8 pixels; hostile input is rejected."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.errors import ImageRejected
+from pipeline.ops import Limits, compile_chain, decode
+from tests.hostile import corpus
+from tests.images import open_bytes, quadrants
+
+RED = (255, 0, 0)
+
+
+def save(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def rgb(width=64, height=48):
+    return Image.fromarray(quadrants(width, height))
+
+
+def close(pixel, colour, tol=12):
+    return all(abs(int(a) - int(b)) <= tol for a, b in zip(pixel, colour, strict=False))
+
+
+@pytest.mark.parametrize(("name", "data", "shape"), [
+    ("jpeg", save(rgb(), "JPEG", quality=95), (48, 64, 3)),
+    ("png", save(rgb(), "PNG"), (48, 64, 3)),
+    ("webp", save(rgb(), "WEBP", lossless=True), (48, 64, 3)),
+    ("tiff", save(rgb(), "TIFF"), (48, 64, 3)),
+    ("bmp", save(rgb(), "BMP"), (48, 64, 3)),
+    ("gif", save(rgb().convert("P", palette=Image.Palette.ADAPTIVE), "GIF"), (48, 64, 3)),
+    ("palette-png", save(rgb().quantize(8), "PNG"), (48, 64, 3)),
+    ("avif", save(rgb(), "AVIF", quality=95), (48, 64, 3)),
+])
+def test_formats_decode_with_the_right_colours(name, data, shape):
+    frame = decode(data, max_pixels=10**6)
+    assert frame.pixels.shape == shape and frame.pixels.dtype == np.uint8
+    assert close(frame.pixels[5, 5], RED, tol=30 if name == "avif" else 12)
+
+
+def test_sixteen_bit_png_is_scaled_not_clipped():
+    ramp = (np.arange(64, dtype=np.uint16) * 1024).reshape(1, 64).repeat(8, 0)
+    frame = decode(save(Image.fromarray(ramp), "PNG"), max_pixels=10**6)
+    assert frame.pixels.dtype == np.uint8
+    assert frame.pixels[0, 0] == 0 and frame.pixels[0, 63] == round(63 * 1024 * 255 / 65535)
+    assert np.all(np.diff(frame.pixels[0].astype(int)) >= 0)
+
+
+def test_alpha_png_keeps_alpha_and_flattens_for_jpeg():
+    rgba = np.zeros((10, 10, 4), np.uint8)
+    rgba[..., 2] = 255
+    rgba[:, 5:, 3] = 255  # right half opaque blue, left half transparent
+    frame = decode(save(Image.fromarray(rgba), "PNG"), max_pixels=10**6)
+    assert frame.has_alpha
+    out = compile_chain([{"op": "encode", "format": "jpeg", "background": "#ff0000"}],
+                        Limits()).run(frame, Limits())
+    pixels = np.asarray(open_bytes(out.data))
+    assert close(pixels[5, 1], RED, 40) and close(pixels[5, 8], (0, 0, 255), 40)
+
+
+def test_palette_with_transparency_becomes_rgba():
+    image = rgb().convert("P", palette=Image.Palette.ADAPTIVE, colors=4)
+    data = save(image, "PNG", transparency=0)
+    assert decode(data, max_pixels=10**6).has_alpha
+
+
+def test_cmyk_and_grayscale_jpeg():
+    cmyk = decode(save(rgb().convert("CMYK"), "JPEG", quality=95), max_pixels=10**6)
+    assert cmyk.pixels.shape == (48, 64, 3) and close(cmyk.pixels[5, 5], RED, 30)
+    gray = decode(save(rgb().convert("L"), "JPEG"), max_pixels=10**6)
+    assert gray.pixels.ndim == 2
+
+
+def test_gif_first_frame():
+    frames = [Image.new("RGB", (8, 8), c) for c in ((255, 0, 0), (0, 0, 255))]
+    data = save(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    assert close(decode(data, max_pixels=10**6).pixels[4, 4], RED)
+
+
+@pytest.mark.parametrize(("name", "case"), sorted(corpus().items()))
+def test_hostile_corpus_is_rejected_with_the_right_reason(name, case):
+    data, code = case
+    with pytest.raises(ImageRejected) as info:
+        decode(data, max_pixels=50_000_000)
+    assert info.value.code == code, f"{name}: {info.value.message}"
