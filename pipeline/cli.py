@@ -206,6 +206,88 @@ def _print_jobs(rows: list[dict], as_json: bool) -> None:
                        f"{out['format']:<5} {out['bytes']:>9} B  {out['uri']}")
 
 
+# --- Benchmarks --------------------------------------------------------------------------
+
+@cli.group()
+def bench() -> None:
+    """Benchmarks that print ratios against a baseline from the same run."""
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"expected WxH, got {text!r}") from None
+    return w, h
+
+
+@bench.command("ops")
+@click.option("--images", type=int, default=12, show_default=True)
+@click.option("--size", default="1920x1080", show_default=True, help="Source size WxH.")
+@click.option("--rounds", type=int, default=2, show_default=True)
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
+def bench_ops(images: int, size: str, rounds: int, json_path: Path | None) -> None:
+    """Engine vs a bare OpenCV loop (goal >= 0.95), and the 12 MP thumbnail fast path."""
+    from pipeline.bench.ops import (
+        VARIANTS,
+        EngineBench,
+        bare_opencv,
+        fast_path_speedup,
+        images_per_second,
+        make_jpegs,
+    )
+    from pipeline.bench.report import finish, print_table
+
+    width, height = _size(size)
+    click.echo(f"generating {images} {width}x{height} photos...", err=True)
+    data = make_jpegs(images, width, height)
+    engine = EngineBench.create(VARIANTS)
+    requests = engine.load(data)
+    engine.run(requests[0]), bare_opencv(data[0])  # warm up
+    click.echo("running bare / engine / bare ...", err=True)
+    bare_a = images_per_second(bare_opencv, data, rounds)
+    engine_rate = images_per_second(engine.run, requests, rounds)
+    bare_b = images_per_second(bare_opencv, data, rounds)
+    bare = (bare_a + bare_b) / 2
+    click.echo("running the 12 MP thumbnail fast path ...", err=True)
+    full, fast = fast_path_speedup((4000, 3000), max(3, images // 3))
+    results = {"bare_images_per_s": bare, "engine_images_per_s": engine_rate,
+               "engine_vs_bare": engine_rate / bare, "thumb_12mp_full_decode_per_s": full,
+               "thumb_12mp_fast_path_per_s": fast, "fast_path_speedup": fast / full}
+    print_table(f"ops: {len(VARIANTS)} variants per {width}x{height} JPEG, one thread", [
+        ("bare OpenCV loop", f"{bare:7.2f} images/s  (A {bare_a:.2f}, A' {bare_b:.2f})"),
+        ("imgpipe engine", f"{engine_rate:7.2f} images/s"),
+        ("engine / bare", f"{engine_rate / bare:7.3f}  (goal >= 0.95)"),
+        ("12 MP thumbnail, full decode", f"{full:7.2f} images/s"),
+        ("12 MP thumbnail, fast path", f"{fast:7.2f} images/s"),
+        ("fast-path speedup", f"{fast / full:7.2f}x  (goal >= 3x)"),
+    ])
+    finish("ops", results, json_path)
+
+
+@bench.command("executor")
+@click.option("--images", type=int, default=16, show_default=True)
+@click.option("--size", default="1920x1080", show_default=True)
+@click.option("--workers", type=int, default=0, help="Pool size (default: CPU count).")
+def bench_executor(images: int, size: str, workers: int) -> None:
+    """Threads vs processes for image work: which executor the worker should use."""
+    from pipeline.bench.executor import measure
+    from pipeline.bench.ops import make_jpegs
+    from pipeline.bench.report import finish, print_table
+
+    workers = workers or os.cpu_count() or 1
+    rates = measure(make_jpegs(images, *_size(size)), workers)
+    print_table(f"executor: engine over {images} images, {workers} workers", [
+        ("serial", f"{rates['serial']:6.2f} images/s"),
+        ("threads", f"{rates['threads']:6.2f} images/s  "
+                    f"({rates['threads'] / rates['serial']:.2f}x serial)"),
+        ("processes", f"{rates['processes']:6.2f} images/s  "
+                      f"({rates['processes'] / rates['serial']:.2f}x serial)"),
+        ("threads / processes", f"{rates['threads'] / rates['processes']:6.3f}"),
+    ])
+    finish("executor", rates, None)
+
+
 # --- Demo --------------------------------------------------------------------------------
 
 @cli.command()

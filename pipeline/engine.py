@@ -15,8 +15,13 @@ from pipeline.models import JobRequest, OutputInfo
 from pipeline.objects import ObjectStore
 from pipeline.ops import Chain, Limits, decode
 from pipeline.ops.base import RunContext
+from pipeline.ops.chain import shared_prefixes
 from pipeline.ops.phash import phash
 from pipeline.sources import SourcePolicy
+
+
+def _area(size: tuple[int, int]) -> int:
+    return size[0] * size[1]
 
 
 def output_key(request: JobRequest, variant: str, extension: str) -> str:
@@ -65,8 +70,15 @@ class Engine:
         decoded = time.perf_counter()
         outputs = []
         put_seconds = 0.0
-        for name, chain in chains.items():
-            encoded = chain.run(frame, self.limits.ops, self.context)
+        shared = shared_prefixes(chains)
+        # Largest outputs first, so smaller variants can shrink their shared results.
+        order = sorted(chains, key=lambda n: -_area(chains[n].output_size(frame.width,
+                                                                           frame.height)))
+        made = {}
+        for name in order:
+            made[name] = chains[name].run(frame, self.limits.ops, self.context, shared)
+        for name in chains:
+            encoded = made[name]
             put_started = time.perf_counter()
             uri = self.store.put(output_key(request, name, encoded.extension), encoded.data,
                                  encoded.content_type)

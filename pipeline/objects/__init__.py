@@ -5,6 +5,7 @@ from __future__ import annotations
 from pipeline.errors import ConfigError
 from pipeline.objects.base import ObjectStore, check_key
 from pipeline.objects.local import LocalObjectStore
+from pipeline.objects.memory import MemoryObjectStore
 
 
 def open_object_store(url: str) -> ObjectStore:
@@ -12,7 +13,9 @@ def open_object_store(url: str) -> ObjectStore:
     scheme = url.split("://", 1)[0] if "://" in url else ""
     if scheme == "file":
         return LocalObjectStore.from_url(url)
+    if scheme == "memory":
+        return MemoryObjectStore(url.split("://", 1)[1].strip("/") or "default")
     raise ConfigError(f"IMGPIPE_OBJECT_STORE: unsupported URL {url!r}; use file://DIR")
 
 
-__all__ = ["LocalObjectStore", "ObjectStore", "check_key", "open_object_store"]
+__all__ = ["LocalObjectStore", "MemoryObjectStore", "ObjectStore", "check_key", "open_object_store"]

@@ -162,6 +162,15 @@ class Operation:
         """
         return None if self.scale_invariant else 1.0
 
+    def downscales_from(self, larger: Frame, args: dict[str, Any], width: int, height: int
+                        ) -> bool:
+        """True if this step's ``width`` x ``height`` result may be made by shrinking
+        ``larger`` (a downscaled copy of this step's input) instead of the input."""
+        return False
+
+    def downscale_from(self, larger: Frame, width: int, height: int) -> Frame:
+        raise NotImplementedError
+
     def source_uris(self, args: dict[str, Any]) -> list[str]:
         """URIs the op reads (checked against the source policy at ingest)."""
         return []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +20,11 @@ DEFAULT_ENCODE = {"op": "encode", "format": "jpeg"}
 class Step:
     operation: Operation
     args: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        """Identity of the step, so variants sharing a prefix compute it once."""
+        return self.operation.name + json.dumps(self.args, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -44,15 +51,69 @@ class Chain:
     def _auto_orients(self) -> bool:
         return any(s.operation.name == "orient" and s.args["auto"] for s in self.steps)
 
-    def run(self, frame: Frame, limits: Limits, ctx: RunContext | None = None) -> Encoded:
-        ctx = ctx or RunContext()
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        """Size of this variant's output for a ``width`` x ``height`` source."""
         for step in self.steps:
+            width, height = step.operation.output_size(width, height, step.args)
+        return width, height
+
+    def run(self, frame: Frame, limits: Limits, ctx: RunContext | None = None,
+            shared: dict[tuple[str, ...], Frame] | None = None) -> Encoded:
+        """Run every step then encode. Frames after prefixes listed in ``shared`` are
+        taken from (or stored into) it, so variants compute common prefixes once."""
+        ctx = ctx or RunContext()
+        prefix: tuple[str, ...] = ()
+        for step in self.steps:
+            prefix = (*prefix, step.key)
+            if shared is not None and shared.get(prefix) is not None:
+                frame = shared[prefix]
+                continue
             w, h = step.operation.output_size(frame.width, frame.height, step.args)
             if w * h > limits.max_output_pixels or max(w, h) > limits.max_dimension:
                 raise ImageRejected(f"{step.operation.name} would make a {w}x{h} image, more "
                                     "than the output limit", "output_too_large")
-            frame = step.operation.run(frame, step.args, ctx)
+            larger = (_downscaled_sibling(shared, prefix, frame, w, h)
+                      if shared is not None else None)
+            if larger is not None and step.operation.downscales_from(larger, step.args, w, h):
+                frame = step.operation.downscale_from(larger, w, h)
+            else:
+                frame = step.operation.run(frame, step.args, ctx)
+            if shared is not None and prefix in shared:
+                shared[prefix] = frame
         return encode_frame(frame, self.encode_args)
+
+
+def _is_plain_downscale(step_key: str) -> bool:
+    """A resize/thumbnail step that only scales (no fill crop)."""
+    name, _, args = step_key.partition("{")
+    if name not in ("resize", "thumbnail"):
+        return False
+    parsed = json.loads("{" + args)
+    return parsed.get("mode", "fit") != "fill" and not parsed.get("square", False)
+
+
+def _downscaled_sibling(shared: dict[tuple[str, ...], Frame | None], prefix: tuple[str, ...],
+                        source: Frame, width: int, height: int) -> Frame | None:
+    """The smallest already computed downscale of ``source`` (this step's input) that is
+    still at least twice ``width`` x ``height``: resizing from it is as good, and cheaper."""
+    best = None
+    for key, frame in shared.items():
+        if (frame is None or len(key) != len(prefix) or key[:-1] != prefix[:-1]
+                or frame.width >= source.width or not _is_plain_downscale(key[-1])):
+            continue
+        if frame.width >= 2 * width and frame.height >= 2 * height and (
+                best is None or frame.width < best.width):
+            best = frame
+    return best
+
+
+def shared_prefixes(chains: dict[str, Chain]) -> dict[tuple[str, ...], Frame | None]:
+    """Step prefixes used by two or more variants: slots for their shared results."""
+    counts: Counter[tuple[str, ...]] = Counter()
+    for chain in chains.values():
+        keys = tuple(step.key for step in chain.steps)
+        counts.update(keys[:n] for n in range(1, len(keys) + 1))
+    return {prefix: None for prefix, count in counts.items() if count > 1}
 
 
 def compile_chain(ops: list[dict[str, Any]], limits: Limits) -> Chain:

@@ -65,6 +65,14 @@ class Resize(Operation):
     def load_scale(self, width: int, height: int, args: dict[str, Any]) -> float:
         return min(1.0, max(self._scale(width, height, args)))
 
+    def downscales_from(self, larger: Frame, args: dict[str, Any], width: int, height: int
+                        ) -> bool:
+        return args["mode"] != "fill"  # fill crops after scaling: keep it exact
+
+    def downscale_from(self, larger: Frame, width: int, height: int) -> Frame:
+        return larger.replace(cv2.resize(larger.pixels, (width, height),
+                                         interpolation=cv2.INTER_AREA))
+
     def apply(self, frame: Frame, args: dict[str, Any]) -> Frame:
         sx, sy = self._scale(frame.width, frame.height, args)
         w = max(1, round(frame.width * sx))

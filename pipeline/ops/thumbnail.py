@@ -30,5 +30,12 @@ class Thumbnail(Operation):
     def check(self, args: dict[str, Any], limits: Limits) -> None:
         _resize.check(self._resize_args(args), limits)
 
+    def downscales_from(self, larger: Frame, args: dict[str, Any], width: int, height: int
+                        ) -> bool:
+        return not args["square"]
+
+    def downscale_from(self, larger: Frame, width: int, height: int) -> Frame:
+        return _resize.downscale_from(larger, width, height)
+
     def apply(self, frame: Frame, args: dict[str, Any]) -> Frame:
         return _resize.apply(frame, self._resize_args(args))

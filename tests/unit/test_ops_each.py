@@ -205,3 +205,30 @@ def test_output_limit_is_enforced_at_run_time():
 def test_every_spec_token_compiles(spec):
     _, ops = parse_variant_spec(spec)
     compile_chain(ops, LIMITS)
+
+
+def test_variants_share_work_without_changing_results():
+    from pipeline.ops import compile_variants
+    from pipeline.ops.chain import shared_prefixes
+
+    frame = Frame(photo_like(1600, 1200, 5))
+    variants = {
+        "large": [{"op": "resize", "width": 1000}, {"op": "encode", "format": "png"}],
+        "mid": [{"op": "resize", "width": 1000}, {"op": "grayscale"},
+                {"op": "encode", "format": "png"}],
+        "thumb": [{"op": "resize", "width": 200, "height": 200},
+                  {"op": "encode", "format": "png"}],
+        "square": [{"op": "resize", "width": 100, "height": 100, "mode": "fill"},
+                   {"op": "encode", "format": "png"}],
+    }
+    chains = compile_variants(variants, LIMITS, 8)
+    alone = {n: np.asarray(open_bytes(c.run(frame, LIMITS).data)) for n, c in chains.items()}
+    shared = shared_prefixes(chains)
+    together = {n: np.asarray(open_bytes(chains[n].run(frame, LIMITS, shared=shared).data))
+                for n in ("large", "mid", "thumb", "square")}
+    assert any(v is not None for v in shared.values())  # the 1000 px resize was reused
+    for name in variants:
+        assert together[name].shape == alone[name].shape
+        diff = np.abs(together[name].astype(int) - alone[name].astype(int))
+        assert diff.mean() < 1.5, name
+    assert np.array_equal(together["square"], alone["square"])  # fill is never shortcut

@@ -1,0 +1,122 @@
+"""``imgpipe bench ops``: the engine against a bare OpenCV loop, and the JPEG fast path.
+
+Both sides run the same operations with the same encoder settings on the same generated
+photos, one image at a time on one thread, in A/B/A order; the ratio is engine / bare.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from pipeline.engine import Engine, EngineLimits
+from pipeline.models import JobRequest
+from pipeline.objects import MemoryObjectStore
+from pipeline.ops import Limits, compile_variants, decode
+from pipeline.ops.encode import DEFAULT_WEBP_METHOD
+from pipeline.samples import photo_like
+from pipeline.sources import SourcePolicy
+
+VARIANTS = {
+    "large": [{"op": "resize", "width": 1280}, {"op": "encode", "format": "jpeg", "quality": 85}],
+    "web": [{"op": "resize", "width": 1280}, {"op": "encode", "format": "webp", "quality": 80}],
+    "thumb": [{"op": "resize", "width": 256, "height": 256},
+              {"op": "encode", "format": "webp", "quality": 80}],
+    "soft": [{"op": "resize", "width": 1280}, {"op": "grayscale"}, {"op": "blur", "sigma": 2},
+             {"op": "encode", "format": "jpeg", "quality": 85}],
+    "edges": [{"op": "resize", "width": 1280}, {"op": "edges"},
+              {"op": "encode", "format": "png"}],
+}
+
+
+def make_jpegs(count: int, width: int, height: int, seed: int = 11) -> list[bytes]:
+    images = []
+    for i in range(count):
+        ok, data = cv2.imencode(".jpg", photo_like(width, height, seed + i),
+                                [cv2.IMWRITE_JPEG_QUALITY, 90])
+        assert ok
+        images.append(data.tobytes())
+    return images
+
+
+def _webp(rgb: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, "WEBP", quality=80, method=DEFAULT_WEBP_METHOD)
+    return buffer.getvalue()
+
+
+def bare_opencv(data: bytes) -> int:
+    """The same five variants written as a plain OpenCV (+ Pillow for WebP) loop."""
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    h, w = bgr.shape[:2]
+    scale = min(1.0, 1280 / w)
+    large = cv2.resize(bgr, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    rgb_large = cv2.cvtColor(large, cv2.COLOR_BGR2RGB)
+    s = min(1.0, 256 / w, 256 / h)
+    thumb = cv2.cvtColor(cv2.resize(bgr, (round(w * s), round(h * s)),
+                                    interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    gray = cv2.cvtColor(large, cv2.COLOR_BGR2GRAY)
+    outputs = [
+        cv2.imencode(".jpg", large, [cv2.IMWRITE_JPEG_QUALITY, 85])[1],
+        _webp(rgb_large),
+        _webp(thumb),
+        cv2.imencode(".jpg", cv2.GaussianBlur(gray, (0, 0), 2), [cv2.IMWRITE_JPEG_QUALITY, 85])[1],
+        cv2.imencode(".png", cv2.Canny(gray, 100, 200), [cv2.IMWRITE_PNG_COMPRESSION, 6])[1],
+    ]
+    return sum(len(o) for o in outputs)
+
+
+@dataclass
+class EngineBench:
+    """The real Engine, reading sources from and writing outputs to a memory store."""
+
+    engine: Engine
+    store: MemoryObjectStore
+    chains: dict
+
+    @classmethod
+    def create(cls, variants: dict) -> EngineBench:
+        store = MemoryObjectStore("bench")
+        limits = Limits()
+        engine = Engine(store, SourcePolicy(store), EngineLimits(10**9, 10**9, limits))
+        return cls(engine, store, compile_variants(variants, limits, 16))
+
+    def load(self, images: list[bytes]) -> list[JobRequest]:
+        requests = []
+        for i, data in enumerate(images):
+            uri = self.store.put(f"sources/{i}/src.jpg", data, "image/jpeg")
+            requests.append(JobRequest(f"bench-{i}", uri, {}))
+        return requests
+
+    def run(self, request: JobRequest) -> int:
+        return sum(o.bytes for o in self.engine.run(request, self.chains).outputs)
+
+
+def images_per_second(fn: Callable[[object], int], items: list, rounds: int = 1) -> float:
+    started = time.perf_counter()
+    for _ in range(rounds):
+        for item in items:
+            fn(item)
+    return len(items) * rounds / (time.perf_counter() - started)
+
+
+def fast_path_speedup(size: tuple[int, int], count: int) -> tuple[float, float]:
+    """Thumbnails of large JPEGs: images/s with shrink-on-load vs full decode."""
+    images = make_jpegs(count, *size, seed=101)
+    chains = compile_variants({"thumb": VARIANTS["thumb"]}, Limits(), 4)
+    chain = chains["thumb"]
+
+    def thumb(data: bytes, fast: bool) -> int:
+        planner = (lambda w, h, o: chain.load_scale(w, h, o)) if fast else 1.0
+        frame = decode(data, max_pixels=10**9, load_scale=planner)
+        return len(chain.run(frame, Limits()).data)
+
+    full = images_per_second(lambda d: thumb(d, False), images)
+    fast = images_per_second(lambda d: thumb(d, True), images)
+    return full, fast

@@ -1,0 +1,53 @@
+"""``memory://NAME`` object store: a dict, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import threading
+
+from pipeline.errors import ImageRejected, SourceNotFound
+from pipeline.objects.base import ObjectStore, check_key
+
+
+class MemoryObjectStore(ObjectStore):
+    scheme = "memory"
+
+    def __init__(self, name: str = "default") -> None:
+        self.name = name
+        self._objects: dict[str, tuple[bytes, str]] = {}
+        self._lock = threading.Lock()
+
+    def _key_of(self, uri: str) -> str:
+        prefix = f"memory://{self.name}/"
+        if not uri.startswith(prefix):
+            raise SourceNotFound(f"{uri} is not in memory store {self.name}")
+        return uri[len(prefix):]
+
+    def owns(self, uri: str) -> bool:
+        return uri.startswith(f"memory://{self.name}/")
+
+    def get(self, uri: str, max_bytes: int) -> bytes:
+        with self._lock:
+            found = self._objects.get(self._key_of(uri))
+        if found is None:
+            raise SourceNotFound(f"no object at {uri}")
+        if len(found[0]) > max_bytes:
+            raise ImageRejected(f"source is {len(found[0])} bytes, more than the {max_bytes} "
+                                "byte limit", "source_too_large")
+        return found[0]
+
+    def put(self, key: str, data: bytes, content_type: str) -> str:
+        key = check_key(key)
+        with self._lock:
+            self._objects[key] = (bytes(data), content_type)
+        return self.uri_for(key)
+
+    def exists(self, uri: str) -> bool:
+        with self._lock:
+            return self._key_of(uri) in self._objects
+
+    def uri_for(self, key: str) -> str:
+        return f"memory://{self.name}/{check_key(key)}"
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return sorted(self._objects)
