@@ -2,10 +2,10 @@ import contextlib
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.errors import ImageRejected, InvalidRequest
+from pipeline.errors import ImageRejected, InvalidRequest, PermanentError
 from pipeline.ops import Limits, compile_chain, compile_variants, decode, parse_variant_specs
 from pipeline.ops.spec import parse_variant_spec
 from tests.images import encode, open_bytes, quadrants
@@ -170,3 +170,40 @@ def test_decode_rejects_truncated():
     with pytest.raises(ImageRejected) as info:
         decode(data[: len(data) // 2], max_pixels=10**6)
     assert info.value.code == "corrupt_image"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=True)
+    | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                 max_size=3),
+    max_leaves=8)
+param_names = st.sampled_from(["width", "height", "mode", "size", "square", "x", "y",
+                               "gravity", "angle", "sigma", "amount", "format", "quality",
+                               "text", "image", "op", "direction", "low", "high"])
+op_names = st.sampled_from(["resize", "thumbnail", "crop", "rotate", "flip", "grayscale",
+                            "blur", "sharpen", "adjust", "edges", "watermark", "encode",
+                            "orient", "nope"])
+
+
+@settings(deadline=None, max_examples=150)
+@given(st.lists(st.builds(lambda name, params: {"op": name, **params}, op_names,
+                          st.dictionaries(param_names, json_values, max_size=4)),
+                max_size=5))
+def test_arbitrary_op_objects_either_compile_or_give_a_reason(ops):
+    """Whatever JSON arrives, validation answers with a chain or an InvalidRequest."""
+    try:
+        chain = compile_chain(ops, LIMITS)
+    except InvalidRequest as exc:
+        assert exc.code and exc.message
+        return
+    assert chain.encode_args["format"] in ("jpeg", "png", "webp", "avif")
+    assert chain.steps[0].operation.name == "orient" or any(
+        o.get("op") == "orient" for o in ops)
+    small = Limits(max_output_pixels=4_000_000, max_dimension=4096)
+    try:  # a valid chain runs, or fails with a permanent, explained error
+        out = chain.run(decode(encode(quadrants(32, 24)), max_pixels=10**6), small)
+    except PermanentError as exc:
+        assert exc.code in ("output_too_large", "crop_outside_image", "bad_param"), exc
+    else:
+        assert out.data and out.width >= 1 and out.height >= 1
