@@ -106,6 +106,26 @@ def topics_create() -> None:
                    f"{'created' if report.created else 'exists'}")
 
 
+@cli.group()
+def db() -> None:
+    """The metadata store's schema."""
+
+
+@db.command("migrate")
+def db_migrate() -> None:
+    """Apply pending schema versions to IMGPIPE_METADATA_URL (idempotent)."""
+    from pipeline.metadata import open_metadata_store
+
+    settings = _settings()
+    store = open_metadata_store(settings.metadata_url)
+    try:
+        applied = store.migrate()
+        store.check_schema()
+    finally:
+        store.close()
+    click.echo(f"applied schema version(s) {applied}" if applied else "schema is up to date")
+
+
 @cli.command("config")
 def config() -> None:
     """Print the effective configuration (secrets masked)."""
@@ -263,6 +283,25 @@ def bench_ops(images: int, size: str, rounds: int, json_path: Path | None) -> No
         ("fast-path speedup", f"{fast / full:7.2f}x  (goal >= 3x)"),
     ])
     finish("ops", results, json_path)
+
+
+@bench.command("metadata")
+@click.option("--jobs", type=int, default=400, show_default=True)
+@click.option("--batch", type=int, default=16, show_default=True,
+              help="Jobs per processing batch (one commit each when batched).")
+def bench_metadata(jobs: int, batch: int) -> None:
+    """Metadata writes: one commit per job vs one per batch, SQLite and Spanner."""
+    from pipeline.bench.metadata import measure
+    from pipeline.bench.report import finish, print_table
+
+    results = measure(jobs, batch)
+    rows = []
+    for backend, r in results.items():
+        rows += [(f"{backend} per-row commits", f"{r['per_row']:9.1f} jobs/s"),
+                 (f"{backend} one commit per batch", f"{r['batched']:9.1f} jobs/s  "
+                  f"({r['batched'] / r['per_row']:.1f}x)")]
+    print_table(f"metadata: {jobs} jobs with 2 outputs each, batches of {batch}", rows)
+    finish("metadata", results, None)
 
 
 @bench.command("executor")

@@ -38,7 +38,9 @@ def new_job_id() -> str:
 
 def store_sources(settings: Settings, paths: Iterable[Path], job_ids: Iterable[str]
                   ) -> list[Submission]:
-    """Copy each file into the object store under sources/<job_id>/ (the claim check)."""
+    """Copy each file into the object store (the claim check), in the data-lake layout
+    ``sources/dt=YYYY-MM-DD/<job_id>/source.<ext>`` so raw sources are archived too."""
+    day = time.strftime("%Y-%m-%d", time.gmtime())
     store = open_object_store(settings.object_store)
     submissions = []
     for path, job_id in zip(paths, job_ids, strict=True):
@@ -47,8 +49,8 @@ def store_sources(settings: Settings, paths: Iterable[Path], job_ids: Iterable[s
             raise ImageRejected(f"{path} is {size} bytes, more than IMGPIPE_MAX_SOURCE_BYTES="
                                 f"{settings.max_source_bytes}", "source_too_large")
         suffix = path.suffix.lower() if _EXTENSION.match(path.suffix) else ""
-        uri = store.put(f"sources/{job_id}/source{suffix}", path.read_bytes(),
-                        "application/octet-stream")
+        uri = store.put_new_file(f"sources/dt={day}/{job_id}/source{suffix}", path,
+                                 "application/octet-stream")
         submissions.append(Submission(job_id, str(path), uri))
     store.close()
     return submissions

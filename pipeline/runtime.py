@@ -50,6 +50,11 @@ class Runtime:
     def executor(self) -> ImageExecutor:
         return ImageExecutor(self.settings.image_thread_count)
 
+    def check(self) -> None:
+        """Open every store once so a misconfiguration stops the worker at start."""
+        self.object_store.owns(self.object_store.uri_for("healthcheck"))
+        self.metadata.check_schema()
+
     def close(self) -> None:
         if "executor" in self.__dict__:
             self.executor.shutdown()

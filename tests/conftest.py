@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import localkafka
+from pipeline import devservices, localkafka
 from pipeline.settings import Settings
 from pipeline.workerproc import start_worker, stop_worker, wait_healthy
 
@@ -34,6 +34,64 @@ def kafka(tmp_path_factory):
         pytest.fail(f"could not start the test Kafka broker: {exc}", pytrace=False)
     yield state
     localkafka.down(data_dir, echo=lambda m: None)
+
+
+@pytest.fixture(scope="session")
+def fake_gcs(tmp_path_factory):
+    """fake-gcs-server (built with go install on first use); fails loudly if it can't run."""
+    try:
+        service = devservices.start_fake_gcs(tmp_path_factory.mktemp("gcs") / "gcs.log")
+    except Exception as exc:
+        pytest.fail(f"could not start fake-gcs-server: {exc}", pytrace=False)
+    previous = os.environ.get("STORAGE_EMULATOR_HOST")
+    os.environ["STORAGE_EMULATOR_HOST"] = f"http://{service.address}"
+    yield service
+    service.stop()
+    if previous is None:
+        os.environ.pop("STORAGE_EMULATOR_HOST", None)
+
+
+@pytest.fixture(scope="session")
+def spanner_emulator(tmp_path_factory):
+    """The Cloud Spanner emulator; fails loudly if it is not installed or can't run."""
+    try:
+        service = devservices.start_spanner_emulator(
+            tmp_path_factory.mktemp("spanner") / "spanner.log")
+    except Exception as exc:
+        pytest.fail(f"could not start the Cloud Spanner emulator: {exc}", pytrace=False)
+    saved = {k: os.environ.get(k) for k in [*devservices.SPANNER_CLIENT_ENV,
+                                            "SPANNER_EMULATOR_HOST"]}
+    os.environ.update(devservices.SPANNER_CLIENT_ENV)
+    os.environ["SPANNER_EMULATOR_HOST"] = service.address
+    yield service
+    service.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def new_bucket(prefix: str = "t") -> str:
+    """A fresh bucket on the fake GCS server (STORAGE_EMULATOR_HOST must be set)."""
+    from pipeline.objects.gcs import make_client
+
+    name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+    client = make_client()
+    client.create_bucket(name)
+    client.close()
+    return name
+
+
+def spanner_url() -> str:
+    """A fresh, migrated database on the emulator."""
+    from pipeline.metadata import open_metadata_store
+
+    url = f"spanner://projects/imgpipe-test/instances/test/databases/d{uuid.uuid4().hex[:12]}"
+    store = open_metadata_store(url)
+    store.migrate()
+    store.close()
+    return url
 
 
 @dataclass

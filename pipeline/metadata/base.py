@@ -39,6 +39,11 @@ class MetadataStore(ABC):
     def upsert_batch(self, records: list[JobRecord]) -> None:
         """Write every record (job row + exactly its output rows) in one commit."""
 
+    def upsert_each(self, records: list[JobRecord]) -> None:
+        """One commit per job: the slow baseline the metadata benchmark compares with."""
+        for record in records:
+            self.upsert_batch([record])
+
     @abstractmethod
     def get_job(self, job_id: str) -> JobRecord | None:
         """The stored record of ``job_id``, outputs included."""
@@ -51,8 +56,12 @@ class MetadataStore(ABC):
     def count_rows(self) -> tuple[int, int]:
         """(job rows, output rows)."""
 
-    def migrate(self) -> None:
-        """Create or upgrade the schema (idempotent)."""
+    def migrate(self) -> list[int]:
+        """Create or upgrade the schema (idempotent); the versions applied now."""
+        return []
+
+    def check_schema(self) -> None:
+        """Raise ConfigError if the schema is missing or older than this code needs."""
 
     def close(self) -> None:
         """Release connections."""

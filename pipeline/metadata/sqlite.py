@@ -63,9 +63,10 @@ class SqliteMetadataStore(MetadataStore):
     def from_url(cls, url: str) -> SqliteMetadataStore:
         return cls(path_from_sqlite_url(url))
 
-    def migrate(self) -> None:
+    def migrate(self) -> list[int]:
         with self._lock:
             self._conn.executescript(SCHEMA)
+        return []
 
     def upsert_batch(self, records: list[JobRecord]) -> None:
         if not records:

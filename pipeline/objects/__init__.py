@@ -13,9 +13,13 @@ def open_object_store(url: str) -> ObjectStore:
     scheme = url.split("://", 1)[0] if "://" in url else ""
     if scheme == "file":
         return LocalObjectStore.from_url(url)
+    if scheme == "gs":
+        from pipeline.objects.gcs import GcsObjectStore  # imports the GCS SDK only if used
+
+        return GcsObjectStore.from_url(url)
     if scheme == "memory":
         return MemoryObjectStore(url.split("://", 1)[1].strip("/") or "default")
-    raise ConfigError(f"IMGPIPE_OBJECT_STORE: unsupported URL {url!r}; use file://DIR")
+    raise ConfigError(f"IMGPIPE_OBJECT_STORE: unsupported URL {url!r}; use file://DIR or gs://BUCKET/PREFIX")
 
 
 __all__ = ["LocalObjectStore", "MemoryObjectStore", "ObjectStore", "check_key", "open_object_store"]

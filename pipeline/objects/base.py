@@ -5,6 +5,7 @@ from __future__ import annotations
 import posixpath
 import re
 from abc import ABC, abstractmethod
+from pathlib import Path
 
 from pipeline.errors import SourceNotAllowed
 
@@ -40,6 +41,18 @@ class ObjectStore(ABC):
     @abstractmethod
     def put(self, key: str, data: bytes, content_type: str) -> str:
         """Write (or overwrite) ``key`` atomically and return its URI."""
+
+    def put_new_file(self, key: str, path: Path, content_type: str) -> str:
+        """Store a local file at ``key`` unless an object is already there; the same
+        content again is fine, other content is refused (claim checks never clobber)."""
+        uri = self.uri_for(key)
+        data = path.read_bytes()
+        if self.exists(uri):
+            if self.get(uri, len(data)) != data:
+                raise SourceNotAllowed(f"{uri} already exists with other content",
+                                       "source_exists")
+            return uri
+        return self.put(key, data, content_type)
 
     @abstractmethod
     def exists(self, uri: str) -> bool:

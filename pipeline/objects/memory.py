@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from pipeline.errors import ImageRejected, SourceNotFound
+from pipeline.errors import ImageRejected, SourceNotAllowed, SourceNotFound
 from pipeline.objects.base import ObjectStore, check_key
 
 
@@ -19,11 +19,16 @@ class MemoryObjectStore(ObjectStore):
     def _key_of(self, uri: str) -> str:
         prefix = f"memory://{self.name}/"
         if not uri.startswith(prefix):
-            raise SourceNotFound(f"{uri} is not in memory store {self.name}")
-        return uri[len(prefix):]
+            raise SourceNotAllowed(f"{uri} is not in memory store {self.name}",
+                                   "path_outside_root")
+        return check_key(uri[len(prefix):])
 
     def owns(self, uri: str) -> bool:
-        return uri.startswith(f"memory://{self.name}/")
+        try:
+            self._key_of(uri)
+        except SourceNotAllowed:
+            return False
+        return True
 
     def get(self, uri: str, max_bytes: int) -> bytes:
         with self._lock:

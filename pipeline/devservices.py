@@ -1,0 +1,154 @@
+"""Local stand-ins for the cloud services, for development and tests.
+
+- fake-gcs-server (github.com/fsouza/fake-gcs-server), built once with ``go install``
+  at a pinned version into ``~/.cache/imgpipe/bin``.
+- The official Cloud Spanner emulator (``emulator_main`` from the Google Cloud SDK's
+  ``cloud-spanner-emulator`` component, or IMGPIPE_SPANNER_EMULATOR).
+
+Both bind 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import ConfigError
+from pipeline.localkafka import free_port
+
+FAKE_GCS_MODULE = "github.com/fsouza/fake-gcs-server"
+FAKE_GCS_VERSION = "v1.56.1"
+SPANNER_EMULATOR_PATHS = (
+    "/usr/lib/google-cloud-sdk/bin/cloud_spanner_emulator/emulator_main",
+    "/usr/share/google-cloud-sdk/bin/cloud_spanner_emulator/emulator_main",
+    "/opt/google-cloud-sdk/bin/cloud_spanner_emulator/emulator_main",
+)
+#: What google-cloud-spanner 3.7x needs against this emulator (see docs/storage.md).
+SPANNER_CLIENT_ENV = {
+    "GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS": "false",
+    "GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS_FOR_RW": "false",
+    "GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS_PARTITIONED_OPS": "false",
+    "SPANNER_DISABLE_BUILTIN_METRICS": "true",
+}
+
+
+def _bin_dir() -> Path:
+    base = os.environ.get("IMGPIPE_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "imgpipe")
+    return Path(base) / "bin"
+
+
+def fake_gcs_binary(echo=print) -> Path:
+    """The fake-gcs-server binary, built with ``go install`` on first use."""
+    target = _bin_dir() / f"fake-gcs-server-{FAKE_GCS_VERSION}"
+    if target.exists():
+        return target
+    if not shutil.which("go"):
+        raise ConfigError("Go is needed once to build fake-gcs-server (GCS emulator): install "
+                          "Go 1.22+ (https://go.dev/dl or apt-get install golang) and retry")
+    echo(f"Building fake-gcs-server {FAKE_GCS_VERSION} with go install (first run only)...")
+    build_dir = _bin_dir() / "go-build"
+    result = subprocess.run(["go", "install", f"{FAKE_GCS_MODULE}@{FAKE_GCS_VERSION}"],
+                            env={**os.environ, "GOBIN": str(build_dir)}, capture_output=True,
+                            text=True)
+    if result.returncode != 0:
+        raise ConfigError(f"go install {FAKE_GCS_MODULE} failed:\n{result.stderr[-2000:]}")
+    (build_dir / "fake-gcs-server").rename(target)
+    return target
+
+
+def spanner_emulator_binary() -> Path:
+    """The Cloud Spanner emulator's ``emulator_main``."""
+    candidates = [os.environ.get("IMGPIPE_SPANNER_EMULATOR", ""), *SPANNER_EMULATOR_PATHS]
+    gcloud = shutil.which("gcloud")
+    if gcloud:
+        sdk = Path(os.path.realpath(gcloud)).parents[1]
+        candidates.append(str(sdk / "bin" / "cloud_spanner_emulator" / "emulator_main"))
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    raise ConfigError("Cloud Spanner emulator not found: install it with `gcloud components "
+                      "install cloud-spanner-emulator` (or the google-cloud-cli-spanner-"
+                      "emulator Debian package), or set IMGPIPE_SPANNER_EMULATOR to "
+                      "emulator_main")
+
+
+@dataclass
+class Service:
+    """A started local service process."""
+
+    name: str
+    process: subprocess.Popen
+    port: int
+    log: Path
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+
+
+def _start(name: str, argv: list[str], port: int, log: Path, ready, timeout: float) -> Service:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    service = Service(name, process, port, log)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ConfigError(f"{name} exited with code {process.returncode}; log:\n"
+                              f"{log.read_text(errors='replace')[-2000:]}")
+        if ready(port):
+            return service
+        time.sleep(0.2)
+    service.stop()
+    raise ConfigError(f"{name} did not become ready within {timeout:.0f}s; see {log}")
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status < 500
+    except OSError:
+        return False
+
+
+def _tcp_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def start_fake_gcs(log: Path, port: int | None = None, timeout: float = 30.0) -> Service:
+    """fake-gcs-server in memory on 127.0.0.1; set STORAGE_EMULATOR_HOST to its URL."""
+    port = port or free_port()
+    argv = [str(fake_gcs_binary()), "-scheme", "http", "-backend", "memory",
+            "-host", "127.0.0.1", "-port", str(port),
+            "-external-url", f"http://127.0.0.1:{port}", "-public-host", f"127.0.0.1:{port}",
+            "-log-level", "warn"]
+    return _start("fake-gcs-server", argv, port, log,
+                  lambda p: _http_ok(f"http://127.0.0.1:{p}/storage/v1/b"), timeout)
+
+
+def start_spanner_emulator(log: Path, port: int | None = None, timeout: float = 30.0
+                           ) -> Service:
+    """The Spanner emulator's gRPC endpoint on 127.0.0.1; set SPANNER_EMULATOR_HOST."""
+    port = port or free_port()
+    argv = [str(spanner_emulator_binary()), f"--host_port=127.0.0.1:{port}"]
+    return _start("spanner-emulator", argv, port, log, _tcp_open, timeout)
