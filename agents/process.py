@@ -81,9 +81,10 @@ async def handle_batch(priority: str, events: list) -> None:
 
 
 def _make_processor(priority: str):
+    size, window = settings.batch_shape(priority)
+
     async def process(stream):
-        async for events in stream.take_events(settings.batch_size,
-                                               within=settings.batch_window):
+        async for events in stream.take_events(size, within=window):
             try:
                 await handle_batch(priority, events)
             except Exception:

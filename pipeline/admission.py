@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from pipeline.errors import InvalidRequest
 from pipeline.models import JobRequest, parse_job_request
 from pipeline.ops import Chain, Limits, compile_variants
 from pipeline.sources import SourcePolicy
@@ -14,15 +15,35 @@ class AdmissionPolicy:
     limits: Limits
     max_variants: int
     sources: SourcePolicy
+    tenant_priorities: dict[str, str] = field(default_factory=dict)
+    allowed_tenants: frozenset[str] = frozenset()
+    allowed_formats: frozenset[str] = frozenset({"jpeg", "png", "webp", "avif"})
 
     def admit(self, raw: bytes | None) -> tuple[JobRequest, dict[str, Chain]]:
-        """Parse and validate one raw ingest event; PermanentError says why not."""
+        """Parse, normalise and validate one raw event; PermanentError says why not.
+
+        The returned request always has a priority: its own, else its tenant's rule,
+        else normal.
+        """
         request = parse_job_request(raw)
-        return request, self.validate(request)
+        chains = self.validate(request)
+        if request.priority is None:
+            request = request.with_priority(self.tenant_priorities.get(request.tenant,
+                                                                       "normal"))
+        return request, chains
 
     def validate(self, request: JobRequest) -> dict[str, Chain]:
-        """Check ops, limits and the source URI of an already parsed request."""
+        """Check tenant, ops, limits, formats and the source URI of a parsed request."""
+        if self.allowed_tenants and request.tenant not in self.allowed_tenants:
+            raise InvalidRequest(f"tenant {request.tenant!r} is not accepted here",
+                                 "tenant_not_allowed")
         chains = compile_variants(request.variants, self.limits, self.max_variants)
+        for name, chain in chains.items():
+            if chain.encode_args["format"] not in self.allowed_formats:
+                raise InvalidRequest(f"variant {name!r}: format {chain.encode_args['format']} "
+                                     f"is not allowed here (allowed: "
+                                     f"{', '.join(sorted(self.allowed_formats))})",
+                                     "format_not_allowed")
         self.sources.check(request.source)
         for chain in chains.values():
             for uri in chain.source_uris():

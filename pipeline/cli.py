@@ -157,7 +157,8 @@ def worker(ctx: click.Context, web_port: int | None, loglevel: str | None) -> No
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--variant", "variants", multiple=True, metavar="NAME=SPEC",
               help="e.g. thumb=fit:256x256,webp:q80 (repeatable; default thumb + large).")
-@click.option("--priority", type=click.Choice(["high", "normal", "low"]), default="normal")
+@click.option("--priority", type=click.Choice(["high", "normal", "low"]), default=None,
+              help="Default: the tenant's rule (IMGPIPE_TENANT_PRIORITIES), else normal.")
 @click.option("--tenant", default="default")
 @click.option("--force", is_flag=True, help="Reprocess even if the job is already DONE.")
 @click.option("--job-id", "job_ids", multiple=True,

@@ -6,14 +6,14 @@ Everything here is blocking (CPU and storage I/O); callers run it in the image e
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from pipeline import metrics
 from pipeline.models import JobRequest, OutputInfo
 from pipeline.objects import ObjectStore
-from pipeline.ops import Chain, Limits, decode
+from pipeline.ops import Chain, Encoded, Limits, decode
 from pipeline.ops.base import RunContext
 from pipeline.ops.chain import shared_prefixes
 from pipeline.ops.phash import phash
@@ -40,14 +40,13 @@ class EngineLimits:
 class JobResult:
     outputs: list[OutputInfo]
     phash: str | None = None
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 class Engine:
     """Turns a validated job into stored outputs."""
 
     def __init__(self, store: ObjectStore, sources: SourcePolicy, limits: EngineLimits):
-        self.store = store
+        self.object_store = store
         self.sources = sources
         self.limits = limits
         self.context = RunContext(self._load_overlay)
@@ -56,39 +55,48 @@ class Engine:
         data = self.sources.read(uri, self.limits.max_source_bytes)
         return decode(data, max_pixels=max_pixels).pixels
 
-    def run(self, request: JobRequest, chains: dict[str, Chain]) -> JobResult:
-        """Process ``request``; raises PermanentError or RetryableError subclasses."""
+    # The three stages are separate so callers can run I/O (fetch, store) on an I/O
+    # pool and only render() on the image threads; run() chains them for simple callers.
+
+    def fetch(self, request: JobRequest) -> bytes:
+        """Read the source (I/O): SourceNotAllowed/NotFound, too large, or unavailable."""
         started = time.perf_counter()
         data = self.sources.read(request.source, self.limits.max_source_bytes)
         metrics.SOURCE_BYTES.inc(len(data))
-        fetched = time.perf_counter()
+        metrics.STAGE_SECONDS.labels("fetch").observe(time.perf_counter() - started)
+        return data
+
+    def render(self, data: bytes, chains: dict[str, Chain]) -> tuple[dict[str, Encoded], str]:
+        """Decode once and make every variant (CPU); returns encodings and the pHash."""
+        started = time.perf_counter()
 
         def plan(width: int, height: int, orientation: int) -> float:
             return max(chain.load_scale(width, height, orientation) for chain in chains.values())
 
         frame = decode(data, max_pixels=self.limits.max_source_pixels, load_scale=plan)
         decoded = time.perf_counter()
-        outputs = []
-        put_seconds = 0.0
         shared = shared_prefixes(chains)
         # Largest outputs first, so smaller variants can shrink their shared results.
         order = sorted(chains, key=lambda n: -_area(chains[n].output_size(frame.width,
                                                                            frame.height)))
-        made = {}
-        for name in order:
-            made[name] = chains[name].run(frame, self.limits.ops, self.context, shared)
-        for name in chains:
-            encoded = made[name]
-            put_started = time.perf_counter()
-            uri = self.store.put(output_key(request, name, encoded.extension), encoded.data,
-                                 encoded.content_type)
-            put_seconds += time.perf_counter() - put_started
-            metrics.OUTPUT_BYTES.inc(len(encoded.data))
-            outputs.append(OutputInfo(name, uri, encoded.width, encoded.height,
-                                      encoded.format, len(encoded.data)))
-        finished = time.perf_counter()
-        timings = {"fetch": fetched - started, "decode": decoded - fetched,
-                   "transform": finished - decoded - put_seconds, "store": put_seconds}
-        for stage, seconds in timings.items():
-            metrics.STAGE_SECONDS.labels(stage).observe(seconds)
-        return JobResult(outputs, phash(frame.pixels), timings)
+        made = {name: chains[name].run(frame, self.limits.ops, self.context, shared)
+                for name in order}
+        fingerprint = phash(frame.pixels)
+        metrics.STAGE_SECONDS.labels("decode").observe(decoded - started)
+        metrics.STAGE_SECONDS.labels("transform").observe(time.perf_counter() - decoded)
+        return {name: made[name] for name in chains}, fingerprint
+
+    def store(self, request: JobRequest, name: str, encoded: Encoded) -> OutputInfo:
+        """Write one output at its deterministic key (I/O)."""
+        started = time.perf_counter()
+        uri = self.object_store.put(output_key(request, name, encoded.extension), encoded.data,
+                              encoded.content_type)
+        metrics.OUTPUT_BYTES.inc(len(encoded.data))
+        metrics.STAGE_SECONDS.labels("store").observe(time.perf_counter() - started)
+        return OutputInfo(name, uri, encoded.width, encoded.height, encoded.format,
+                          len(encoded.data))
+
+    def run(self, request: JobRequest, chains: dict[str, Chain]) -> JobResult:
+        """All three stages in the calling thread."""
+        encoded, fingerprint = self.render(self.fetch(request), chains)
+        return JobResult([self.store(request, n, e) for n, e in encoded.items()], fingerprint)

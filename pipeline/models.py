@@ -44,7 +44,7 @@ class JobRequest:
     job_id: str
     source: str
     variants: dict[str, list[dict[str, Any]]]
-    priority: str = "normal"
+    priority: str | None = None  # None: resolved at ingest (tenant rule, else normal)
     tenant: str = "default"
     submitted_at: float = field(default_factory=time.time)
     attempt: int = 0
@@ -59,6 +59,9 @@ class JobRequest:
 
     def with_attempt(self, attempt: int) -> JobRequest:
         return JobRequest(**{**self.to_dict(), "attempt": attempt})
+
+    def with_priority(self, priority: str) -> JobRequest:
+        return JobRequest(**{**self.to_dict(), "priority": priority})
 
     @property
     def submitted_date(self) -> str:
@@ -124,8 +127,8 @@ def job_request_from_dict(data: dict[str, Any]) -> JobRequest:
         if not isinstance(chain, list) or not all(isinstance(op, dict) for op in chain):
             raise InvalidRequest(f"variant {name!r} must be a list of op objects",
                                  "bad_variants")
-    priority = data.get("priority", "normal")
-    if priority not in PRIORITIES:
+    priority = data.get("priority")
+    if priority is not None and priority not in PRIORITIES:
         raise InvalidRequest(f"priority must be one of {', '.join(PRIORITIES)}, "
                              f"got {priority!r}", "bad_priority")
     tenant = data.get("tenant", "default")

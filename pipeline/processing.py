@@ -78,6 +78,18 @@ def job_record(outcome: Outcome, now: float) -> JobRecord:
     )
 
 
+async def run_job(request: JobRequest, chains: dict[str, Chain], runtime: Runtime
+                  ) -> JobResult:
+    """Fetch on the I/O pool, render on the image threads, store outputs concurrently."""
+    engine = runtime.engine
+    data = await runtime.io.run(engine.fetch, request)
+    encoded, fingerprint = await runtime.executor.run(request.priority or "normal",
+                                                      engine.render, data, chains)
+    outputs = await asyncio.gather(*(runtime.io.run(engine.store, request, name, enc)
+                                     for name, enc in encoded.items()))
+    return JobResult(list(outputs), fingerprint)
+
+
 async def run_batch(work: list[tuple[JobRequest, dict[str, Chain]]], runtime: Runtime
                     ) -> list[Outcome]:
     """Process every job of the batch concurrently, then write all metadata in one commit."""
@@ -85,8 +97,7 @@ async def run_batch(work: list[tuple[JobRequest, dict[str, Chain]]], runtime: Ru
     metrics.IN_FLIGHT.inc(len(work))
     try:
         results = await asyncio.gather(
-            *(runtime.executor.run(runtime.engine.run, request, chains)
-              for request, chains in work),
+            *(run_job(request, chains, runtime) for request, chains in work),
             return_exceptions=True)
     finally:
         metrics.IN_FLIGHT.dec(len(work))
@@ -96,8 +107,8 @@ async def run_batch(work: list[tuple[JobRequest, dict[str, Chain]]], runtime: Ru
     if final:
         now = time.time()
         try:
-            await asyncio.to_thread(runtime.metadata.upsert_batch,
-                                    [job_record(o, now) for o in final])
+            await runtime.io.run(runtime.metadata.upsert_batch,
+                                 [job_record(o, now) for o in final])
         except Exception as exc:
             error = exc if isinstance(exc, ImgpipeError) else RetryableError(
                 f"metadata write failed: {exc}", "metadata_unavailable")

@@ -6,10 +6,11 @@ from functools import cached_property
 
 from pipeline.admission import AdmissionPolicy
 from pipeline.engine import Engine, EngineLimits
-from pipeline.executor import ImageExecutor
+from pipeline.executor import BoundedExecutor
 from pipeline.metadata import MetadataStore, open_metadata_store
 from pipeline.objects import ObjectStore, open_object_store
 from pipeline.ops import Limits
+from pipeline.scheduling import PriorityExecutor
 from pipeline.settings import Settings
 from pipeline.sources import SourcePolicy
 
@@ -38,7 +39,10 @@ class Runtime:
 
     @cached_property
     def admission(self) -> AdmissionPolicy:
-        return AdmissionPolicy(self.limits, self.settings.max_variants, self.sources)
+        s = self.settings
+        return AdmissionPolicy(self.limits, s.max_variants, self.sources,
+                               s.tenant_priority_map, s.allowed_tenant_set,
+                               s.allowed_format_set)
 
     @cached_property
     def engine(self) -> Engine:
@@ -47,8 +51,14 @@ class Runtime:
         return Engine(self.object_store, self.sources, limits)
 
     @cached_property
-    def executor(self) -> ImageExecutor:
-        return ImageExecutor(self.settings.image_thread_count)
+    def executor(self) -> PriorityExecutor:
+        s = self.settings
+        return PriorityExecutor(s.image_thread_count, {"normal": s.normal_share,
+                                                       "low": s.low_share})
+
+    @cached_property
+    def io(self) -> BoundedExecutor:
+        return BoundedExecutor(self.settings.io_threads)
 
     def check(self) -> None:
         """Open every store once so a misconfiguration stops the worker at start."""
@@ -56,8 +66,9 @@ class Runtime:
         self.metadata.check_schema()
 
     def close(self) -> None:
-        if "executor" in self.__dict__:
-            self.executor.shutdown()
+        for pool in ("executor", "io"):
+            if pool in self.__dict__:
+                self.__dict__[pool].shutdown()
         if "metadata" in self.__dict__:
             self.metadata.close()
         if "object_store" in self.__dict__:

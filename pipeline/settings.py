@@ -46,15 +46,31 @@ class Settings:
                                 "(default http://127.0.0.1:$IMGPIPE_WEB_PORT).")
     api_token: str = _setting("", "Bearer token the API requires (empty: no auth).",
                               secret=True)
-    batch_size: int = _setting(8, "Most jobs taken into one processing batch.", minimum=1)
-    batch_window: float = _setting(0.25, "Seconds a processing batch waits to fill.",
+    batch_size: int = _setting(8, "Most normal-priority jobs in one processing batch.",
+                               minimum=1)
+    batch_window: float = _setting(0.25, "Seconds a normal-priority batch waits to fill.",
                                    minimum=0.001)
+    batch_size_high: int = _setting(4, "Most high-priority jobs in one batch.", minimum=1)
+    batch_window_high: float = _setting(0.02, "Seconds a high-priority batch waits to fill.",
+                                        minimum=0.001)
+    batch_size_low: int = _setting(16, "Most low-priority jobs in one batch.", minimum=1)
+    batch_window_low: float = _setting(0.5, "Seconds a low-priority batch waits to fill.",
+                                       minimum=0.001)
+    normal_share: float = _setting(0.2, "Starvation guard: least share of image work "
+                                        "normal priority gets while it waits.", minimum=0.0)
+    low_share: float = _setting(0.1, "Starvation guard: least share of image work low "
+                                     "priority gets while it waits.", minimum=0.0)
+    tenant_priorities: str = _setting("", "Priority for requests that name none, by tenant: "
+                                          "'acme=high,bulk=low'.")
+    allowed_tenants: str = _setting("", "Comma-separated tenants accepted (empty: any).")
+    allowed_formats: str = _setting("jpeg,png,webp,avif", "Output formats jobs may request.")
     ingest_batch_size: int = _setting(500, "Most events the ingest agent takes at once.",
                                       minimum=1)
     ingest_window: float = _setting(0.05, "Seconds an ingest batch waits to fill.",
                                     minimum=0.001)
     image_threads: int = _setting(0, "Threads for image work (0: one per CPU core).",
                                   minimum=0)
+    io_threads: int = _setting(16, "Threads for storage and metadata I/O.", minimum=1)
     max_attempts: int = _setting(3, "Attempts before a transiently failing job is FAILED.",
                                  minimum=1)
     retry_backoff: float = _setting(1.0, "Base seconds of exponential retry backoff.",
@@ -73,6 +89,7 @@ class Settings:
     def __post_init__(self) -> None:
         if not self.api_url:
             object.__setattr__(self, "api_url", f"http://127.0.0.1:{self.web_port}")
+        self.tenant_priority_map  # noqa: B018  (validates the rules once, at start)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -93,6 +110,37 @@ class Settings:
 
     def priority_topic(self, priority: str) -> str:
         return self.topic(f"jobs.{priority}")
+
+    def batch_shape(self, priority: str) -> tuple[int, float]:
+        """(batch size, window seconds) of one priority class."""
+        if priority == "high":
+            return self.batch_size_high, self.batch_window_high
+        if priority == "low":
+            return self.batch_size_low, self.batch_window_low
+        return self.batch_size, self.batch_window
+
+    @property
+    def tenant_priority_map(self) -> dict[str, str]:
+        rules = {}
+        for item in filter(None, (p.strip() for p in self.tenant_priorities.split(","))):
+            tenant, sep, priority = item.partition("=")
+            if not sep or priority not in PRIORITIES:
+                raise ConfigError(f"IMGPIPE_TENANT_PRIORITIES: {item!r} must be tenant=high|"
+                                  "normal|low")
+            rules[tenant.strip()] = priority
+        return rules
+
+    @staticmethod
+    def _csv(text: str) -> frozenset[str]:
+        return frozenset(p.strip() for p in text.split(",") if p.strip())
+
+    @property
+    def allowed_tenant_set(self) -> frozenset[str]:
+        return self._csv(self.allowed_tenants)
+
+    @property
+    def allowed_format_set(self) -> frozenset[str]:
+        return self._csv(self.allowed_formats)
 
     @property
     def broker_urls(self) -> list[str]:
@@ -139,3 +187,17 @@ def _convert(name: str, raw: str, f: dataclasses.Field) -> Any:
     if minimum is not None and value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {raw!r}")
     return value
+
+
+def markdown_table() -> str:
+    """The README's configuration table, generated from the field declarations."""
+    lines = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
+    for name, value, help_text in Settings().describe():
+        if name == "IMGPIPE_API_URL":
+            value = "http://127.0.0.1:$IMGPIPE_WEB_PORT"
+        lines.append(f"| `{name}` | {f'`{value}`' if value else '(empty)'} | {help_text} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from pipeline.ops.registry import OPERATIONS
-from pipeline.settings import Settings
+from pipeline.settings import Settings, markdown_table
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -16,7 +16,8 @@ def test_every_operation_and_parameter_is_documented():
             assert param.name in text, f"{name}.{param.name}"
 
 
-def test_every_setting_is_in_the_readme():
+def test_readme_configuration_table_is_current():
     readme = (ROOT / "README.md").read_text()
+    assert markdown_table() in readme, "regenerate with: python -m pipeline.settings"
     for variable, _, _ in Settings().describe():
         assert f"`{variable}`" in readme, variable

@@ -61,7 +61,7 @@ def runtime(tmp_path):
 
 def _job(runtime, job_id, data):
     uri = runtime.object_store.put(f"sources/{job_id}/src", data, "image/png")
-    request = JobRequest(job_id, uri, parse_variant_specs(["t=fit:50x50,png"]))
+    request = JobRequest(job_id, uri, parse_variant_specs(["t=fit:50x50,png"]), "normal")
     return request, compile_variants(request.variants, runtime.limits, 4)
 
 

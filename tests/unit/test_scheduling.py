@@ -1,0 +1,73 @@
+import asyncio
+import threading
+import time
+
+from pipeline.scheduling import PriorityExecutor, PriorityPicker
+
+
+def test_highest_waiting_class_first_on_a_fresh_picker():
+    picker = PriorityPicker({"low": 0.1})
+    assert picker.pick(["low", "high", "normal"]) == "high"
+    assert picker.pick(["low", "normal"]) == "normal"
+
+
+def test_starvation_guard_gives_low_its_share():
+    picker = PriorityPicker({"low": 0.1, "normal": 0.2}, window=40)
+    picks = [picker.pick(["high", "normal", "low"]) for _ in range(400)]
+    tail = picks[100:]
+    assert 0.08 <= tail.count("low") / len(tail) <= 0.12
+    assert 0.18 <= tail.count("normal") / len(tail) <= 0.22
+    assert picks[:10] == ["high"] * 10  # no guard before there is history
+
+
+def test_no_share_means_strict_priority():
+    picker = PriorityPicker({})
+    assert {picker.pick(["high", "low"]) for _ in range(100)} == {"high"}
+
+
+def test_executor_runs_high_before_queued_low():
+    order = []
+    gate = threading.Event()
+
+    def work(name):
+        if name == "blocker":
+            gate.wait(5)
+        order.append(name)
+        return name
+
+    async def main():
+        pool = PriorityExecutor(1, {"low": 0.0})
+        blocker = asyncio.ensure_future(pool.run("low", work, "blocker"))
+        await asyncio.sleep(0.05)  # the only thread is now busy
+        lows = [asyncio.ensure_future(pool.run("low", work, f"low{i}")) for i in range(3)]
+        highs = [asyncio.ensure_future(pool.run("high", work, f"high{i}")) for i in range(2)]
+        await asyncio.sleep(0.01)
+        assert pool.queued("low") == 3 and pool.queued("high") == 2
+        gate.set()
+        results = await asyncio.gather(blocker, *lows, *highs)
+        pool.shutdown()
+        return results
+
+    results = asyncio.run(main())
+    assert results[0] == "blocker"
+    assert order == ["blocker", "high0", "high1", "low0", "low1", "low2"]
+
+
+def test_executor_propagates_errors_and_keeps_running():
+    def boom():
+        raise ValueError("bad image")
+
+    async def main():
+        pool = PriorityExecutor(2, {})
+        try:
+            await pool.run("normal", boom)
+        except ValueError as exc:
+            assert str(exc) == "bad image"
+        else:
+            raise AssertionError("no error")
+        started = time.perf_counter()
+        assert await pool.run("normal", lambda: 42) == 42
+        pool.shutdown()
+        return time.perf_counter() - started
+
+    assert asyncio.run(main()) < 5
