@@ -11,6 +11,7 @@ from agents.routing import confirm, dead_letter, send, topic
 from pipeline import metrics
 from pipeline.app import app, runtime, settings, topic_names
 from pipeline.errors import PermanentError
+from pipeline.faults import crash_point
 from pipeline.models import dead_letter as dead_letter_record
 from pipeline.processing import DONE, FAILED, Outcome, run_batch
 from pipeline.settings import PRIORITIES
@@ -74,9 +75,12 @@ async def handle_batch(priority: str, events: list) -> None:
         work[request.job_id] = (request, chains)  # a job twice in one batch runs once
     if work:
         metrics.BATCH_SIZE.labels(priority).observe(len(work))
-        for outcome in await run_batch(list(work.values()), runtime):
+        outcomes = await run_batch(list(work.values()), runtime)
+        crash_point("after_effects")  # outputs and metadata written, nothing acked
+        for outcome in outcomes:
             pending += await apply_outcome(outcome)
     await confirm(pending)
+    crash_point("after_results")  # table, results and DLQ sent, offsets not committed
     metrics.BATCH_SECONDS.labels(priority).observe(time.perf_counter() - started)
 
 

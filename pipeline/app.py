@@ -38,6 +38,10 @@ def create_app(settings: Settings) -> faust.App:
         topic_allow_declare=True,
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
+        # Faust's 60 s default leaves a crashed worker's partitions idle for a minute;
+        # heartbeats come from the consumer thread, so image work cannot starve them.
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=max(1.0, settings.session_timeout / 4),
         producer_acks=-1,
         broker_commit_every=1000,
         broker_commit_interval=1.0,

@@ -153,4 +153,5 @@ def job_summary(job_id: str, state: dict[str, Any] | None) -> dict[str, Any]:
                for o in state.get("outputs", [])]
     return {"job_id": job_id, "status": state["status"], "error": state.get("error"),
             "error_code": state.get("error_code"), "attempts": state.get("attempts", 0),
-            "outputs": outputs}
+            "priority": state.get("priority"), "outputs": outputs,
+            "history": state.get("history", [])}

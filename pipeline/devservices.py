@@ -135,10 +135,14 @@ def _tcp_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def start_fake_gcs(log: Path, port: int | None = None, timeout: float = 30.0) -> Service:
-    """fake-gcs-server in memory on 127.0.0.1; set STORAGE_EMULATOR_HOST to its URL."""
+def start_fake_gcs(log: Path, port: int | None = None, timeout: float = 30.0,
+                   data_dir: Path | None = None) -> Service:
+    """fake-gcs-server on 127.0.0.1, in memory or (``data_dir``) on disk so it can be
+    restarted without losing objects; set STORAGE_EMULATOR_HOST to its URL."""
     port = port or free_port()
-    argv = [str(fake_gcs_binary()), "-scheme", "http", "-backend", "memory",
+    backend = ["-backend", "filesystem", "-filesystem-root", str(data_dir)] if data_dir else [
+        "-backend", "memory"]
+    argv = [str(fake_gcs_binary()), "-scheme", "http", *backend,
             "-host", "127.0.0.1", "-port", str(port),
             "-external-url", f"http://127.0.0.1:{port}", "-public-host", f"127.0.0.1:{port}",
             "-log-level", "warn"]

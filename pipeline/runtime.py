@@ -23,7 +23,8 @@ class Runtime:
 
     @cached_property
     def object_store(self) -> ObjectStore:
-        return open_object_store(self.settings.object_store)
+        return open_object_store(self.settings.object_store,
+                                 self.settings.storage_retry_seconds)
 
     @cached_property
     def metadata(self) -> MetadataStore:

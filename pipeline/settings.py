@@ -71,6 +71,12 @@ class Settings:
     image_threads: int = _setting(0, "Threads for image work (0: one per CPU core).",
                                   minimum=0)
     io_threads: int = _setting(16, "Threads for storage and metadata I/O.", minimum=1)
+    storage_retry_seconds: float = _setting(30.0, "How long the storage client retries a "
+                                                  "transient error before the job is retried.",
+                                            minimum=0.0)
+    session_timeout: float = _setting(10.0, "Seconds before the group evicts a silent worker "
+                                            "(a crashed worker's partitions move this fast).",
+                                      minimum=1.0)
     max_attempts: int = _setting(3, "Attempts before a transiently failing job is FAILED.",
                                  minimum=1)
     retry_backoff: float = _setting(1.0, "Base seconds of exponential retry backoff.",

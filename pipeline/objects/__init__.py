@@ -8,15 +8,16 @@ from pipeline.objects.local import LocalObjectStore
 from pipeline.objects.memory import MemoryObjectStore
 
 
-def open_object_store(url: str) -> ObjectStore:
-    """The object store configured by ``url``."""
+def open_object_store(url: str, retry_seconds: float = 30.0) -> ObjectStore:
+    """The object store configured by ``url`` (``retry_seconds``: client-side retries of
+    transient errors, where the backend has them)."""
     scheme = url.split("://", 1)[0] if "://" in url else ""
     if scheme == "file":
         return LocalObjectStore.from_url(url)
     if scheme == "gs":
         from pipeline.objects.gcs import GcsObjectStore  # imports the GCS SDK only if used
 
-        return GcsObjectStore.from_url(url)
+        return GcsObjectStore.from_url(url, retry_seconds)
     if scheme == "memory":
         return MemoryObjectStore(url.split("://", 1)[1].strip("/") or "default")
     raise ConfigError(f"IMGPIPE_OBJECT_STORE: unsupported URL {url!r}; use file://DIR or gs://BUCKET/PREFIX")

@@ -14,6 +14,7 @@ import os
 import posixpath
 from pathlib import Path
 
+import requests
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
 from google.cloud import storage
@@ -21,11 +22,9 @@ from google.cloud import storage
 from pipeline.errors import ImageRejected, SourceNotAllowed, SourceNotFound, StorageUnavailable
 from pipeline.objects.base import ObjectStore, check_key
 
-#: Retried inside the client before a job-level retry is considered.
-RETRY = Retry(initial=0.2, maximum=5.0, multiplier=2.0, timeout=30.0,
-              predicate=lambda exc: isinstance(exc, TRANSIENT))
 TRANSIENT = (gexc.TooManyRequests, gexc.InternalServerError, gexc.BadGateway,
-             gexc.ServiceUnavailable, gexc.GatewayTimeout, ConnectionError, TimeoutError)
+             gexc.ServiceUnavailable, gexc.GatewayTimeout, ConnectionError, TimeoutError,
+             requests.exceptions.ConnectionError, requests.exceptions.Timeout)
 #: Objects larger than this are uploaded in resumable chunks.
 CHUNK_SIZE = 8 * 1024 * 1024
 
@@ -40,6 +39,9 @@ def make_client() -> storage.Client:
 
 
 def _convert(exc: Exception, uri: str) -> Exception:
+    if isinstance(exc, gexc.RetryError):  # the client's retry deadline ran out
+        return StorageUnavailable(f"GCS unavailable for {uri} (gave up retrying: "
+                                  f"{exc.cause})")
     if isinstance(exc, gexc.NotFound):
         return SourceNotFound(f"no object at {uri}")
     if isinstance(exc, gexc.Forbidden | gexc.Unauthorized):
@@ -52,19 +54,24 @@ def _convert(exc: Exception, uri: str) -> Exception:
 class GcsObjectStore(ObjectStore):
     scheme = "gs"
 
-    def __init__(self, bucket: str, prefix: str = "", client: storage.Client | None = None):
+    def __init__(self, bucket: str, prefix: str = "", client: storage.Client | None = None,
+                 retry_seconds: float = 30.0):
+        # Transient errors are retried inside the client for up to retry_seconds before
+        # the job itself goes to the retry topic.
+        self.retry = Retry(initial=0.2, maximum=5.0, multiplier=2.0, timeout=retry_seconds,
+                           predicate=lambda exc: isinstance(exc, TRANSIENT))
         self.bucket_name = bucket
         self.prefix = prefix.strip("/")
         self.client = client or make_client()
         self.bucket = self.client.bucket(bucket)
 
     @classmethod
-    def from_url(cls, url: str) -> GcsObjectStore:
+    def from_url(cls, url: str, retry_seconds: float = 30.0) -> GcsObjectStore:
         bucket, _, prefix = url.removeprefix("gs://").partition("/")
         if not bucket:
             raise SourceNotAllowed(f"bad GCS URL {url!r}: expected gs://BUCKET[/PREFIX]",
                                    "bad_source")
-        return cls(bucket, prefix)
+        return cls(bucket, prefix, retry_seconds=retry_seconds)
 
     def _name(self, key: str) -> str:
         key = check_key(key)
@@ -97,15 +104,13 @@ class GcsObjectStore(ObjectStore):
     def get(self, uri: str, max_bytes: int) -> bytes:
         blob = self.bucket.blob(self._name_of(uri))
         try:
-            blob.reload(retry=RETRY)
+            blob.reload(retry=self.retry)
             if blob.size is not None and blob.size > max_bytes:
                 raise ImageRejected(f"source is {blob.size} bytes, more than the {max_bytes} "
                                     "byte limit", "source_too_large")
             # Pinning the generation read by reload() makes the download consistent.
-            return blob.download_as_bytes(retry=RETRY, if_generation_match=blob.generation)
-        except gexc.GoogleAPICallError as exc:
-            raise _convert(exc, uri) from exc
-        except (ConnectionError, TimeoutError) as exc:
+            return blob.download_as_bytes(retry=self.retry, if_generation_match=blob.generation)
+        except (gexc.GoogleAPICallError, gexc.RetryError, *TRANSIENT) as exc:
             raise _convert(exc, uri) from exc
 
     def put(self, key: str, data: bytes, content_type: str) -> str:
@@ -115,10 +120,8 @@ class GcsObjectStore(ObjectStore):
         try:
             # Output keys are deterministic and their content is a function of the job,
             # so retrying an unconditional overwrite is safe.
-            blob.upload_from_string(data, content_type=content_type, retry=RETRY)
-        except gexc.GoogleAPICallError as exc:
-            raise _convert(exc, uri) from exc
-        except (ConnectionError, TimeoutError) as exc:
+            blob.upload_from_string(data, content_type=content_type, retry=self.retry)
+        except (gexc.GoogleAPICallError, gexc.RetryError, *TRANSIENT) as exc:
             raise _convert(exc, uri) from exc
         return uri
 
@@ -129,21 +132,21 @@ class GcsObjectStore(ObjectStore):
         uri = self.uri_for(key)
         try:
             blob.upload_from_filename(str(path), content_type=content_type,
-                                      if_generation_match=0, retry=RETRY)
+                                      if_generation_match=0, retry=self.retry)
         except gexc.PreconditionFailed:
             blob.reload()
             local_md5 = base64.b64encode(hashlib.md5(path.read_bytes()).digest()).decode()
             if blob.md5_hash != local_md5:
                 raise SourceNotAllowed(f"{uri} already exists with other content",
                                        "source_exists") from None
-        except gexc.GoogleAPICallError as exc:
+        except (gexc.GoogleAPICallError, gexc.RetryError, *TRANSIENT) as exc:
             raise _convert(exc, uri) from exc
         return uri
 
     def exists(self, uri: str) -> bool:
         try:
-            return self.bucket.blob(self._name_of(uri)).exists(retry=RETRY)
-        except gexc.GoogleAPICallError as exc:
+            return self.bucket.blob(self._name_of(uri)).exists(retry=self.retry)
+        except (gexc.GoogleAPICallError, gexc.RetryError, *TRANSIENT) as exc:
             raise _convert(exc, uri) from exc
 
     def delete_prefix(self, key_prefix: str) -> int:
