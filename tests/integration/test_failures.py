@@ -61,7 +61,7 @@ def test_storage_outage_is_retried_then_succeeds(kafka, tmp_path):
     sources = [store.put(f"sources/o{i}/src.jpg", p.read_bytes(), "image/jpeg")
                for i, p in enumerate(write_samples(tmp_path / "in", 3, 320, 240))]
     store.close()
-    proc, port_w, log = env.start_worker()
+    proc, port_w, _ = env.start_worker()
     env.env["IMGPIPE_API_URL"] = f"http://127.0.0.1:{port_w}"
     try:
         gcs.stop()  # the outage starts before the jobs arrive
@@ -79,7 +79,8 @@ def test_storage_outage_is_retried_then_succeeds(kafka, tmp_path):
         assert state["status"] == "DONE", state
         assert state["attempts"] >= 2
         assert "RETRYING" in [h["status"] for h in state["history"]]
-        assert any(h.get("error") == "storage_unavailable" for h in state["history"]), state["history"]
+        errors = [h.get("error") for h in state["history"]]
+        assert "storage_unavailable" in errors, errors
         assert all(o["uri"].startswith("gs://outage/lake/outputs/") for o in state["outputs"])
     assert read_topic(env.settings.bootstrap_servers, env.settings.topic("dlq")) == []
     retries = read_topic(env.settings.bootstrap_servers, env.settings.topic("retry"))
