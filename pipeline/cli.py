@@ -305,6 +305,36 @@ def bench_metadata(jobs: int, batch: int) -> None:
     finish("metadata", results, None)
 
 
+@bench.command("priority")
+@click.option("--high", "highs", type=int, default=40, show_default=True,
+              help="High-priority jobs per phase.")
+@click.option("--interval", type=float, default=0.25, show_default=True,
+              help="Seconds between high-priority submissions.")
+@click.option("--backlog", type=int, default=600, show_default=True,
+              help="Low-priority jobs queued for the second phase.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
+def bench_priority(highs: int, interval: float, backlog: int, json_path: Path | None) -> None:
+    """High-priority latency on an idle worker vs under a low-priority backlog."""
+    from pipeline.bench.harness import bench_pipeline
+    from pipeline.bench.priority import measure
+    from pipeline.bench.report import finish, print_table
+
+    say = lambda m: click.echo(m, err=True)  # noqa: E731
+    with bench_pipeline(echo=say) as pipe:
+        pipe.start_worker()
+        results = measure(pipe, highs, interval, backlog, say)
+    idle, loaded = results["idle"], results["backlog"]
+    print_table(f"priority: {highs} high jobs every {interval}s, idle vs {backlog} low queued", [
+        ("idle p50 / p99", f"{idle['p50'] * 1000:7.0f} / {idle['p99'] * 1000:.0f} ms"),
+        ("backlog p50 / p99", f"{loaded['p50'] * 1000:7.0f} / {loaded['p99'] * 1000:.0f} ms"),
+        ("p99 backlog / p99 idle", f"{results['p99_backlog_over_p99_idle']:7.2f}  (goal <= 2)"),
+        ("p99 backlog / p50 idle", f"{results['p99_backlog_over_p50_idle']:7.2f}  "
+                                   "(issue 10 goal <= 2)"),
+        ("low jobs done meanwhile", f"{loaded['low_done_during']:7d}  (starvation guard)"),
+    ])
+    finish("priority", results, json_path)
+
+
 @bench.command("executor")
 @click.option("--images", type=int, default=16, show_default=True)
 @click.option("--size", default="1920x1080", show_default=True)

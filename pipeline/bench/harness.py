@@ -1,0 +1,57 @@
+"""A throwaway real pipeline for benchmarks: its own Kafka, topics, stores and workers."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline import localkafka
+from pipeline.admin import create_topics
+from pipeline.settings import Settings
+from pipeline.workerproc import start_worker, stop_worker, wait_healthy
+
+
+@dataclass
+class BenchPipeline:
+    root: Path
+    env: dict[str, str]
+    workers: list = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        return Settings.from_env(self.env)
+
+    def start_worker(self) -> int:
+        port = localkafka.free_port()
+        name = f"w{len(self.workers) + 1}"
+        log = self.root / f"{name}.log"
+        proc = start_worker({**self.env, "IMGPIPE_DATA_DIR": str(self.root / name)}, log, port)
+        wait_healthy(proc, f"http://127.0.0.1:{port}", log, timeout=90)
+        self.workers.append(proc)
+        return port
+
+
+@contextmanager
+def bench_pipeline(echo=print, **overrides: str) -> Iterator[BenchPipeline]:
+    """Kafka on a free port plus topics and local stores in a temp folder; cleaned up."""
+    root = Path(tempfile.mkdtemp(prefix="imgpipe-bench-"))
+    state = localkafka.up(localkafka.free_port(), root / "kafka", echo=lambda m: None)
+    prefix = f"b{uuid.uuid4().hex[:6]}"
+    env = {"IMGPIPE_BROKER": f"kafka://{state.bootstrap}", "IMGPIPE_APP_ID": prefix,
+           "IMGPIPE_TOPIC_PREFIX": prefix, "IMGPIPE_OBJECT_STORE": f"file://{root}/objects",
+           "IMGPIPE_METADATA_URL": f"sqlite:///{root}/metadata.db", **overrides}
+    pipeline = BenchPipeline(root, env)
+    try:
+        create_topics(pipeline.settings)
+        echo(f"kafka {state.bootstrap}, topics {prefix}.*, data in {root}")
+        yield pipeline
+    finally:
+        for proc in pipeline.workers:
+            stop_worker(proc)
+        localkafka.down(root / "kafka", echo=lambda m: None)
+        shutil.rmtree(root, ignore_errors=True)

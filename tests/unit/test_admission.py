@@ -1,0 +1,59 @@
+import json
+
+import pytest
+
+from pipeline.admission import AdmissionPolicy
+from pipeline.errors import InvalidRequest, SourceNotAllowed
+from pipeline.objects import MemoryObjectStore
+from pipeline.ops import Limits
+from pipeline.settings import Settings
+from pipeline.sources import SourcePolicy
+
+STORE = MemoryObjectStore("adm")
+SOURCE = STORE.uri_for("sources/a/src.jpg")
+
+
+def policy(**kw):
+    return AdmissionPolicy(Limits(), 4, SourcePolicy(STORE), **kw)
+
+
+def raw(**fields):
+    return json.dumps({"job_id": "j1", "source": SOURCE,
+                       "variants": {"t": [{"op": "encode", "format": "webp"}]},
+                       **fields}).encode()
+
+
+def test_priority_from_request_then_tenant_rule_then_normal():
+    p = policy(tenant_priorities={"acme": "high", "bulk": "low"})
+    assert p.admit(raw(tenant="acme"))[0].priority == "high"
+    assert p.admit(raw(tenant="bulk"))[0].priority == "low"
+    assert p.admit(raw(tenant="bulk", priority="high"))[0].priority == "high"
+    assert p.admit(raw(tenant="other"))[0].priority == "normal"
+
+
+def test_tenant_and_format_filters():
+    p = policy(allowed_tenants=frozenset({"acme"}), allowed_formats=frozenset({"jpeg"}))
+    with pytest.raises(InvalidRequest) as info:
+        p.admit(raw(tenant="acme"))
+    assert info.value.code == "format_not_allowed" and "'t'" in info.value.message
+    with pytest.raises(InvalidRequest) as info:
+        p.admit(raw(tenant="mallory"))
+    assert info.value.code == "tenant_not_allowed"
+
+
+def test_watermark_overlays_obey_the_source_policy():
+    p = policy()
+    bad = {"t": [{"op": "watermark", "image": "file:///etc/passwd"}]}
+    with pytest.raises(SourceNotAllowed):
+        p.admit(raw(variants=bad))
+    good = {"t": [{"op": "watermark", "image": STORE.uri_for("logos/l.png")}]}
+    assert p.admit(raw(variants=good))[0].job_id == "j1"
+
+
+def test_settings_parse_tenant_rules():
+    s = Settings.from_env({"IMGPIPE_TENANT_PRIORITIES": "acme=high, bulk=low",
+                           "IMGPIPE_ALLOWED_TENANTS": "acme,bulk"})
+    assert s.tenant_priority_map == {"acme": "high", "bulk": "low"}
+    assert s.allowed_tenant_set == {"acme", "bulk"}
+    with pytest.raises(Exception, match="IMGPIPE_TENANT_PRIORITIES"):
+        Settings.from_env({"IMGPIPE_TENANT_PRIORITIES": "acme=urgent"})
