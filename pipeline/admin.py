@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, broker_unreachable
 from pipeline.settings import Settings
 from pipeline.topics import TopicNames
 
@@ -27,8 +27,7 @@ async def _create_topics(settings: Settings, timeout: float) -> list[TopicReport
     try:
         await admin.start()
     except KafkaError as exc:
-        raise ConfigError(f"cannot reach Kafka at {settings.bootstrap_servers} ({exc}); "
-                          "start it with `imgpipe kafka up` or set IMGPIPE_BROKER") from None
+        raise broker_unreachable(settings.bootstrap_servers, exc) from None
     try:
         existing = set(await admin.list_topics())
         brokers = len(admin._client.cluster.brokers())

@@ -17,7 +17,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from pipeline.errors import ConfigError, ImageRejected
+from pipeline.errors import ConfigError, ImageRejected, broker_unreachable
 from pipeline.models import JobRequest, Status
 from pipeline.objects import open_object_store
 from pipeline.settings import Settings
@@ -63,8 +63,7 @@ async def _produce(settings: Settings, requests: list[JobRequest],
     try:
         await producer.start()
     except KafkaError as exc:
-        raise ConfigError(f"cannot reach Kafka at {settings.bootstrap_servers} ({exc}); "
-                          "start it with `imgpipe kafka up` or set IMGPIPE_BROKER") from None
+        raise broker_unreachable(settings.bootstrap_servers, exc) from None
     try:
         futures = []
         for request in requests:

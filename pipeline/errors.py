@@ -37,6 +37,12 @@ class ConfigError(ImgpipeError):
     default_code = "config"
 
 
+def broker_unreachable(bootstrap: str, exc: Exception) -> ConfigError:
+    """The error every command gives when Kafka does not answer."""
+    return ConfigError(f"cannot reach Kafka at {bootstrap} ({exc}); start it with "
+                       "`imgpipe kafka up` or set IMGPIPE_BROKER")
+
+
 class PermanentError(ImgpipeError):
     default_code = "permanent"
 

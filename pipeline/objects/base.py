@@ -30,8 +30,17 @@ class ObjectStore(ABC):
     scheme: str
 
     @abstractmethod
+    def locate(self, uri: str) -> object:
+        """Where ``uri`` lives in the backend (path, object name, key), or
+        SourceNotAllowed if it is outside this store."""
+
     def owns(self, uri: str) -> bool:
         """True if ``uri`` lies inside this store (used to allow-list sources)."""
+        try:
+            self.locate(uri)
+        except SourceNotAllowed:
+            return False
+        return True
 
     @abstractmethod
     def get(self, uri: str, max_bytes: int) -> bytes:

@@ -77,7 +77,7 @@ class GcsObjectStore(ObjectStore):
         key = check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def _name_of(self, uri: str) -> str:
+    def locate(self, uri: str) -> str:
         start = f"gs://{self.bucket_name}/"
         if not uri.startswith(start):
             raise SourceNotAllowed(f"{uri!r} is not in bucket {self.bucket_name}",
@@ -91,18 +91,12 @@ class GcsObjectStore(ObjectStore):
                                    "path_outside_root")
         return name
 
-    def owns(self, uri: str) -> bool:
-        try:
-            self._name_of(uri)
-        except SourceNotAllowed:
-            return False
-        return True
 
     def uri_for(self, key: str) -> str:
         return f"gs://{self.bucket_name}/{self._name(key)}"
 
     def get(self, uri: str, max_bytes: int) -> bytes:
-        blob = self.bucket.blob(self._name_of(uri))
+        blob = self.bucket.blob(self.locate(uri))
         try:
             blob.reload(retry=self.retry)
             if blob.size is not None and blob.size > max_bytes:
@@ -145,7 +139,7 @@ class GcsObjectStore(ObjectStore):
 
     def exists(self, uri: str) -> bool:
         try:
-            return self.bucket.blob(self._name_of(uri)).exists(retry=self.retry)
+            return self.bucket.blob(self.locate(uri)).exists(retry=self.retry)
         except (gexc.GoogleAPICallError, gexc.RetryError, *TRANSIENT) as exc:
             raise _convert(exc, uri) from exc
 

@@ -37,22 +37,16 @@ class LocalObjectStore(ObjectStore):
     def from_url(cls, url: str) -> LocalObjectStore:
         return cls(path_from_file_uri(url))
 
-    def _path_of(self, uri: str) -> Path:
+    def locate(self, uri: str) -> Path:
         path = Path(os.path.realpath(path_from_file_uri(uri)))
         if path != self.root and self.root not in path.parents:
             raise SourceNotAllowed(f"{uri!r} is outside the allowed root {self.root}",
                                    "path_outside_root")
         return path
 
-    def owns(self, uri: str) -> bool:
-        try:
-            self._path_of(uri)
-        except SourceNotAllowed:
-            return False
-        return True
 
     def get(self, uri: str, max_bytes: int) -> bytes:
-        path = self._path_of(uri)
+        path = self.locate(uri)
         try:
             with path.open("rb") as handle:
                 size = os.fstat(handle.fileno()).st_size
@@ -84,7 +78,7 @@ class LocalObjectStore(ObjectStore):
         return file_uri(path)
 
     def exists(self, uri: str) -> bool:
-        return self._path_of(uri).is_file()
+        return self.locate(uri).is_file()
 
     def uri_for(self, key: str) -> str:
         return file_uri(self.root / check_key(key))

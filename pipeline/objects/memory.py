@@ -16,23 +16,17 @@ class MemoryObjectStore(ObjectStore):
         self._objects: dict[str, tuple[bytes, str]] = {}
         self._lock = threading.Lock()
 
-    def _key_of(self, uri: str) -> str:
+    def locate(self, uri: str) -> str:
         prefix = f"memory://{self.name}/"
         if not uri.startswith(prefix):
             raise SourceNotAllowed(f"{uri} is not in memory store {self.name}",
                                    "path_outside_root")
         return check_key(uri[len(prefix):])
 
-    def owns(self, uri: str) -> bool:
-        try:
-            self._key_of(uri)
-        except SourceNotAllowed:
-            return False
-        return True
 
     def get(self, uri: str, max_bytes: int) -> bytes:
         with self._lock:
-            found = self._objects.get(self._key_of(uri))
+            found = self._objects.get(self.locate(uri))
         if found is None:
             raise SourceNotFound(f"no object at {uri}")
         if len(found[0]) > max_bytes:
@@ -48,7 +42,7 @@ class MemoryObjectStore(ObjectStore):
 
     def exists(self, uri: str) -> bool:
         with self._lock:
-            return self._key_of(uri) in self._objects
+            return self.locate(uri) in self._objects
 
     def uri_for(self, key: str) -> str:
         return f"memory://{self.name}/{check_key(key)}"
