@@ -40,7 +40,11 @@ async def admit(event) -> list[Awaitable]:
         return [await send(topic_names.ingest, request.job_id, raw)]
     state = get_state(request.job_id)
     event_origin = origin(event)
-    if transitions.is_duplicate_submission(state, request, event_origin):
+    duplicate = transitions.is_duplicate_submission(state, request, event_origin)
+    if request.replayed_from:
+        metrics.REPLAYED.labels(str(request.replayed_from.get("topic")),
+                                "skipped" if duplicate else "queued").inc()
+    if duplicate:
         metrics.DUPLICATES.labels("ingest").inc()
         log.info("duplicate submission job_id=%s status=%s: not queued again",
                  request.job_id, state["status"])

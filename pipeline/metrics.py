@@ -23,3 +23,6 @@ STAGE_SECONDS = Histogram("imgpipe_stage_seconds", "Seconds per job in each stag
 IN_FLIGHT = Gauge("imgpipe_jobs_in_flight", "Jobs currently being processed.")
 SOURCE_BYTES = Counter("imgpipe_source_bytes_total", "Bytes of source images read.")
 OUTPUT_BYTES = Counter("imgpipe_output_bytes_total", "Bytes of outputs written.")
+REPLAYED = Counter("imgpipe_replayed_total", "Replayed jobs seen at ingest, by the topic "
+                   "they were replayed from and whether they were queued or skipped as done.",
+                   ["source_topic", "outcome"])
