@@ -30,7 +30,7 @@ async def admit(event) -> list[Awaitable]:
         if job_id and key_text(event) == job_id:
             state = get_state(job_id)
             if state is None or state["status"] != Status.DONE:
-                put_state(transitions.rejected(state, job_id, exc))
+                put_state(transitions.rejected(state, job_id, exc), event)
         return [await dead_letter(dead_letter_record(
             job_id, exc.code, exc.message, stage="ingest", raw=raw,
             source_topic=origin(event)))]
@@ -49,7 +49,7 @@ async def admit(event) -> list[Awaitable]:
         log.info("duplicate submission job_id=%s status=%s: not queued again",
                  request.job_id, state["status"])
         return []
-    put_state(transitions.queued(state, request, event_origin))
+    put_state(transitions.queued(state, request, event_origin), event)
     return [await send(topic_names.priority[request.priority], request.job_id,
                        request.to_json())]
 

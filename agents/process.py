@@ -21,7 +21,7 @@ from tables.jobs import get_state, put_state
 log = logging.getLogger(__name__)
 
 
-async def apply_outcome(outcome: Outcome) -> list[Awaitable]:
+async def apply_outcome(outcome: Outcome, event) -> list[Awaitable]:
     """Record one finished job in the table and announce it on results / retry / dlq."""
     request = outcome.request
     state = get_state(request.job_id) or transitions.processing(None, request)
@@ -34,7 +34,7 @@ async def apply_outcome(outcome: Outcome) -> list[Awaitable]:
     else:
         state = transitions.retrying(state, outcome.error, outcome.retry_at)
         metrics.RETRIES.labels(outcome.error.code).inc()
-    put_state(state)
+    put_state(state, event)
     futures = []
     if outcome.kind == FAILED:
         futures.append(await dead_letter(dead_letter_record(
@@ -55,6 +55,7 @@ async def handle_batch(priority: str, events: list) -> None:
     started = time.perf_counter()
     pending: list[Awaitable] = []
     work = {}
+    sources = {}  # job_id -> the event it came in
     for event in events:
         try:
             request, chains = runtime.admission.admit(raw_value(event))
@@ -62,7 +63,7 @@ async def handle_batch(priority: str, events: list) -> None:
             job_id = job_id_hint(event)
             if job_id and key_text(event) == job_id:
                 put_state(transitions.failed(get_state(job_id) or transitions.rejected(
-                    None, job_id, exc), exc))
+                    None, job_id, exc), exc), event)
             pending.append(await dead_letter(dead_letter_record(
                 job_id, exc.code, exc.message, stage="process", raw=raw_value(event),
                 source_topic=origin(event))))
@@ -71,14 +72,15 @@ async def handle_batch(priority: str, events: list) -> None:
         if transitions.should_skip_processing(state, request):
             metrics.DUPLICATES.labels("process").inc()
             continue
-        put_state(transitions.processing(state, request))
+        put_state(transitions.processing(state, request), event)
         work[request.job_id] = (request, chains)  # a job twice in one batch runs once
+        sources[request.job_id] = event
     if work:
         metrics.BATCH_SIZE.labels(priority).observe(len(work))
         outcomes = await run_batch(list(work.values()), runtime)
         crash_point("after_effects")  # outputs and metadata written, nothing acked
         for outcome in outcomes:
-            pending += await apply_outcome(outcome)
+            pending += await apply_outcome(outcome, sources[outcome.request.job_id])
     await confirm(pending)
     crash_point("after_results")  # table, results and DLQ sent, offsets not committed
     metrics.BATCH_SECONDS.labels(priority).observe(time.perf_counter() - started)

@@ -39,6 +39,10 @@ class Settings:
                                  "Metadata store: sqlite:///PATH or spanner://projects/P/"
                                  "instances/I/databases/D.")
     data_dir: str = _setting("./var/worker", "Faust data directory (table stores).")
+    table_store: str = _setting("rocksdb://", "Table store: rocksdb:// (persistent, fast "
+                                              "restarts) or memory://.")
+    stream_buffer: int = _setting(128, "Events buffered per stream; also bounds what a "
+                                       "SIGTERM drain must finish.", minimum=1)
     web_port: int = _setting(6066, "HTTP port of the worker's web view and API.", minimum=1)
     web_bind: str = _setting("127.0.0.1", "Interface the worker's web server binds.")
     web_host: str = _setting("127.0.0.1", "Host name peers use to reach this worker's web.")

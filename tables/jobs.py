@@ -7,9 +7,11 @@ events that update the job, even when a batch mixes events from several partitio
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import faust
+from faust.streams import _current_event  # see put_state
 
 from pipeline.app import app, settings
 
@@ -27,8 +29,18 @@ def get_state(job_id: str) -> dict[str, Any] | None:
     return jobs.get(job_id)
 
 
-def put_state(state: dict[str, Any]) -> None:
-    jobs[state["job_id"]] = state
+def put_state(state: dict[str, Any], event: Any = None) -> None:
+    """Write a job's state. Pass the event it came from when writing inside a batch: the
+    RocksDB store files a key under the *current event's* partition, and in a batch that
+    is otherwise the last event taken, possibly of another partition."""
+    if event is None:
+        jobs[state["job_id"]] = state
+        return
+    token = _current_event.set(weakref.ref(event))
+    try:
+        jobs[state["job_id"]] = state
+    finally:
+        _current_event.reset(token)
 
 
 def local_states() -> list[dict[str, Any]]:
