@@ -60,12 +60,15 @@ _data_dir = click.option("--data-dir", type=click.Path(path_type=Path),
 @kafka.command("up")
 @click.option("--port", type=int, default=None,
               help="Client port (default: the port of IMGPIPE_BROKER, else 9092).")
+@click.option("--brokers", type=click.Choice(["1", "3"]), default="1", show_default=True,
+              help="3: a replicated cluster (RF 3, min ISR 2) for fault tests.")
 @_data_dir
-def kafka_up(port: int | None, data_dir: Path) -> None:
-    """Start the broker (downloads jars once) and wait until it answers."""
+def kafka_up(port: int | None, brokers: str, data_dir: Path) -> None:
+    """Start the broker(s) (downloads jars once) and wait until they answer."""
     if port is None:
         port = int(_settings().bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
-    state = localkafka.up(port, data_dir, echo=lambda m: click.echo(m, err=True))
+    state = localkafka.up(port, data_dir, echo=lambda m: click.echo(m, err=True),
+                          brokers=int(brokers))
     click.echo(state.bootstrap)
 
 
@@ -84,8 +87,11 @@ def kafka_status(data_dir: Path) -> None:
     if state is None:
         click.echo(f"not running (data dir {data_dir.resolve()})")
         sys.exit(1)
-    click.echo(f"{'running' if answering else 'starting or unresponsive'}: "
-               f"{state.bootstrap} (pid {state.pid})")
+    click.echo(f"{'running' if answering else 'degraded or starting'}: {state.bootstrap}")
+    for node in state.nodes:
+        alive = localkafka.pid_alive(node.pid)
+        click.echo(f"  node {node.node_id}: {node.address} pid {node.pid} "
+                   f"{'up' if alive else 'DOWN'}")
     sys.exit(0 if answering else 1)
 
 

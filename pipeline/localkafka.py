@@ -74,15 +74,44 @@ def resolve_classpath(echo=print) -> Path:
 
 
 @dataclass
-class BrokerState:
+class Node:
+    """One KRaft node (broker + controller) of the local cluster."""
+
+    node_id: int
     pid: int
     port: int
     controller_port: int
     data_dir: str
 
     @property
-    def bootstrap(self) -> str:
+    def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+
+@dataclass
+class BrokerState:
+    """The local cluster started from one data dir: 1 node, or 3 for replication tests."""
+
+    nodes: list[Node]
+    data_dir: str
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(node.address for node in self.nodes)
+
+    @property
+    def pid(self) -> int:
+        return self.nodes[0].pid
+
+    @property
+    def port(self) -> int:
+        return self.nodes[0].port
+
+    def alive(self) -> list[Node]:
+        return [node for node in self.nodes if pid_alive(node.pid)]
+
+    def to_json(self) -> str:
+        return json.dumps({"data_dir": self.data_dir, "nodes": [asdict(n) for n in self.nodes]})
 
 
 def _state_file(data_dir: Path) -> Path:
@@ -91,8 +120,9 @@ def _state_file(data_dir: Path) -> Path:
 
 def read_state(data_dir: Path) -> BrokerState | None:
     try:
-        return BrokerState(**json.loads(_state_file(data_dir).read_text()))
-    except (FileNotFoundError, ValueError, TypeError):
+        raw = json.loads(_state_file(Path(data_dir)).read_text())
+        return BrokerState([Node(**n) for n in raw["nodes"]], raw["data_dir"])
+    except (FileNotFoundError, ValueError, TypeError, KeyError):
         return None
 
 
@@ -110,11 +140,14 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-def server_properties(port: int, controller_port: int, log_dir: Path) -> str:
-    return "\n".join([
+def server_properties(node_id: int, port: int, controller_port: int, voters: str,
+                      log_dir: Path, cluster_size: int) -> str:
+    """KRaft combined-mode config; with 3 nodes: RF 3, min ISR 2, fast failure detection."""
+    rf, isr = (3, 2) if cluster_size >= 3 else (1, 1)
+    lines = [
         "process.roles=broker,controller",
-        "node.id=1",
-        f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
+        f"node.id={node_id}",
+        f"controller.quorum.voters={voters}",
         f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
         f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
         "controller.listener.names=CONTROLLER",
@@ -122,24 +155,30 @@ def server_properties(port: int, controller_port: int, log_dir: Path) -> str:
         "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
         f"log.dirs={log_dir}",
         "num.partitions=1",
-        "offsets.topic.replication.factor=1",
+        f"default.replication.factor={rf}",
+        f"min.insync.replicas={isr}",
+        f"offsets.topic.replication.factor={rf}",
         "offsets.topic.num.partitions=4",
-        "transaction.state.log.replication.factor=1",
-        "transaction.state.log.min.isr=1",
+        f"transaction.state.log.replication.factor={rf}",
+        f"transaction.state.log.min.isr={isr}",
         "transaction.state.log.num.partitions=1",
-        "share.coordinator.state.topic.replication.factor=1",
-        "share.coordinator.state.topic.min.isr=1",
+        f"share.coordinator.state.topic.replication.factor={rf}",
+        f"share.coordinator.state.topic.min.isr={isr}",
         "group.initial.rebalance.delay.ms=0",
         "num.network.threads=2",
         "num.io.threads=2",
         "auto.create.topics.enable=false",
         "log.retention.hours=168",
         "log.segment.bytes=67108864",
-        "",
-    ])
+    ]
+    if cluster_size >= 3:  # notice a killed node in seconds, not the 9 s / 30 s defaults
+        lines += ["broker.heartbeat.interval.ms=500", "broker.session.timeout.ms=3000",
+                  "replica.lag.time.max.ms=5000", "controller.quorum.fetch.timeout.ms=2000",
+                  "controller.quorum.election.timeout.ms=1000"]
+    return "\n".join([*lines, ""])
 
 
-async def _broker_answers(bootstrap: str) -> bool:
+async def _cluster_size(bootstrap: str) -> int:
     from aiokafka import AIOKafkaClient
 
     # Connection refusals are expected while polling for readiness: keep them quiet.
@@ -147,71 +186,96 @@ async def _broker_answers(bootstrap: str) -> bool:
     client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
     try:
         await client.bootstrap()
-        return bool(client.cluster.brokers())
+        return len(client.cluster.brokers())
     except Exception:
-        return False
+        return 0
     finally:
         await client.close()
 
 
+def cluster_size(bootstrap: str) -> int:
+    """How many brokers a metadata request at ``bootstrap`` reports (0: no answer)."""
+    return asyncio.run(_cluster_size(bootstrap))
+
+
 def broker_answers(bootstrap: str) -> bool:
     """True if a broker at ``bootstrap`` answers a metadata request."""
-    return asyncio.run(_broker_answers(bootstrap))
+    return cluster_size(bootstrap) > 0
+
+
+def _java(lib: Path, data_dir: Path, heap: str) -> list[str]:
+    return ["java", "-Xms256m", f"-Xmx{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}", f"-Dkafka.logs.dir={data_dir}",
+            "-cp", f"{lib}/*"]
 
 
 def up(port: int | None = None, data_dir: Path = DEFAULT_DATA_DIR, echo=print,
-       heap: str = "768m") -> BrokerState:
-    """Start the broker (or find it already running) and wait until it answers."""
+       heap: str | None = None, brokers: int = 1) -> BrokerState:
+    """Start the cluster (or find it already running) and wait until every node answers."""
     data_dir = Path(data_dir).resolve()
+    if brokers not in (1, 3):
+        raise ConfigError("--brokers must be 1 or 3")
     state = read_state(data_dir)
-    if state and pid_alive(state.pid):
-        if port and port != state.port:
-            raise ConfigError(f"a broker from {data_dir} already runs on port {state.port}; "
-                              f"run `imgpipe kafka down --data-dir {data_dir}` first")
-        if broker_answers(state.bootstrap):
+    if state and state.alive():
+        if (port and port != state.port) or len(state.nodes) != brokers:
+            raise ConfigError(f"a {len(state.nodes)}-node Kafka from {data_dir} already runs "
+                              f"at {state.bootstrap}; run `imgpipe kafka down --data-dir "
+                              f"{data_dir}` first")
+        if len(state.alive()) == brokers and cluster_size(state.bootstrap) >= brokers:
             echo(f"Kafka already running at {state.bootstrap} (pid {state.pid})")
             return state
+        down(data_dir, echo=lambda *_: None)  # half alive: start clean
     port = port or 9092
     if not _port_free(port):
         raise ConfigError(f"port {port} on 127.0.0.1 is taken by another process: pick "
                           "another with --port (and set IMGPIPE_BROKER to match)")
     lib = resolve_classpath(echo)
-    log_dir = data_dir / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    controller_port = free_port()
-    props = data_dir / "server.properties"
-    props.write_text(server_properties(port, controller_port, log_dir))
-    java = ["java", "-Xms256m", f"-Xmx{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}",
-            f"-Dkafka.logs.dir={data_dir}", "-cp", f"{lib}/*"]
-    if not (log_dir / "meta.properties").exists():
-        cluster_id = uuid.uuid4().hex[:22]
-        fmt = subprocess.run([*java, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-                              "-c", str(props)], capture_output=True, text=True)
-        if fmt.returncode != 0:
-            raise ConfigError(f"formatting Kafka storage in {log_dir} failed:\n"
-                              + (fmt.stdout + fmt.stderr)[-2000:])
-    server_log = data_dir / "server.log"
+    heap = heap or ("768m" if brokers == 1 else "512m")
+    ports = [port, *(free_port() for _ in range(brokers - 1))]
+    cports = [free_port() for _ in range(brokers)]
+    voters = ",".join(f"{i + 1}@127.0.0.1:{c}" for i, c in enumerate(cports))
+    cluster_id = None
+    nodes, procs = [], []
     started = time.monotonic()
-    with server_log.open("ab") as log:
-        proc = subprocess.Popen([*java, "kafka.Kafka", str(props)], stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-    state = BrokerState(proc.pid, port, controller_port, str(data_dir))
-    _state_file(data_dir).write_text(json.dumps(asdict(state)))
-    echo(f"Starting Kafka {KAFKA_VERSION} on {state.bootstrap} (log: {server_log})...")
+    for i in range(brokers):
+        node_dir = data_dir if brokers == 1 else data_dir / f"node-{i + 1}"
+        log_dir = node_dir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        props = node_dir / "server.properties"
+        props.write_text(server_properties(i + 1, ports[i], cports[i], voters, log_dir,
+                                           brokers))
+        java = _java(lib, node_dir, heap)
+        if not (log_dir / "meta.properties").exists():
+            cluster_id = cluster_id or uuid.uuid4().hex[:22]
+            fmt = subprocess.run([*java, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+                                  "-c", str(props)], capture_output=True, text=True)
+            if fmt.returncode != 0:
+                raise ConfigError(f"formatting Kafka storage in {log_dir} failed:\n"
+                                  + (fmt.stdout + fmt.stderr)[-2000:])
+        with (node_dir / "server.log").open("ab") as log:
+            procs.append(subprocess.Popen([*java, "kafka.Kafka", str(props)], stdout=log,
+                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                          start_new_session=True))
+        nodes.append(Node(i + 1, procs[-1].pid, ports[i], cports[i], str(node_dir)))
+    state = BrokerState(nodes, str(data_dir))
+    _state_file(data_dir).write_text(state.to_json())
+    echo(f"Starting Kafka {KAFKA_VERSION} ({brokers} node{'s' * (brokers > 1)}) on "
+         f"{state.bootstrap} (logs: {data_dir}/**/server.log)...")
     while time.monotonic() - started < STARTUP_TIMEOUT:
-        if proc.poll() is not None:
-            tail = server_log.read_text(errors="replace")[-3000:]
-            raise ConfigError(f"Kafka exited with code {proc.returncode} while starting; "
-                              f"last log lines:\n{tail}")
-        if broker_answers(state.bootstrap):
+        for node, proc in zip(nodes, procs, strict=True):
+            if proc.poll() is not None:
+                tail = (Path(node.data_dir) / "server.log").read_text(errors="replace")[-3000:]
+                down(data_dir, echo=lambda *_: None)
+                raise ConfigError(f"Kafka node {node.node_id} exited with code "
+                                  f"{proc.returncode} while starting; last log lines:\n{tail}")
+        if cluster_size(state.bootstrap) >= brokers:
             echo(f"Kafka is up at {state.bootstrap} after "
                  f"{time.monotonic() - started:.1f}s")
             return state
         time.sleep(0.5)
     down(data_dir, echo=lambda *_: None)
-    raise ConfigError(f"Kafka did not answer within {STARTUP_TIMEOUT:.0f}s; see {server_log}")
+    raise ConfigError(f"Kafka did not answer within {STARTUP_TIMEOUT:.0f}s; see the "
+                      f"server.log files under {data_dir}")
 
 
 def _port_free(port: int) -> bool:
@@ -224,24 +288,28 @@ def _port_free(port: int) -> bool:
 
 
 def down(data_dir: Path = DEFAULT_DATA_DIR, echo=print, timeout: float = 30.0) -> bool:
-    """Stop the broker started from ``data_dir``; True if one was running."""
+    """Stop every node started from ``data_dir``; True if one was running."""
     data_dir = Path(data_dir).resolve()
     state = read_state(data_dir)
-    if state is None or not pid_alive(state.pid):
+    if state is None or not state.alive():
         echo(f"No Kafka running from {data_dir}")
         _state_file(data_dir).unlink(missing_ok=True)
         return False
-    echo(f"Stopping Kafka (pid {state.pid})...")
-    _signal_group(state.pid, signal.SIGTERM)
+    echo(f"Stopping Kafka (pids {', '.join(str(n.pid) for n in state.alive())})...")
+    for node in state.alive():
+        _signal_group(node.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while pid_alive(state.pid) and time.monotonic() < deadline:
-        _reap(state.pid)
+    while state.alive() and time.monotonic() < deadline:
+        for node in state.nodes:
+            _reap(node.pid)
         time.sleep(0.2)
-    if pid_alive(state.pid):
+    if state.alive():
         echo("Kafka did not stop in time; killing it")
-        _signal_group(state.pid, signal.SIGKILL)
+        for node in state.alive():
+            _signal_group(node.pid, signal.SIGKILL)
         time.sleep(0.5)
-    _reap(state.pid)
+    for node in state.nodes:
+        _reap(node.pid)
     _state_file(data_dir).unlink(missing_ok=True)
     echo("Kafka stopped")
     return True
@@ -261,9 +329,51 @@ def _reap(pid: int) -> None:
 
 
 def status(data_dir: Path = DEFAULT_DATA_DIR) -> tuple[BrokerState | None, bool]:
-    """(state, answering) of the broker started from ``data_dir``."""
+    """(state, every node answering) of the cluster started from ``data_dir``."""
     data_dir = Path(data_dir).resolve()
     state = read_state(data_dir)
-    if state is None or not pid_alive(state.pid):
+    if state is None or not state.alive():
         return None, False
-    return state, broker_answers(state.bootstrap)
+    return state, cluster_size(state.bootstrap) >= len(state.nodes) == len(state.alive())
+
+
+def kill_node(data_dir: Path, node_id: int, sig: signal.Signals = signal.SIGKILL) -> Node:
+    """Kill one node of a running cluster (fault tests); returns it."""
+    state = read_state(Path(data_dir).resolve())
+    if state is None:
+        raise ConfigError(f"no Kafka running from {data_dir}")
+    node = next(n for n in state.nodes if n.node_id == node_id)
+    _signal_group(node.pid, sig)
+    deadline = time.monotonic() + 30
+    while pid_alive(node.pid) and time.monotonic() < deadline:
+        _reap(node.pid)
+        time.sleep(0.1)
+    return node
+
+
+def restart_node(data_dir: Path, node_id: int, echo=print, heap: str | None = None) -> Node:
+    """Start a stopped node again with its existing config and data (fault tests)."""
+    data_dir = Path(data_dir).resolve()
+    state = read_state(data_dir)
+    if state is None:
+        raise ConfigError(f"no Kafka state in {data_dir}")
+    node = next(n for n in state.nodes if n.node_id == node_id)
+    if pid_alive(node.pid):
+        return node
+    node_dir = Path(node.data_dir)
+    java = _java(resolve_classpath(echo), node_dir,
+                 heap or ("768m" if len(state.nodes) == 1 else "512m"))
+    with (node_dir / "server.log").open("ab") as log:
+        proc = subprocess.Popen([*java, "kafka.Kafka", str(node_dir / "server.properties")],
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    node.pid = proc.pid
+    _state_file(data_dir).write_text(state.to_json())
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ConfigError(f"Kafka node {node_id} exited with code {proc.returncode}")
+        if cluster_size(node.address) >= 1:
+            return node
+        time.sleep(0.3)
+    raise ConfigError(f"Kafka node {node_id} did not come back within {STARTUP_TIMEOUT}s")
