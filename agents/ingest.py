@@ -18,8 +18,9 @@ from tables.jobs import get_state, put_state
 log = logging.getLogger(__name__)
 
 
-async def admit(event) -> list[Awaitable]:
-    """Route or reject one ingest event; returns the delivery futures to confirm."""
+async def admit(event, routed: list) -> list[Awaitable]:
+    """Route or reject one ingest event; returns the delivery futures to confirm and
+    appends (job_id, delivery, event) to ``routed`` for every job sent to work."""
     raw = raw_value(event)
     try:
         request, _ = runtime.admission.admit(raw)
@@ -50,8 +51,10 @@ async def admit(event) -> list[Awaitable]:
                  request.job_id, state["status"])
         return []
     put_state(transitions.queued(state, request, event_origin), event)
-    return [await send(topic_names.priority[request.priority], request.job_id,
-                       request.to_json())]
+    delivery = await send(topic_names.priority[request.priority], request.job_id,
+                          request.to_json())
+    routed.append((request.job_id, delivery, event))
+    return [delivery]
 
 
 @app.agent(topic(topic_names.ingest), name="ingest", concurrency=1)
@@ -60,9 +63,10 @@ async def ingest(stream):
     async for events in stream.take_events(settings.ingest_batch_size,
                                            within=settings.ingest_window):
         pending: list[Awaitable] = []
+        routed: list = []
         for event in events:
             try:
-                pending += await admit(event)
+                pending += await admit(event, routed)
             except Exception:
                 # Faust would log, ack and lose the event: keep it in the DLQ instead.
                 log.exception("unexpected error admitting %s", origin(event))
@@ -70,3 +74,15 @@ async def ingest(stream):
                     job_id_hint(event), "internal_error", "unexpected error at ingest",
                     stage="ingest", raw=raw_value(event), source_topic=origin(event))))
         await confirm(pending)
+        for job_id, delivery, event in routed:
+            remember_route(job_id, delivery, event)
+
+
+def remember_route(job_id: str, delivery, event) -> None:
+    """Note where the job's work message landed, so the sweeper can tell a message that
+    was committed without being processed (see agents/sweep.py) from one still queued."""
+    state = get_state(job_id)
+    metadata = delivery.result()
+    if state is not None and state["status"] == Status.QUEUED:
+        put_state(transitions.routed(state, metadata.topic, metadata.partition,
+                                     metadata.offset), event)

@@ -40,8 +40,15 @@ async def _create_topics(settings: Settings, timeout: float) -> list[TopicReport
             for name, code, message in getattr(response, "topic_errors", []):
                 if code not in (0, TopicAlreadyExistsError.errno):
                     raise ConfigError(f"creating topic {name} failed: {message} ({code})")
-        described = await admin.describe_topics(names)
-        partitions = {d["topic"]: len(d["partitions"]) for d in described}
+        # New topics can take a moment to show up in every broker's metadata.
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            described = await admin.describe_topics(names)
+            partitions = {d["topic"]: len(d["partitions"]) for d in described}
+            settled = all(partitions.get(n) for n in names)
+            if settled or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.5)
         reports = [TopicReport(n, partitions.get(n, 0), n in missing) for n in names]
         wrong = [r for r in reports if r.partitions != settings.partitions]
         if wrong:

@@ -386,6 +386,32 @@ def bench_priority(highs: int, interval: float, backlog: int, json_path: Path | 
     finish("priority", results, json_path)
 
 
+@bench.command("scale")
+@click.option("--jobs", type=int, default=120, show_default=True,
+              help="Jobs per measured phase (1920x1080 sources, 5 variants each).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
+def bench_scale(jobs: int, json_path: Path | None) -> None:
+    """Throughput with 1 vs 2 workers, against the bare loop's 1 vs 2 processes."""
+    from pipeline.bench.harness import bench_pipeline
+    from pipeline.bench.report import finish, print_table
+    from pipeline.bench.scale import measure
+
+    say = lambda m: click.echo(m, err=True)  # noqa: E731
+    with bench_pipeline(echo=say, IMGPIPE_IMAGE_THREADS="1",
+                        IMGPIPE_PARTITIONS="8") as pipe:
+        r = measure(pipe, jobs, say)
+    print_table(f"scale: {jobs} jobs per phase, one image thread per worker", [
+        ("bare loop 1 / 2 processes", f"{r['bare_1']:6.2f} / {r['bare_2']:.2f} images/s  "
+                                      f"({r['bare_scaling']:.2f}x)"),
+        ("pipeline 1 / 2 workers", f"{r['pipeline_1']:6.2f} / {r['pipeline_2']:.2f} jobs/s  "
+                                   f"({r['pipeline_scaling']:.2f}x, goal >= 1.7)"),
+        ("pipeline scaling / bare scaling", f"{r['scaling_vs_bare']:6.3f}  (goal >= 0.95)"),
+        ("efficiency 1 / 2 (pipeline / bare)",
+         f"{r['efficiency_1']:6.3f} / {r['efficiency_2']:.3f}"),
+    ])
+    finish("scale", r, json_path)
+
+
 @bench.command("executor")
 @click.option("--images", type=int, default=16, show_default=True)
 @click.option("--size", default="1920x1080", show_default=True)

@@ -26,3 +26,5 @@ OUTPUT_BYTES = Counter("imgpipe_output_bytes_total", "Bytes of outputs written."
 REPLAYED = Counter("imgpipe_replayed_total", "Replayed jobs seen at ingest, by the topic "
                    "they were replayed from and whether they were queued or skipped as done.",
                    ["source_topic", "outcome"])
+SWEPT = Counter("imgpipe_swept_total", "Jobs re-sent by the sweeper because their work "
+                "message was committed without being processed.")

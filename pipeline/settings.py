@@ -39,8 +39,8 @@ class Settings:
                                  "Metadata store: sqlite:///PATH or spanner://projects/P/"
                                  "instances/I/databases/D.")
     data_dir: str = _setting("./var/worker", "Faust data directory (table stores).")
-    table_store: str = _setting("rocksdb://", "Table store: rocksdb:// (persistent, fast "
-                                              "restarts) or memory://.")
+    table_store: str = _setting("memory://", "Table store: memory:// (rebuilt from the "
+                                             "changelog) or rocksdb:// (see docs/scaling.md).")
     stream_buffer: int = _setting(128, "Events buffered per stream; also bounds what a "
                                        "SIGTERM drain must finish.", minimum=1)
     web_port: int = _setting(6066, "HTTP port of the worker's web view and API.", minimum=1)
@@ -81,6 +81,10 @@ class Settings:
     session_timeout: float = _setting(10.0, "Seconds before the group evicts a silent worker "
                                             "(a crashed worker's partitions move this fast).",
                                       minimum=1.0)
+    sweep_interval: float = _setting(10.0, "Seconds between sweeps for jobs lost in "
+                                           "transit.", minimum=0.5)
+    sweep_stale_after: float = _setting(60.0, "Seconds a job must sit unchanged before the "
+                                              "sweeper may re-send it.", minimum=0.0)
     max_attempts: int = _setting(3, "Attempts before a transiently failing job is FAILED.",
                                  minimum=1)
     retry_backoff: float = _setting(1.0, "Base seconds of exponential retry backoff.",

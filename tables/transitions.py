@@ -55,7 +55,30 @@ def queued(state: dict[str, Any] | None, request: JobRequest, origin: str,
     return _advance(base, Status.QUEUED, now, priority=request.priority,
                     tenant=request.tenant, source=request.source,
                     submitted_at=request.submitted_at, attempts=request.attempt,
-                    outputs=[], error=None, queued_by=origin, replays=replays)
+                    outputs=[], error=None, queued_by=origin, replays=replays,
+                    request=request.to_dict(), routed=None)
+
+
+def routed(state: dict[str, Any], topic: str, partition: int, offset: int
+           ) -> dict[str, Any]:
+    """Where the job's work message was delivered (no history entry: not a transition)."""
+    return {**state, "routed": [topic, partition, offset]}
+
+
+def lost_in_transit(state: dict[str, Any], committed: dict[tuple[str, int], int],
+                    now: float, stale_after: float) -> bool:
+    """True if the job waits on a work message that its consumer group has already
+    committed past: that message will never be delivered again, so the job must be
+    sent again. Jobs merely queued behind a backlog are below the committed offset
+    only once they have been processed, so they never qualify."""
+    pointer = state.get("routed")
+    if (not pointer or state["status"] not in (Status.QUEUED, Status.PROCESSING)
+            or not state.get("request")):
+        return False
+    topic, partition, offset = pointer
+    done_up_to = committed.get((topic, partition))
+    return (done_up_to is not None and done_up_to > offset
+            and now - state.get("updated_at", now) >= stale_after)
 
 
 def rejected(state: dict[str, Any] | None, job_id: str, error: ImgpipeError,

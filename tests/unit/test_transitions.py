@@ -44,3 +44,16 @@ def test_history_is_bounded():
     for _ in range(200):
         s = t.processing(s, REQ)
     assert len(s["history"]) == t.HISTORY_LIMIT
+
+
+def test_lost_in_transit_only_when_committed_past_and_stale():
+    s = t.routed(t.queued(None, REQ, "ingest/0/1", now=100.0), "jobs.high", 2, 40)
+    committed = {("jobs.high", 2): 41}
+    assert t.lost_in_transit(s, committed, now=130.0, stale_after=20)
+    assert not t.lost_in_transit(s, committed, now=110.0, stale_after=20)  # too fresh
+    assert not t.lost_in_transit(s, {("jobs.high", 2): 40}, now=130.0, stale_after=20)
+    assert not t.lost_in_transit(s, {}, now=130.0, stale_after=20)  # nothing committed
+    done = t.done(t.processing(s, REQ, now=101.0), [], now=102.0)
+    assert not t.lost_in_transit(done, committed, now=500.0, stale_after=20)
+    assert t.lost_in_transit(t.processing(s, REQ, now=101.0), committed, 130.0, 20)
+    assert not t.lost_in_transit(t.queued(None, REQ, "o"), committed, 999.0, 20)  # no route

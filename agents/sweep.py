@@ -1,0 +1,71 @@
+"""sweep: re-send jobs whose work message was committed without being processed.
+
+Delivery is at-least-once by design, but faust-streaming 0.15.3 can commit past records
+during a rebalance (a recovery race, upstream issue #596): a new owner of a partition
+then never sees them, and the jobs would wait in QUEUED forever. Every worker checks the
+jobs of its own partitions against the group's committed offsets and re-sends a job
+whose message lies below them (tables.transitions.lost_in_transit). Effects are
+idempotent, so a re-sent job that did get processed meanwhile changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aiokafka.admin import AIOKafkaAdminClient
+
+from agents.routing import confirm, send
+from pipeline import metrics
+from pipeline.app import app, settings
+from pipeline.models import JobRequest
+from tables.jobs import jobs
+from tables.transitions import lost_in_transit
+
+log = logging.getLogger(__name__)
+
+_admin: AIOKafkaAdminClient | None = None
+_resent: dict[str, float] = {}
+
+
+async def committed_offsets() -> dict[tuple[str, int], int]:
+    global _admin
+    if _admin is None:
+        _admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+        await _admin.start()
+    offsets = await _admin.list_consumer_group_offsets(settings.app_id)
+    return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()
+            if meta.offset >= 0}
+
+
+@app.timer(interval=settings.sweep_interval)
+async def sweep() -> None:
+    """Find and re-send jobs lost in transit on this worker's partitions."""
+    if app.rebalancing:
+        return
+    try:
+        committed = await committed_offsets()
+    except Exception as exc:  # the broker may be away; try again next time
+        log.warning("sweep skipped: cannot read committed offsets (%s)", exc)
+        return
+    assigned = {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
+    # Records this worker has read past but never delivered are as lost as committed
+    # ones (faust drops re-fetched records below its read offset).
+    for tp, offset in list(app.consumer._read_offset.items()):
+        if offset is not None and (tp.topic, tp.partition) in assigned:
+            key = (tp.topic, tp.partition)
+            committed[key] = max(committed.get(key, 0), offset + 1)
+    now = time.time()
+    lost = [state for state in jobs.values()
+            if state and tuple(state.get("routed") or ())[:2] in assigned
+            and now - _resent.get(state["job_id"], 0) > settings.sweep_stale_after
+            and lost_in_transit(state, committed, now, settings.sweep_stale_after)]
+    futures = []
+    for state in lost:
+        request = JobRequest(**state["request"])
+        log.warning("job_id=%s lost in transit at %s: sending it again", request.job_id,
+                    state["routed"])
+        metrics.SWEPT.inc()
+        _resent[request.job_id] = now
+        futures.append(await send(state["routed"][0], request.job_id, request.to_json()))
+    await confirm(futures)
