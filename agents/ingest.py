@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 async def admit(event, routed: list) -> list[Awaitable]:
     """Route or reject one ingest event; returns the delivery futures to confirm and
-    appends (job_id, delivery, event) to ``routed`` for every job sent to work."""
+    appends (request, delivery, event, state seen) to ``routed`` for each job sent."""
     raw = raw_value(event)
     try:
         request, _ = runtime.admission.admit(raw)
@@ -50,10 +50,9 @@ async def admit(event, routed: list) -> list[Awaitable]:
         log.info("duplicate submission job_id=%s status=%s: not queued again",
                  request.job_id, state["status"])
         return []
-    put_state(transitions.queued(state, request, event_origin), event)
     delivery = await send(topic_names.priority[request.priority], request.job_id,
                           request.to_json())
-    routed.append((request.job_id, delivery, event))
+    routed.append((request, delivery, event, state["updated_at"] if state else None))
     return [delivery]
 
 
@@ -74,15 +73,18 @@ async def ingest(stream):
                     job_id_hint(event), "internal_error", "unexpected error at ingest",
                     stage="ingest", raw=raw_value(event), source_topic=origin(event))))
         await confirm(pending)
-        for job_id, delivery, event in routed:
-            remember_route(job_id, delivery, event)
+        for request, delivery, event, seen_at in routed:
+            record_queued(request, delivery, event, seen_at)
 
 
-def remember_route(job_id: str, delivery, event) -> None:
-    """Note where the job's work message landed, so the sweeper can tell a message that
-    was committed without being processed (see agents/sweep.py) from one still queued."""
-    state = get_state(job_id)
+def record_queued(request, delivery, event, seen_at: float | None) -> None:
+    """Mark the job QUEUED once its work message is delivered, noting where it landed
+    (the sweeper, agents/sweep.py, needs it). One table write per job; if processing
+    already moved the job on meanwhile, only the pointer is added."""
     metadata = delivery.result()
-    if state is not None and state["status"] == Status.QUEUED:
-        put_state(transitions.routed(state, metadata.topic, metadata.partition,
-                                     metadata.offset), event)
+    pointer = (metadata.topic, metadata.partition, metadata.offset)
+    state = get_state(request.job_id)
+    if state is None or state.get("updated_at") == seen_at:
+        put_state(transitions.queued(state, request, origin(event), routed_to=pointer), event)
+    else:
+        put_state(transitions.routed(state, *pointer, request=request), event)

@@ -33,7 +33,7 @@ def create_app(settings: Settings) -> faust.App:
         origin="pipeline",
         datadir=settings.data_dir,
         store=settings.table_store,
-        stream_buffer_maxsize=settings.stream_buffer,
+        stream_buffer_maxsize=settings.ingest_buffer,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         topic_allow_declare=True,
@@ -65,7 +65,14 @@ app = create_app(settings)
 
 
 def source_topic(name: str) -> faust.TopicT:
-    """A Faust topic handle for one of our source topics (raw bytes in, raw bytes out)."""
+    """A Faust topic handle for one of our source topics (raw bytes in, raw bytes out).
+
+    Work topics get a small stream buffer (it bounds what a SIGTERM drain must finish
+    and keeps backpressure tight); ingest and retry records are cheap, and a large
+    buffer lets ingest route a burst quickly.
+    """
+    work = name in topic_names.priority.values()
     return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
                      value_serializer="raw", partitions=settings.partitions,
-                     internal=False)
+                     internal=False,
+                     maxsize=settings.stream_buffer if work else settings.ingest_buffer)

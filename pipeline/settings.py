@@ -41,8 +41,10 @@ class Settings:
     data_dir: str = _setting("./var/worker", "Faust data directory (table stores).")
     table_store: str = _setting("memory://", "Table store: memory:// (rebuilt from the "
                                              "changelog) or rocksdb:// (see docs/scaling.md).")
-    stream_buffer: int = _setting(128, "Events buffered per stream; also bounds what a "
+    stream_buffer: int = _setting(128, "Jobs buffered per work stream; also bounds what a "
                                        "SIGTERM drain must finish.", minimum=1)
+    ingest_buffer: int = _setting(4096, "Events buffered by the ingest and retry streams.",
+                                  minimum=1)
     web_port: int = _setting(6066, "HTTP port of the worker's web view and API.", minimum=1)
     web_bind: str = _setting("127.0.0.1", "Interface the worker's web server binds.")
     web_host: str = _setting("127.0.0.1", "Host name peers use to reach this worker's web.")

@@ -48,7 +48,8 @@ def error_dict(error: ImgpipeError) -> dict[str, str]:
 
 
 def queued(state: dict[str, Any] | None, request: JobRequest, origin: str,
-           now: float | None = None) -> dict[str, Any]:
+           now: float | None = None, routed_to: tuple[str, int, int] | None = None
+           ) -> dict[str, Any]:
     """Admitted at ingest; ``origin`` (topic/partition/offset) identifies the event."""
     base = _new(request.job_id, request) if state is None else state
     replays = base.get("replays", 0) + (1 if request.replayed_from else 0)
@@ -56,13 +57,15 @@ def queued(state: dict[str, Any] | None, request: JobRequest, origin: str,
                     tenant=request.tenant, source=request.source,
                     submitted_at=request.submitted_at, attempts=request.attempt,
                     outputs=[], error=None, queued_by=origin, replays=replays,
-                    request=request.to_dict(), routed=None)
+                    request=request.to_dict(),
+                    routed=list(routed_to) if routed_to else None)
 
 
-def routed(state: dict[str, Any], topic: str, partition: int, offset: int
-           ) -> dict[str, Any]:
+def routed(state: dict[str, Any], topic: str, partition: int, offset: int,
+           request: JobRequest | None = None) -> dict[str, Any]:
     """Where the job's work message was delivered (no history entry: not a transition)."""
-    return {**state, "routed": [topic, partition, offset]}
+    extra = {"request": request.to_dict()} if request else {}
+    return {**state, **extra, "routed": [topic, partition, offset]}
 
 
 def lost_in_transit(state: dict[str, Any], committed: dict[tuple[str, int], int],
