@@ -34,6 +34,12 @@ def create_app(settings: Settings) -> faust.App:
         datadir=settings.data_dir,
         store=settings.table_store,
         stream_buffer_maxsize=settings.ingest_buffer,
+        # Faust's fetcher hands records to the streams one by one; a put into a full
+        # stream queue stalls delivery to every other stream (head-of-line blocking,
+        # e.g. a low-priority backlog holding up high-priority records). Faust stops
+        # fetching a partition whose queue is ~80% full, so with small polls and a work
+        # buffer well above 5x the poll size, a put never has to wait.
+        broker_max_poll_records=50,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         topic_allow_declare=True,

@@ -41,7 +41,7 @@ class Settings:
     data_dir: str = _setting("./var/worker", "Faust data directory (table stores).")
     table_store: str = _setting("memory://", "Table store: memory:// (rebuilt from the "
                                              "changelog) or rocksdb:// (see docs/scaling.md).")
-    stream_buffer: int = _setting(128, "Jobs buffered per work stream; also bounds what a "
+    stream_buffer: int = _setting(512, "Jobs buffered per work stream; also bounds what a "
                                        "SIGTERM drain must finish.", minimum=1)
     ingest_buffer: int = _setting(4096, "Events buffered by the ingest and retry streams.",
                                   minimum=1)
