@@ -12,9 +12,9 @@ from pipeline import metrics
 from pipeline.app import app, runtime, settings, topic_names
 from pipeline.errors import PermanentError
 from pipeline.faults import crash_point
+from pipeline.models import PRIORITIES
 from pipeline.models import dead_letter as dead_letter_record
 from pipeline.processing import DONE, FAILED, Outcome, run_batch
-from pipeline.settings import PRIORITIES
 from tables import transitions
 from tables.jobs import get_state, put_state
 

@@ -8,7 +8,6 @@ import re
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +29,6 @@ class Submission:
     job_id: str
     path: str
     source: str
-
-
-def new_job_id() -> str:
-    return uuid.uuid4().hex
 
 
 def store_sources(settings: Settings, paths: Iterable[Path], job_ids: Iterable[str]

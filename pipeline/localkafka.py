@@ -198,11 +198,6 @@ def cluster_size(bootstrap: str) -> int:
     return asyncio.run(_cluster_size(bootstrap))
 
 
-def broker_answers(bootstrap: str) -> bool:
-    """True if a broker at ``bootstrap`` answers a metadata request."""
-    return cluster_size(bootstrap) > 0
-
-
 def _java(lib: Path, data_dir: Path, heap: str) -> list[str]:
     return ["java", "-Xms256m", f"-Xmx{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}", f"-Dkafka.logs.dir={data_dir}",

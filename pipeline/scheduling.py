@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import cv2
 
-from pipeline.settings import PRIORITIES
+from pipeline.models import PRIORITIES
 
 T = TypeVar("T")
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.errors import ConfigError
+from pipeline.models import PRIORITIES
 
 ENV_PREFIX = "IMGPIPE_"
-PRIORITIES = ("high", "normal", "low")
 
 
 def _setting(default: Any, help: str, *, secret: bool = False, minimum: float | None = None):

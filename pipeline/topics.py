@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.settings import PRIORITIES, Settings
+from pipeline.models import PRIORITIES
+from pipeline.settings import Settings
 
 #: Short names of the source topics, in the order ``imgpipe topics create`` lists them.
 SOURCE_TOPICS = ("ingest", *(f"jobs.{p}" for p in PRIORITIES), "retry", "results", "dlq")

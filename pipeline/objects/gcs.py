@@ -143,13 +143,5 @@ class GcsObjectStore(ObjectStore):
         except (gexc.GoogleAPICallError, gexc.RetryError, *TRANSIENT) as exc:
             raise _convert(exc, uri) from exc
 
-    def delete_prefix(self, key_prefix: str) -> int:
-        """Delete every object under ``key_prefix`` (retention); returns how many."""
-        count = 0
-        for blob in self.client.list_blobs(self.bucket_name, prefix=self._name(key_prefix)):
-            blob.delete()
-            count += 1
-        return count
-
     def close(self) -> None:
         self.client.close()

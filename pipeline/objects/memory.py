@@ -46,7 +46,3 @@ class MemoryObjectStore(ObjectStore):
 
     def uri_for(self, key: str) -> str:
         return f"memory://{self.name}/{check_key(key)}"
-
-    def keys(self) -> list[str]:
-        with self._lock:
-            return sorted(self._objects)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import cv2
@@ -87,9 +86,3 @@ class Resize(Operation):
             left, top = (w - cw) // 2, (h - ch) // 2
             pixels = pixels[top:top + ch, left:left + cw]
         return frame.replace(pixels)
-
-
-def fit_box(width: int, height: int, box_w: int, box_h: int) -> tuple[int, int]:
-    """Size of a ``width`` x ``height`` image fitted inside a box, never enlarged."""
-    s = min(1.0, box_w / width, box_h / height)
-    return max(1, math.floor(width * s + 0.5)), max(1, math.floor(height * s + 0.5))

@@ -7,7 +7,6 @@ import sqlite3
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -100,6 +99,3 @@ def processing_counts(states: dict[str, dict]) -> dict[str, int]:
     return {j: [h["status"] for h in s["history"]].count("PROCESSING")
             for j, s in states.items()}
 
-
-def data_dir(env, name: str) -> Path:
-    return env.root / name
