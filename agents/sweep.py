@@ -56,6 +56,9 @@ async def sweep() -> None:
             key = (tp.topic, tp.partition)
             committed[key] = max(committed.get(key, 0), offset + 1)
     now = time.time()
+    for job_id, at in list(_resent.items()):  # older entries can no longer hold a job back
+        if now - at > settings.sweep_stale_after:
+            del _resent[job_id]
     lost = [state for state in jobs.values()
             if state and tuple(state.get("routed") or ())[:2] in assigned
             and now - _resent.get(state["job_id"], 0) > settings.sweep_stale_after
