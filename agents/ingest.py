@@ -14,6 +14,7 @@ from pipeline.models import Status
 from pipeline.models import dead_letter as dead_letter_record
 from tables import transitions
 from tables.jobs import get_state, put_state
+from tables.stats import count_outcome
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ async def admit(event, routed: list) -> list[Awaitable]:
         job_id = job_id_hint(event)
         metrics.REJECTED.labels(exc.code).inc()
         metrics.JOBS.labels("rejected", "unknown").inc()
+        count_outcome(event, "unknown", "rejected")
         if job_id and key_text(event) == job_id:
             state = get_state(job_id)
             if state is None or state["status"] != Status.DONE:

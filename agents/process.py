@@ -17,6 +17,7 @@ from pipeline.models import dead_letter as dead_letter_record
 from pipeline.processing import DONE, FAILED, Outcome, run_batch
 from tables import transitions
 from tables.jobs import get_state, put_state
+from tables.stats import count_outcome
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +29,11 @@ async def apply_outcome(outcome: Outcome, event) -> list[Awaitable]:
     if outcome.kind == DONE:
         state = transitions.done(state, outcome.outputs, phash=outcome.phash)
         metrics.JOBS.labels("done", request.priority).inc()
+        count_outcome(event, request.priority, "done")
     elif outcome.kind == FAILED:
         state = transitions.failed(state, outcome.error)
         metrics.JOBS.labels("failed", request.priority).inc()
+        count_outcome(event, request.priority, "failed")
     else:
         state = transitions.retrying(state, outcome.error, outcome.retry_at)
         metrics.RETRIES.labels(outcome.error.code).inc()

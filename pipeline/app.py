@@ -9,18 +9,30 @@ from __future__ import annotations
 from pathlib import Path
 
 import faust
+from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from prometheus_client import REGISTRY
 
+from pipeline import faustfix
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings
 from pipeline.topics import TopicNames
+from pipeline.web.server import PipelineWeb
 
 
 class PipelineApp(faust.App):
     """Faust's App, but a module that fails to import stops the worker instead of
     leaving it running without the agents or tables of that module."""
 
+    def __init__(self, *args, pipeline_settings: Settings, **kwargs) -> None:
+        self.pipeline_settings = pipeline_settings
+        super().__init__(*args, **kwargs)
+
     def _on_autodiscovery_error(self, name: str) -> None:
         raise
+
+    def _new_web(self) -> PipelineWeb:
+        return PipelineWeb(self)
+
 
 def create_app(settings: Settings) -> faust.App:
     """A Faust app configured from ``settings`` (topics are created by ``imgpipe topics
@@ -28,8 +40,9 @@ def create_app(settings: Settings) -> faust.App:
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     return PipelineApp(
         settings.app_id,
+        pipeline_settings=settings,
         broker=[f"kafka://{h}" for h in settings.bootstrap_servers.split(",")],
-        autodiscover=["agents", "tables"],
+        autodiscover=["agents", "tables", "pipeline.web"],
         origin="pipeline",
         datadir=settings.data_dir,
         store=settings.table_store,
@@ -58,16 +71,22 @@ def create_app(settings: Settings) -> faust.App:
         web_host=settings.web_host,
         web_enabled=True,
         web_in_thread=False,
+        # Uploads are streamed and capped by the submit view; this caps other bodies.
+        web_application_options={"client_max_size": settings.max_source_bytes + (1 << 20)},
         table_standby_replicas=1,
         value_serializer="raw",
         key_serializer="raw",
     )
 
 
+faustfix.install()
 settings = Settings.from_env()
 runtime = Runtime(settings)
 topic_names = TopicNames.from_settings(settings)
 app = create_app(settings)
+# Faust's own sensor on /metrics beside ours, prefixed "faust_" (not the app id, which
+# differs between deployments) so dashboards and alerts work everywhere.
+app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(REGISTRY, "faust"))
 
 
 def source_topic(name: str) -> faust.TopicT:

@@ -20,6 +20,10 @@ from pipeline.ops.phash import phash
 from pipeline.sources import SourcePolicy
 
 
+def _observe_op(name: str, seconds: float) -> None:
+    metrics.OP_SECONDS.labels(name).observe(seconds)
+
+
 def _area(size: tuple[int, int]) -> int:
     return size[0] * size[1]
 
@@ -49,7 +53,7 @@ class Engine:
         self.object_store = store
         self.sources = sources
         self.limits = limits
-        self.context = RunContext(self._load_overlay)
+        self.context = RunContext(self._load_overlay, _observe_op)
 
     def _load_overlay(self, uri: str, max_pixels: int) -> np.ndarray:
         data = self.sources.read(uri, self.limits.max_source_bytes)

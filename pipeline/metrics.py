@@ -20,6 +20,9 @@ BATCH_SECONDS = Histogram("imgpipe_batch_seconds", "Wall time of one processing 
                           ["priority"])
 STAGE_SECONDS = Histogram("imgpipe_stage_seconds", "Seconds per job in each stage.",
                           ["stage"])
+OP_SECONDS = Histogram("imgpipe_op_seconds", "Seconds per image operation (and encode).",
+                       ["op"], buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1,
+                                        2.5, 5))
 IN_FLIGHT = Gauge("imgpipe_jobs_in_flight", "Jobs currently being processed.")
 SOURCE_BYTES = Counter("imgpipe_source_bytes_total", "Bytes of source images read.")
 OUTPUT_BYTES = Counter("imgpipe_output_bytes_total", "Bytes of outputs written.")
@@ -28,3 +31,8 @@ REPLAYED = Counter("imgpipe_replayed_total", "Replayed jobs seen at ingest, by t
                    ["source_topic", "outcome"])
 SWEPT = Counter("imgpipe_swept_total", "Jobs re-sent by the sweeper because their work "
                 "message was committed without being processed.")
+API_SUBMISSIONS = Counter("imgpipe_api_submissions_total", "Jobs submitted over HTTP, by "
+                          "outcome (accepted, or the reason of the 4xx).", ["outcome"])
+CONSUMER_LAG = Gauge("imgpipe_consumer_lag", "Records not yet consumed by the worker group "
+                     "(end offset - committed offset), for the partitions this worker owns.",
+                     ["topic", "partition"])

@@ -8,9 +8,12 @@ events that update the job, even when a batch mixes events from several partitio
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import faust
+from aiokafka.partitioner import murmur2
 from faust.streams import _current_event  # see put_state
 
 from pipeline.app import app, settings
@@ -23,26 +26,61 @@ jobs = app.Table(
     use_partitioner=True,
     help="job_id -> state, attempts, history, outputs, error",
 )
+# Faust derives the changelog key serializer from key_type alone (str -> "json"), and
+# use_partitioner hashes the *serialized* key: a JSON-quoted job_id lands on another
+# partition than the job's events, so a job's state would be restored to, and routed
+# to, a worker that does not process it. Raw keys hash exactly like the events' keys.
+jobs.key_serializer = "raw"
+jobs.changelog_topic = jobs._new_changelog_topic()  # made at init with the json serializer
 
 
 def get_state(job_id: str) -> dict[str, Any] | None:
     return jobs.get(job_id)
 
 
-def put_state(state: dict[str, Any], event: Any = None) -> None:
-    """Write a job's state. Pass the event it came from when writing inside a batch: the
-    RocksDB store files a key under the *current event's* partition, and in a batch that
-    is otherwise the last event taken, possibly of another partition."""
+@contextmanager
+def event_context(event: Any) -> Iterator[None]:
+    """Make ``event`` Faust's *current event* for table writes inside the block.
+
+    Stores file a key under the current event's partition (and tables without
+    use_partitioner send their changelog there); in a batch that is otherwise the last
+    event taken, possibly of another partition.
+    """
     if event is None:
-        jobs[state["job_id"]] = state
+        yield
         return
     token = _current_event.set(weakref.ref(event))
     try:
-        jobs[state["job_id"]] = state
+        yield
     finally:
         _current_event.reset(token)
+
+
+def put_state(state: dict[str, Any], event: Any = None) -> None:
+    """Write a job's state; pass the event it came from when writing inside a batch."""
+    with event_context(event):
+        jobs[state["job_id"]] = state
 
 
 def local_states() -> list[dict[str, Any]]:
     """States of the partitions this worker holds (actives and standbys)."""
     return [value for value in jobs.values() if value]
+
+
+def key_partition(job_id: str) -> int:
+    """The partition of a job_id: Kafka's default partitioner, which every producer of
+    our topics and the table's changelog (use_partitioner) use."""
+    return (murmur2(job_id.encode()) & 0x7FFFFFFF) % settings.partitions
+
+
+def active_states(partitions: set[int]) -> list[dict[str, Any]]:
+    """States of the jobs in ``partitions`` (this worker's actives: no standby copies,
+    so answers of several workers add up without double counting)."""
+    return [value for key, value in jobs.items()
+            if value and key_partition(key) in partitions]
+
+
+def active_partitions() -> set[int]:
+    """Partitions of the jobs table this worker is the active owner of."""
+    changelog = jobs.changelog_topic.get_topic_name()
+    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == changelog}

@@ -50,10 +50,13 @@ class Frame:
 
 
 class RunContext:
-    """What an operation may need beyond its frame: loading overlay images by URI."""
+    """What an operation may need beyond its frame: loading overlay images by URI, and
+    a hook told how long each op (and the final encode) took."""
 
-    def __init__(self, load_image: Callable[[str, int], np.ndarray] | None = None) -> None:
+    def __init__(self, load_image: Callable[[str, int], np.ndarray] | None = None,
+                 observe_op: Callable[[str, float], None] | None = None) -> None:
         self._load_image = load_image
+        self.observe_op = observe_op
 
     def load_image(self, uri: str, max_pixels: int) -> np.ndarray:
         if self._load_image is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -74,13 +75,20 @@ class Chain:
                                     "than the output limit", "output_too_large")
             larger = (_downscaled_sibling(shared, prefix, frame, w, h)
                       if shared is not None else None)
+            started = time.perf_counter()
             if larger is not None and step.operation.downscales_from(larger, step.args, w, h):
                 frame = step.operation.downscale_from(larger, w, h)
             else:
                 frame = step.operation.run(frame, step.args, ctx)
+            if ctx.observe_op:
+                ctx.observe_op(step.operation.name, time.perf_counter() - started)
             if shared is not None and prefix in shared:
                 shared[prefix] = frame
-        return encode_frame(frame, self.encode_args)
+        started = time.perf_counter()
+        encoded = encode_frame(frame, self.encode_args)
+        if ctx.observe_op:
+            ctx.observe_op("encode", time.perf_counter() - started)
+        return encoded
 
 
 def _is_plain_downscale(step_key: str) -> bool:

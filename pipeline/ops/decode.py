@@ -12,6 +12,7 @@ import io
 import struct
 import warnings
 from collections.abc import Callable
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -37,27 +38,10 @@ def decode(data: bytes, *, max_pixels: int, load_scale: float | ScalePlanner = 1
     """
     if not data:
         raise ImageRejected("source is empty (0 bytes)", "empty_source")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageRejected("image header declares more pixels than allowed",
-                            "decompression_bomb") from None
-    except UnidentifiedImageError:
-        raise ImageRejected("source is not a recognised image", "not_an_image") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageRejected(f"image header is corrupt: {exc}", "corrupt_image") from None
+    image = open_checked(io.BytesIO(data), max_pixels)
     with image:
         fmt = image.format or "unknown"
-        if fmt not in ACCEPTED_FORMATS:
-            raise ImageRejected(f"format {fmt} is not supported", "unsupported_format")
         width, height = image.size
-        if width <= 0 or height <= 0:
-            raise ImageRejected(f"image has no pixels ({width}x{height})", "corrupt_image")
-        if width * height > max_pixels:
-            raise ImageRejected(f"image is {width}x{height} = {width * height} pixels, more "
-                                f"than the {max_pixels} limit", "decompression_bomb")
         # JPEG keeps EXIF in its header, so the orientation is known before decoding (the
         # shrink-on-load plan needs it). Other formats may keep it after the pixels, and
         # Pillow's getexif() would then decode them: read it after load() instead.
@@ -80,6 +64,36 @@ def decode(data: bytes, *, max_pixels: int, load_scale: float | ScalePlanner = 1
         raw_exif = image.info.get("exif")
         icc = image.info.get("icc_profile")
     return Frame(pixels, fmt.lower(), raw_exif, icc, orientation)
+
+
+def open_checked(stream: BinaryIO, max_pixels: int) -> Image.Image:
+    """Open an image lazily and check its header: a recognised, accepted format of at
+    most ``max_pixels`` pixels. Nothing is decoded; ImageRejected says what is wrong."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(stream)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageRejected("image header declares more pixels than allowed",
+                            "decompression_bomb") from None
+    except UnidentifiedImageError:
+        raise ImageRejected("source is not a recognised image", "not_an_image") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageRejected(f"image header is corrupt: {exc}", "corrupt_image") from None
+    fmt = image.format or "unknown"
+    width, height = image.size
+    problem = None
+    if fmt not in ACCEPTED_FORMATS:
+        problem = ImageRejected(f"format {fmt} is not supported", "unsupported_format")
+    elif width <= 0 or height <= 0:
+        problem = ImageRejected(f"image has no pixels ({width}x{height})", "corrupt_image")
+    elif width * height > max_pixels:
+        problem = ImageRejected(f"image is {width}x{height} = {width * height} pixels, more "
+                                f"than the {max_pixels} limit", "decompression_bomb")
+    if problem:
+        image.close()
+        raise problem
+    return image
 
 
 def _orientation(image: Image.Image) -> int:

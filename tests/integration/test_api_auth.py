@@ -10,6 +10,8 @@ import urllib.request
 import pytest
 
 from tests.conftest import running_pipeline
+from tests.http import post_form, request
+from tests.images import encode, quadrants
 
 pytestmark = pytest.mark.kafka
 
@@ -55,3 +57,23 @@ def test_api_requires_the_token_but_health_does_not(secured):
     finally:
         secured.env = saved
     assert result.returncode == 2 and "401" in result.stderr
+
+
+def test_every_page_but_probes_and_dashboard_shell_needs_the_token(secured):
+    base = secured.env["IMGPIPE_API_URL"]
+    token = {"Authorization": "Bearer s3cret-token"}
+    for path in ("/healthz", "/readyz", "/metrics", "/", "/static/dashboard.js"):
+        assert request("GET", base + path)[0] in (200, 503), path  # 503: not ready yet
+    for path in ("/api/stats", "/api/deadletters", "/table/jobs/", "/router/",
+                 "/api/jobs/x/outputs/thumb"):
+        assert request("GET", base + path)[0] == 401, path
+        assert request("GET", base + path, headers=token)[0] != 401, path
+    image = {"image": ("p.png", encode(quadrants(40, 30), "PNG"))}
+    status, _, body = post_form(f"{base}/api/jobs", {}, image)
+    assert status == 401 and "bearer token" in body["error"]
+    status, _, body = post_form(f"{base}/api/jobs", {}, image, token="s3cret-token")
+    assert status == 202, body
+    deadline = time.monotonic() + 30
+    while get(f"{base}/api/jobs/{body['job_id']}", "s3cret-token")[0] != 200:
+        assert time.monotonic() < deadline, "the accepted job never appeared"
+        time.sleep(0.3)

@@ -1,0 +1,89 @@
+"""Two fixes to faust-streaming 0.15.x's consumer that make delivery at-least-once again.
+
+Faust's fetch loop takes a batch of records from aiokafka (whose fetch position moves
+past all of them) and then yields them one by one. It silently skips the rest of a batch
+when a rebalance starts (flow stopped, generation changed) or when a partition was
+paused meanwhile (a full stream buffer pauses it). Nothing re-reads those records:
+
+1. After a rebalance Faust seeks every partition to its committed offset, but aiokafka's
+   ``seek_to_committed`` only seeks partitions whose committed offset is > 0. A partition
+   the group never committed (every partition of a new deployment, a quiet partition)
+   keeps the position past the skipped records, which are then never delivered: a
+   submitted job vanishes without a trace. Fix: such partitions are sought to their
+   beginning, which is what ``auto_offset_reset=earliest`` means.
+2. Records skipped because their partition was paused are not re-read on resume. Fix:
+   the partition is sought back to the first skipped record.
+
+Upstream: faust-streaming issue #596 (records dropped around rebalances). Effects in
+this pipeline are idempotent, so reading a record twice is always safe; not reading it
+is not. ``install()`` is called once when the app module is imported.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import faust
+from faust.transport import consumer as faust_consumer
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+log = logging.getLogger(__name__)
+PATCHED_VERSIONS = ("0.15.",)
+
+
+async def _seek_to_committed(self: Any) -> dict:
+    """AIOKafkaConsumerThread.seek_to_committed, seeking uncommitted partitions too."""
+    consumer = self._ensure_consumer()
+
+    async def seek() -> dict:
+        committed = await consumer.seek_to_committed()
+        uncommitted = [tp for tp, offset in committed.items() if not offset or offset <= 0]
+        if uncommitted:
+            await consumer.seek_to_beginning(*uncommitted)
+        return committed
+
+    return await self.call_thread(seek)
+
+
+async def _getmany(self: Any, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
+    """faust.transport.consumer.Consumer.getmany (0.15.3) with skipped records of paused
+    partitions sought back. Rebalance skips are re-read by the seek that follows."""
+    records, active_partitions = await self._wait_next_records(timeout)
+    generation_id = self.app.consumer_generation_id
+    if records is None or self.should_stop:
+        return
+    if not self.flow_active:
+        try:
+            await self.perform_seek()
+        except Exception as exc:
+            self.log.warning(f"exception performing seek when flow not active {exc}")
+        return
+    skipped: dict[Any, int] = {}
+    for tp, record in self.scheduler.iterate(records):
+        if not self.flow_active or self.app.consumer_generation_id != generation_id:
+            return  # a rebalance began: the seek after it re-reads the rest
+        if (active_partitions is None or tp in active_partitions
+                or tp in self._buffered_partitions):
+            if tp in skipped:
+                continue  # keep order: this partition is re-read from its first skip
+            self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+            yield tp, self._to_message(tp, record)
+        elif tp not in skipped:
+            skipped[tp] = record.offset
+    for tp, offset in skipped.items():
+        log.debug("re-reading %s from %d (paused while its records were in flight)",
+                  tp, offset)
+        await self.seek(tp, offset)
+
+
+def install() -> None:
+    """Apply both fixes (only to the faust-streaming versions they were written for)."""
+    if not faust.__version__.startswith(PATCHED_VERSIONS):
+        log.warning("faust-streaming %s: consumer fixes not applied (written for %s); "
+                    "check faustfix.py against this version", faust.__version__,
+                    PATCHED_VERSIONS)
+        return
+    faust_aiokafka.AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed
+    faust_consumer.Consumer.getmany = _getmany

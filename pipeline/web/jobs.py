@@ -1,0 +1,239 @@
+"""The jobs API: submit (POST /api/jobs), list, one job, and its output files.
+
+Submission is stateless (any worker behind a load balancer accepts it). A job's state
+lives on the worker owning its key: GET /api/jobs/{id} is routed there (table_route),
+lists are gathered from every worker (see peers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+from faust.web import Request, Response, View
+
+from pipeline import metrics
+from pipeline.app import app, runtime, settings, source_topic, topic_names
+from pipeline.errors import ImageRejected, ImgpipeError, InvalidRequest, SourceNotAllowed
+from pipeline.uploads import SUBMIT_FIELDS, build_request, check_upload, job_id_of, upload_key
+from pipeline.web.peers import fetch_json, gather, is_self
+from tables.jobs import active_partitions, active_states, jobs
+from tables.transitions import public_view
+
+log = logging.getLogger(__name__)
+MAX_FIELD_BYTES = 64 * 1024
+CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp",
+                 "avif": "image/avif"}
+_ingest = source_topic(topic_names.ingest)
+
+
+class UploadTooLarge(ImgpipeError):
+    default_code = "upload_too_large"
+
+
+def error_response(view: View, exc: ImgpipeError) -> Response:
+    """The 4xx for a refused submission: the message, its code, and a metric."""
+    if isinstance(exc, UploadTooLarge) or exc.code in ("source_too_large", "too_large"):
+        status = 413
+    elif exc.code == "source_exists":
+        status = 409
+    elif isinstance(exc, SourceNotAllowed):
+        status = 403
+    elif isinstance(exc, ImageRejected):
+        status = 422
+    else:
+        status = 400
+    metrics.API_SUBMISSIONS.labels(exc.code).inc()
+    return view.json({"error": exc.message, "code": exc.code}, status=status)
+
+
+async def read_form(request: web.Request, folder: Path) -> tuple[dict[str, Any], Path | None]:
+    """Fields of a multipart form, the ``image`` part streamed to a file in ``folder``
+    and cut off at IMGPIPE_MAX_SOURCE_BYTES."""
+    fields: dict[str, Any] = {}
+    image: Path | None = None
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            raise InvalidRequest("nested multipart bodies are not accepted", "bad_form")
+        if part.name == "image":
+            if image is not None:
+                raise InvalidRequest("one image per job", "bad_form")
+            image = folder / "upload"
+            await _save_part(part, image, settings.max_source_bytes)
+        elif part.name in SUBMIT_FIELDS:
+            value = (await part.read_chunk(MAX_FIELD_BYTES + 1)).decode("utf-8", "replace")
+            if len(value) > MAX_FIELD_BYTES:
+                raise InvalidRequest(f"field {part.name!r} is too long", "bad_form")
+            if part.name == "variant":
+                fields.setdefault("variant", []).append(value)
+            else:
+                fields[part.name] = value
+        else:
+            raise InvalidRequest(f"unknown form field {part.name!r} (accepted: image, "
+                                 f"{', '.join(sorted(SUBMIT_FIELDS))})", "unknown_field")
+    return fields, image
+
+
+async def _save_part(part: BodyPartReader, path: Path, limit: int) -> None:
+    size = 0
+    with path.open("wb") as out:
+        while chunk := await part.read_chunk(1 << 20):
+            size += len(chunk)
+            if size > limit:
+                raise UploadTooLarge(f"the image is larger than IMGPIPE_MAX_SOURCE_BYTES="
+                                     f"{limit} bytes")
+            out.write(chunk)
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise InvalidRequest(f"body is not valid JSON: {exc}", "malformed_json") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("body must be a JSON object", "malformed_event")
+    if not isinstance(body.get("source"), str) or not body["source"]:
+        raise InvalidRequest("a JSON submission needs \"source\": a URI in an allowed store "
+                             "or root (or upload the image as multipart/form-data)",
+                             "missing_field")
+    return body
+
+
+async def submit(request: web.Request) -> dict[str, Any]:
+    """Validate, store the upload (claim check), produce the JobRequest; ImgpipeError
+    for anything refused, before anything is produced."""
+    limit = settings.max_source_bytes + (1 << 20)
+    if request.content_length is not None and request.content_length > limit:
+        raise UploadTooLarge(f"the request is {request.content_length} bytes; images may "
+                             f"be at most IMGPIPE_MAX_SOURCE_BYTES={settings.max_source_bytes}")
+    loop = asyncio.get_running_loop()
+    if request.content_type == "multipart/form-data":
+        folder = Path(tempfile.mkdtemp(prefix="upload-", dir=settings.data_dir))
+        try:
+            fields, image = await read_form(request, folder)
+            if image is None:
+                raise InvalidRequest("the form has no \"image\" file part", "missing_field")
+            extension = await loop.run_in_executor(
+                None, check_upload, image, settings.max_source_pixels)
+            fields["job_id"] = job_id_of(fields)
+            key = upload_key(fields["job_id"], extension)
+            job = build_request(fields, source=runtime.object_store.uri_for(key))
+            runtime.admission.validate(job)
+            await loop.run_in_executor(None, runtime.object_store.put_new_file, key, image,
+                                       "application/octet-stream")
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    elif request.content_type == "application/json":
+        body = await _json_body(request)
+        job = build_request({k: v for k, v in body.items() if k != "source"}, body["source"])
+        runtime.admission.validate(job)
+    else:
+        raise InvalidRequest("send multipart/form-data with an \"image\" file part, or "
+                             "application/json with a \"source\" URI", "unsupported_media_type")
+    delivery = await _ingest.send(key=job.job_id.encode(), value=job.to_json())
+    await delivery
+    metrics.API_SUBMISSIONS.labels("accepted").inc()
+    return {"job_id": job.job_id, "status": "SUBMITTED", "source": job.source,
+            "priority": job.priority, "status_url": f"/api/jobs/{job.job_id}"}
+
+
+@app.page("/api/jobs")
+class JobList(View):
+    """POST submits a job; GET lists recent jobs of every worker (``?scope=local``: this
+    worker's active partitions only), newest first, filtered by status and priority."""
+
+    async def post(self, request: Request) -> Response:
+        try:
+            accepted = await submit(request)
+        except ImgpipeError as exc:
+            return error_response(self, exc)
+        return self.json(accepted, status=202,
+                         headers={"Location": accepted["status_url"]})
+
+    async def get(self, request: Request) -> Response:
+        status = request.query.get("status")
+        priority = request.query.get("priority")
+        try:
+            limit = max(1, min(1000, int(request.query.get("limit", "100"))))
+        except ValueError:
+            return self.json({"error": "limit must be an integer"}, status=400)
+
+        async def local() -> dict[str, Any]:
+            states = [s for s in active_states(active_partitions())
+                      if (not status or s["status"] == status)
+                      and (not priority or s.get("priority") == priority)]
+            states.sort(key=lambda s: s.get("updated_at") or 0, reverse=True)
+            return {"jobs": [public_view(s) for s in states[:limit]]}
+
+        if request.query.get("scope") == "local":
+            return self.json(await local())
+        bodies, errors = await gather("/api/jobs", dict(request.query), dict(request.headers),
+                                      local)
+        merged = [job for body in bodies for job in body["jobs"]]
+        merged.sort(key=lambda s: s.get("updated_at") or 0, reverse=True)
+        return self.json({"jobs": merged[:limit], "errors": errors})
+
+
+async def _load_changelog_metadata() -> None:
+    """Routing hashes the key with the producer's metadata for the changelog topic,
+    which a worker that has not yet written to it lacks: fetch it first."""
+    producer = app.producer._ensure_producer()
+    await producer.partitions_for(jobs.changelog_topic.get_topic_name())
+
+
+@app.page("/api/jobs/{job_id}")
+class JobDetail(View):
+    async def get(self, request: Request, job_id: str) -> Response:
+        await _load_changelog_metadata()
+        return await self.get_from_owner(request, job_id=job_id)
+
+    @app.table_route(table=jobs, match_info="job_id")
+    async def get_from_owner(self, request: Request, job_id: str) -> Response:
+        state = jobs.get(job_id)
+        if state is None:
+            return self.json({"error": f"no job {job_id!r}", "job_id": job_id}, status=404)
+        return self.json(public_view(state))
+
+
+async def job_state(request: Request, job_id: str) -> tuple[int, Any]:
+    """A job's public state from whichever worker owns it: (HTTP status, body)."""
+    await _load_changelog_metadata()
+    try:
+        owner = app.router.key_store(jobs.name, job_id.encode())
+    except KeyError:
+        return 503, {"error": "partitions are being assigned; try again shortly"}
+    if is_self(owner):
+        state = jobs.get(job_id)
+        return (200, public_view(state)) if state else (404, {"error": f"no job {job_id!r}"})
+    headers = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
+    return await fetch_json(owner.with_path(f"/api/jobs/{job_id}"), headers)
+
+
+@app.page("/api/jobs/{job_id}/outputs/{variant}")
+class JobOutput(View):
+    """The bytes of one output variant, read from the object store by any worker."""
+
+    async def get(self, request: Request, job_id: str, variant: str) -> Response:
+        status, state = await job_state(request, job_id)
+        if status != 200:
+            return self.json(state, status=status)
+        output = next((o for o in state.get("outputs", []) if o["variant"] == variant), None)
+        if output is None:
+            return self.json({"error": f"job {job_id!r} has no output {variant!r}"},
+                             status=404)
+        loop = asyncio.get_running_loop()
+        try:
+            data = await loop.run_in_executor(None, runtime.object_store.get, output["uri"],
+                                              output["bytes"] + 1)
+        except ImgpipeError as exc:
+            return self.json({"error": exc.message, "code": exc.code},
+                             status=503 if exc.retryable else 404)
+        return self.bytes(data, content_type=CONTENT_TYPES.get(output["format"],
+                                                               "application/octet-stream"),
+                          headers={"Cache-Control": "max-age=300"})

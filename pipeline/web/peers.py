@@ -1,0 +1,73 @@
+"""Asking the other workers of the group: cluster-wide answers from any worker.
+
+Each worker holds only its partitions' table state, so list and stats endpoints ask every
+member for its local part (``?scope=local``) and merge. Members are known from the
+group's assignment (Faust's router); the caller's Authorization header is passed on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from pipeline.app import app
+
+log = logging.getLogger(__name__)
+PEER_TIMEOUT = 5.0
+
+
+def _ident(url: URL | str) -> tuple[str, int]:
+    url = URL(str(url))
+    return url.host or "", url.port or 80
+
+
+def member_urls() -> list[URL]:
+    """Web URLs of every worker in the group's current assignment (this one included)."""
+    hosts = {str(host) for host in app.router.tables_metadata()}
+    hosts.add(str(app.conf.canonical_url))
+    return sorted((URL(h) for h in hosts), key=str)
+
+
+def is_self(url: URL | str) -> bool:
+    return _ident(url) == _ident(app.conf.canonical_url)
+
+
+async def fetch_json(url: URL, headers: dict[str, str]) -> tuple[int, Any]:
+    """GET ``url`` from a peer: (status, decoded JSON), or (502, error) if unreachable."""
+    try:
+        async with app.http_client.get(url, headers=headers, timeout=PEER_TIMEOUT) as reply:
+            return reply.status, await reply.json(content_type=None)
+    except (TimeoutError, OSError, ValueError, aiohttp.ClientError) as exc:
+        log.warning("peer %s did not answer: %r", url, exc)
+        return 502, {"error": f"worker {url.host}:{url.port} did not answer: {exc!r}"}
+
+
+async def gather(path: str, query: dict[str, str], headers: dict[str, str],
+                 local: Callable[[], Awaitable[Any]]) -> tuple[list[Any], list[str]]:
+    """Every member's local answer for ``path``: (bodies, errors of members that failed).
+
+    This worker's part comes from ``local()`` directly, the others' over HTTP.
+    """
+    forward = {k: v for k, v in headers.items() if k.lower() == "authorization"}
+
+    async def ask(url: URL) -> tuple[int, Any]:
+        if is_self(url):
+            return 200, await local()
+        return await fetch_json(url.with_path(path).with_query({**query, "scope": "local"}),
+                                forward)
+
+    members = member_urls()
+    answers = await asyncio.gather(*(ask(url) for url in members))
+    bodies, errors = [], []
+    for url, (status, body) in zip(members, answers, strict=True):
+        if status == 200:
+            bodies.append(body)
+        else:
+            errors.append(f"{url.host}:{url.port}: {status} {body.get('error', body)}"
+                          if isinstance(body, dict) else f"{url}: {status}")
+    return bodies, errors

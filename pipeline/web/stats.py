@@ -1,0 +1,126 @@
+"""GET /api/stats (counts, throughput windows, consumer lag) and GET /api/deadletters;
+the consumer-lag gauge on /metrics is refreshed here too."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+from faust.web import Request, Response, View
+
+from pipeline import metrics
+from pipeline.app import app, settings, topic_names
+from pipeline.deadletters import DeadLetterReader
+from pipeline.kafkaread import KafkaReader
+from pipeline.lag import LagProbe
+from pipeline.web.peers import gather
+from tables.jobs import active_partitions, active_states
+from tables.stats import WINDOW_SECONDS, local_windows
+
+log = logging.getLogger(__name__)
+SOURCE_TOPICS = [topic_names.ingest, *topic_names.priority.values(), topic_names.retry]
+kafka_reader = KafkaReader(settings.bootstrap_servers)
+lag_probe = LagProbe(kafka_reader, settings.app_id, SOURCE_TOPICS)
+dead_letters = DeadLetterReader(kafka_reader, topic_names.dlq)
+_reported: set[tuple[str, str]] = set()
+
+
+def local_counts() -> dict[str, Any]:
+    """Job counts by status and by (status, priority) of this worker's active partitions."""
+    partitions = active_partitions()
+    states = active_states(partitions)
+    by_status = Counter(s["status"] for s in states)
+    by_priority = Counter(f"{s['status']}|{s.get('priority') or 'unknown'}" for s in states)
+    return {"partitions": sorted(partitions), "by_status": dict(by_status),
+            "by_status_priority": dict(by_priority),
+            "throughput": local_windows(partitions)}
+
+
+def merge_counts(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sum the local answers of several workers (their partitions do not overlap)."""
+    by_status: Counter[str] = Counter()
+    by_priority: Counter[str] = Counter()
+    windows: Counter[tuple[float, str, str]] = Counter()
+    partitions: list[int] = []
+    for part in parts:
+        by_status.update(part["by_status"])
+        by_priority.update(part["by_status_priority"])
+        partitions += part["partitions"]
+        for w in part["throughput"]:
+            windows[(w["start"], w["priority"], w["outcome"])] += w["count"]
+    nested: dict[str, dict[str, int]] = {}
+    for key, count in by_priority.items():
+        status, priority = key.split("|")
+        nested.setdefault(status, {})[priority] = count
+    return {"partitions": sorted(partitions), "jobs": dict(by_status), "jobs_by_priority": nested,
+            "throughput": {"window_seconds": WINDOW_SECONDS, "windows": [
+                {"start": s, "priority": p, "outcome": o, "count": c}
+                for (s, p, o), c in sorted(windows.items())]}}
+
+
+@app.page("/api/stats")
+class Stats(View):
+    """Counts per state and priority, finished jobs per window, consumer lag per topic
+    and partition, for the whole group (``?scope=local``: this worker's part only)."""
+
+    async def get(self, request: Request) -> Response:
+        if request.query.get("scope") == "local":
+            return self.json(local_counts())
+
+        async def local() -> dict[str, Any]:
+            return local_counts()
+
+        bodies, errors = await gather("/api/stats", {}, dict(request.headers), local)
+        answer = merge_counts(bodies)
+        try:
+            lags = await lag_probe.measure()
+            answer["lag"] = [lag.to_dict() for lag in lags]
+            answer["lag_by_topic"] = dict(Counter(
+                {t: sum(x.lag for x in lags if x.topic == t) for t in SOURCE_TOPICS}))
+        except Exception as exc:  # the broker may be away; counts are still worth showing
+            errors.append(f"consumer lag unavailable: {exc!r}")
+        answer["errors"] = errors
+        return self.json(answer)
+
+
+@app.page("/api/deadletters")
+class DeadLetters(View):
+    """The newest dead-letter records (``?limit=``, default 50, at most 500)."""
+
+    async def get(self, request: Request) -> Response:
+        try:
+            limit = max(1, min(500, int(request.query.get("limit", "50"))))
+        except ValueError:
+            return self.json({"error": "limit must be an integer"}, status=400)
+        records = await dead_letters.recent(limit)
+        return self.json({"topic": topic_names.dlq, "records": records})
+
+
+@app.timer(interval=10.0)
+async def refresh_lag_gauge() -> None:
+    """Export lag for the partitions this worker consumes (summing over workers gives
+    the group's lag without double counting)."""
+    if app.rebalancing:
+        return
+    try:
+        lags = await lag_probe.measure()
+    except Exception as exc:
+        log.warning("consumer lag not measured: %r", exc)
+        return
+    mine = {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
+    current = set()
+    for lag in lags:
+        if (lag.topic, lag.partition) in mine:
+            labels = (lag.topic, str(lag.partition))
+            metrics.CONSUMER_LAG.labels(*labels).set(lag.lag)
+            current.add(labels)
+    for labels in _reported - current:  # partitions that moved to another worker
+        metrics.CONSUMER_LAG.remove(*labels)
+    _reported.clear()
+    _reported.update(current)
+
+
+@app.on_before_shutdown.connect
+async def close_readers(sender: Any, **kwargs: Any) -> None:
+    await kafka_reader.close()

@@ -1,0 +1,51 @@
+"""Windowed counts of finished jobs: outcomes per priority per minute, kept for an hour.
+
+Keys are ``partition|priority|outcome``: the partition of the job, so exactly one
+worker (the partition's owner) ever writes a key, and its changelog record goes to that
+same partition (no use_partitioner; the job's event is made current when counting).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+from pipeline.app import app, settings
+from tables.jobs import event_context
+
+WINDOW_SECONDS = 60
+RETENTION = timedelta(hours=1)
+
+throughput = app.Table(
+    "throughput",
+    default=int,
+    partitions=settings.partitions,
+    key_type=str,
+    value_type=int,
+    help="partition|priority|outcome -> jobs finished per 60 s window (1 h kept)",
+).tumbling(WINDOW_SECONDS, expires=RETENTION)
+# Faust's relative_to_now() reads a per-partition clock that only advances for streams
+# iterating the table itself, i.e. never here: count by the wall clock instead.
+throughput = throughput.clone(relative_to=lambda event=None: time.time())
+
+
+def count_outcome(event: Any, priority: str, outcome: str) -> None:
+    """Count one finished job (outcome: done, failed, rejected) in the current window."""
+    key = f"{event.message.partition}|{priority}|{outcome}"
+    with event_context(event):
+        throughput[key] += 1
+
+
+def local_windows(partitions: set[int]) -> list[dict[str, Any]]:
+    """``[{"start", "priority", "outcome", "count"}]`` of the given partitions' windows,
+    summed over partitions, oldest first."""
+    totals: dict[tuple[float, str, str], int] = {}
+    for stored_key, count in throughput.table.data.items():
+        key, (start, _end) = stored_key
+        partition, priority, outcome = key.split("|")
+        if int(partition) in partitions:
+            slot = (start, priority, outcome)
+            totals[slot] = totals.get(slot, 0) + count
+    return [{"start": start, "priority": priority, "outcome": outcome, "count": count}
+            for (start, priority, outcome), count in sorted(totals.items())]
