@@ -29,6 +29,8 @@ async def apply_outcome(outcome: Outcome, event) -> list[Awaitable]:
     if outcome.kind == DONE:
         state = transitions.done(state, outcome.outputs, phash=outcome.phash)
         metrics.JOBS.labels("done", request.priority).inc()
+        metrics.JOB_LATENCY.labels(request.priority).observe(
+            max(0.0, time.time() - request.submitted_at))
         count_outcome(event, request.priority, "done")
     elif outcome.kind == FAILED:
         state = transitions.failed(state, outcome.error)

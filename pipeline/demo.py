@@ -58,11 +58,13 @@ def run_demo(settings: Settings, images: int, keep_running: bool) -> int:
                      f"{out['format']} -> {out['uri']}")
         _say(f"outputs:   {settings.object_store}/outputs/")
         _say(f"metadata:  {settings.metadata_url}")
-        _say(f"web view:  {settings.api_url}/api/jobs  (one job: /api/jobs/{ids[0]}, "
-             f"tables: /table/jobs/, metrics: /metrics)")
+        _say(f"dashboard: {settings.api_url}/")
+        _say(f"API:       {settings.api_url}/api/jobs  (one job: /api/jobs/{ids[0]}, "
+             f"stats: /api/stats, tables: /table/jobs/, metrics: /metrics)")
         if not keep_running:
             return 0 if done == len(rows) else 1
-        _say("pipeline running; submit more with `.venv/bin/imgpipe submit IMAGE --wait`. "
+        _say("pipeline running; submit more with `.venv/bin/imgpipe submit IMAGE --wait` "
+             f"or `curl -F image=@IMAGE {settings.api_url}/api/jobs`. "
              "Ctrl-C stops the worker and the broker.")
         signal.signal(signal.SIGTERM, _interrupt)
         while worker.poll() is None:

@@ -11,8 +11,8 @@ paused meanwhile (a full stream buffer pauses it). Nothing re-reads those record
    keeps the position past the skipped records, which are then never delivered: a
    submitted job vanishes without a trace. Fix: such partitions are sought to their
    beginning, which is what ``auto_offset_reset=earliest`` means.
-2. Records skipped because their partition was paused are not re-read on resume. Fix:
-   the partition is sought back to the first skipped record.
+2. Records skipped because their partition was paused (stream buffer full) are not
+   re-read on resume. Fix: the partition is sought back to the first skipped record.
 
 Upstream: faust-streaming issue #596 (records dropped around rebalances). Effects in
 this pipeline are idempotent, so reading a record twice is always safe; not reading it
@@ -70,7 +70,9 @@ async def _getmany(self: Any, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
                 continue  # keep order: this partition is re-read from its first skip
             self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
             yield tp, self._to_message(tp, record)
-        elif tp not in skipped:
+        elif tp not in skipped and tp in self._paused_partitions:
+            # Paused by flow control: nothing else re-reads these. (Partitions inactive
+            # for other reasons, e.g. during recovery, are sought by the recovery.)
             skipped[tp] = record.offset
     for tp, offset in skipped.items():
         log.debug("re-reading %s from %d (paused while its records were in flight)",

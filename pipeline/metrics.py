@@ -14,6 +14,9 @@ RETRIES = Counter("imgpipe_retries_total", "Jobs sent to the retry topic.", ["re
 DUPLICATES = Counter("imgpipe_duplicates_skipped_total",
                      "Submissions or redeliveries skipped because the job was done or "
                      "in flight.", ["stage"])
+JOB_LATENCY = Histogram("imgpipe_job_latency_seconds", "Submission to DONE, per job.",
+                        ["priority"], buckets=(.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120,
+                                               300, 900, 3600))
 BATCH_SIZE = Histogram("imgpipe_batch_size", "Jobs per processing batch.", ["priority"],
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128))
 BATCH_SECONDS = Histogram("imgpipe_batch_seconds", "Wall time of one processing batch.",

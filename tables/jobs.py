@@ -67,10 +67,12 @@ def local_states() -> list[dict[str, Any]]:
     return [value for value in jobs.values() if value]
 
 
-def key_partition(job_id: str) -> int:
+def key_partition(job_id: str | bytes) -> int:
     """The partition of a job_id: Kafka's default partitioner, which every producer of
-    our topics and the table's changelog (use_partitioner) use."""
-    return (murmur2(job_id.encode()) & 0x7FFFFFFF) % settings.partitions
+    our topics and the table's changelog (use_partitioner) use. (RocksDB hands keys
+    back as bytes.)"""
+    key = job_id if isinstance(job_id, bytes) else job_id.encode()
+    return (murmur2(key) & 0x7FFFFFFF) % settings.partitions
 
 
 def active_states(partitions: set[int]) -> list[dict[str, Any]]:

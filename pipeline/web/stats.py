@@ -76,8 +76,9 @@ class Stats(View):
         try:
             lags = await lag_probe.measure()
             answer["lag"] = [lag.to_dict() for lag in lags]
-            answer["lag_by_topic"] = dict(Counter(
-                {t: sum(x.lag for x in lags if x.topic == t) for t in SOURCE_TOPICS}))
+            by_topic = {t: sum(x.lag for x in lags if x.topic == t) for t in SOURCE_TOPICS}
+            answer["lag_by_topic"] = by_topic
+            answer["lag_by_priority"] = {p: by_topic[t] for p, t in topic_names.priority.items()}
         except Exception as exc:  # the broker may be away; counts are still worth showing
             errors.append(f"consumer lag unavailable: {exc!r}")
         answer["errors"] = errors

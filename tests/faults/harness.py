@@ -90,7 +90,8 @@ def api_states(port: int, ids: list[str]) -> dict[str, dict]:
 
 
 def local_job_ids(port: int) -> set[str]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/jobs?limit=1000",
+    """Jobs in the partitions this worker actively owns (no standby copies)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/jobs?scope=local&limit=1000",
                                 timeout=10) as response:
         return {j["job_id"] for j in json.loads(response.read())["jobs"]}
 

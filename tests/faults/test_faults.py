@@ -71,6 +71,8 @@ def test_scale_out_from_one_to_three_workers_mid_run(kafka, tmp_path):
     finally:
         stop_all(env)
     assert all(held.values()), "every worker owns some partitions after the rebalance"
+    owned = [job for jobs in held.values() for job in jobs]
+    assert sorted(owned) == sorted(ids), "each job's state lives on exactly one owner"
     assert {s["status"] for s in every.values()} == {"DONE"}
     for port, seen in sample.items():  # any worker answers for any job, via its owner
         assert {s["status"] for s in seen.values()} == {"DONE"}, port
@@ -126,7 +128,7 @@ def test_restarted_worker_serves_the_same_states(kafka, tmp_path):
     wait_until_finished(env, ids, len(ids))
     before = api_states(port, ids)
     stop_worker(w1)
-    # same data dir: RocksDB plus the changelog's tail
+    # same data dir (with rocksdb:// the store plus the changelog's tail)
     _, port, _ = env.start_worker("w1")
     after_same_dir = api_states(port, ids)
     stop_all(env)

@@ -41,14 +41,14 @@ def wait_for(env, job_ids, statuses, timeout=120):
         time.sleep(0.5)
 
 
-def test_storage_outage_is_retried_then_succeeds(kafka, tmp_path):
+def test_storage_outage_is_retried_then_succeeds(kafka, tmp_path, monkeypatch):
     port = free_port()
     gcs_dir = tmp_path / "gcs-data"
     gcs_dir.mkdir()
     gcs = devservices.start_fake_gcs(tmp_path / "gcs.log", port, data_dir=gcs_dir)
     emulator = {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}"}
-    import os
-    os.environ.update(emulator)  # for this test's own client
+    # this test's own client; undone afterwards (the session's fake_gcs lives elsewhere)
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", emulator["STORAGE_EMULATOR_HOST"])
     from pipeline.objects.gcs import make_client
     client = make_client()
     client.create_bucket("outage")

@@ -5,10 +5,14 @@ dead letters and /metrics that match what was processed."""
 from __future__ import annotations
 
 import io
+import json
+import re
 import time
 import uuid
+from pathlib import Path
 
 import pytest
+import yaml
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -21,6 +25,7 @@ from tests.kafkautil import read_topic
 
 pytestmark = pytest.mark.kafka
 
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 MAX_BYTES = 400_000
 SPECS = ["thumb=fit:64x64,webp:q70", "large=fit:160x160,jpeg:q85"]
 
@@ -215,6 +220,7 @@ def test_stats_lag_deadletters_and_metrics_match_the_work(cluster):
         assert topics == {cluster.settings.topic(t) for t in ("ingest", "retry")} | {
             cluster.settings.priority_topic(p) for p in ("high", "normal", "low")}
         assert len(stats["lag"]) == 5 * 4
+        assert set(stats["lag_by_priority"]) == {"high", "normal", "low"}
         assert all(lag["end_offset"] >= (lag["committed"] or 0) for lag in stats["lag"])
         low_topic = cluster.settings.priority_topic("low")
         assert sum(lag["end_offset"] for lag in stats["lag"] if lag["topic"] == low_topic) >= 6
@@ -253,3 +259,42 @@ def test_probes_and_dashboard_are_served(cluster):
         assert status == 200 and b"<title>imgpipe</title>" in page
         status, _, script = request("GET", f"{url}/static/dashboard.js")
         assert status == 200 and b"/api/stats" in script
+
+
+def exported_names(url: str) -> set[str]:
+    """Every series name /metrics can carry, from its TYPE lines (a labelled metric is
+    declared before its first sample)."""
+    _, _, body = request("GET", f"{url}/metrics")
+    names = set()
+    suffixes = {"counter": ("", "_total", "_created"), "gauge": ("",),
+                "histogram": ("_bucket", "_sum", "_count", "_created"),
+                "summary": ("", "_sum", "_count", "_created"), "untyped": ("",)}
+    for line in body.decode().splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split()
+            base = name.removesuffix("_total") if kind == "counter" else name
+            names.update(base + suffix for suffix in suffixes.get(kind, ("",)))
+    return names
+
+
+def referenced_metrics(expr: str) -> set[str]:
+    return set(re.findall(r"\b((?:imgpipe|faust)_[a-z_]+)\b", expr))
+
+
+def test_grafana_dashboard_and_alert_rules_use_exported_metrics(cluster):
+    exported = exported_names(cluster.urls[0])
+    dashboard = json.loads((DEPLOY / "grafana" / "imgpipe-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    assert len(exprs) >= 10 and {p["id"] for p in dashboard["panels"]} == set(
+        range(1, len(dashboard["panels"]) + 1))
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    alerts = [r for group in rules["groups"] for r in group["rules"]]
+    assert {"ImgpipeWorkerDown", "ImgpipeConsumerLagGrowing", "ImgpipeNoProgress",
+            "ImgpipeDeadLetterRate"} <= {a["alert"] for a in alerts}
+    for alert in alerts:
+        assert alert["expr"] and alert["for"] and alert["annotations"]["summary"], alert
+        exprs.append(alert["expr"])
+    used = set().union(*(referenced_metrics(e) for e in exprs))
+    assert {"imgpipe_consumer_lag", "imgpipe_job_latency_seconds_bucket",
+            "imgpipe_dead_letters_total"} <= used
+    assert used - exported == set(), "referenced but never exported"

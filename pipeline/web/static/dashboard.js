@@ -46,14 +46,13 @@ function renderCounts(stats) {
 
 function renderQueues(stats) {
   const byPriority = stats.jobs_by_priority || {};
-  const lag = stats.lag_by_topic || {};
+  const lag = stats.lag_by_priority || {};
   const rows = PRIORITIES.map((priority) => {
-    const topicLag = Object.entries(lag).find(([topic]) => topic.endsWith(`-${priority}`));
     return el("tr", {}, el("td", {}, priority),
       el("td", {}, String(byPriority.QUEUED?.[priority] || 0)),
       el("td", {}, String(byPriority.PROCESSING?.[priority] || 0)),
       el("td", {}, String(byPriority.RETRYING?.[priority] || 0)),
-      el("td", {}, topicLag ? String(topicLag[1]) : "–"));
+      el("td", { "data-lag": priority }, priority in lag ? String(lag[priority]) : "–"));
   });
   $("#queues tbody").replaceChildren(...rows);
 }
