@@ -100,6 +100,14 @@ class Settings:
     max_variants: int = _setting(16, "Most variants one job may request.", minimum=1)
     source_roots: str = _setting("", "Extra comma-separated file:// roots sources may come "
                                      "from (the object store is always allowed).")
+    lake_prefix: str = _setting("lake", "Object-store prefix of the event archive.")
+    lake_tables: str = _setting("results,dlq", "Topics the archiver keeps (results, dlq, "
+                                "ingest).")
+    lake_roll_records: int = _setting(10_000, "Records per archive file at most.", minimum=1)
+    lake_roll_seconds: float = _setting(300.0, "Seconds an archive file collects records "
+                                        "before it is written.", minimum=0.1)
+    lake_retention_days: int = _setting(365, "Days `imgpipe lake prune` keeps archived "
+                                        "partitions.", minimum=1)
     log_level: str = _setting("info", "Worker log level.")
 
     def __post_init__(self) -> None:
@@ -119,6 +127,10 @@ class Settings:
                 continue
             values[f.name] = _convert(name, raw, f)
         return cls(**values)
+
+    @property
+    def lake_table_list(self) -> list[str]:
+        return sorted(self._csv(self.lake_tables))
 
     def topic(self, name: str) -> str:
         """Full name of source topic ``name`` (ingest, jobs.high, dlq, ...)."""

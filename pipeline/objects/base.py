@@ -12,6 +12,11 @@ from pipeline.errors import SourceNotAllowed
 _KEY_SEGMENT = re.compile(r"^[A-Za-z0-9._=-]+$")
 
 
+def check_prefix(prefix: str) -> str:
+    """A listing prefix: a checked key followed by '/' (or '' for everything)."""
+    return "" if not prefix.strip("/") else check_key(prefix.strip("/")) + "/"
+
+
 def check_key(key: str) -> str:
     """Reject keys that could escape the store (``..``, absolute, odd characters)."""
     if not key or key.startswith("/") or "\\" in key:
@@ -62,6 +67,14 @@ class ObjectStore(ABC):
                                        "source_exists")
             return uri
         return self.put(key, data, content_type)
+
+    @abstractmethod
+    def list_keys(self, prefix: str) -> list[str]:
+        """Keys of the objects under ``prefix`` (a key prefix ending in '/'), sorted."""
+
+    @abstractmethod
+    def delete(self, key: str) -> bool:
+        """Remove the object at ``key``; False if there was none."""
 
     @abstractmethod
     def exists(self, uri: str) -> bool:

@@ -20,7 +20,7 @@ from google.api_core.retry import Retry
 from google.cloud import storage
 
 from pipeline.errors import ImageRejected, SourceNotAllowed, SourceNotFound, StorageUnavailable
-from pipeline.objects.base import ObjectStore, check_key
+from pipeline.objects.base import ObjectStore, check_key, check_prefix
 
 TRANSIENT = (gexc.TooManyRequests, gexc.InternalServerError, gexc.BadGateway,
              gexc.ServiceUnavailable, gexc.GatewayTimeout, ConnectionError, TimeoutError,
@@ -136,6 +136,24 @@ class GcsObjectStore(ObjectStore):
         except (gexc.GoogleAPICallError, gexc.RetryError, *TRANSIENT) as exc:
             raise _convert(exc, uri) from exc
         return uri
+
+    def list_keys(self, prefix: str) -> list[str]:
+        start = f"{self.prefix}/" if self.prefix else ""
+        try:
+            blobs = self.client.list_blobs(self.bucket_name, prefix=start + check_prefix(prefix),
+                                           retry=self.retry)
+            return sorted(blob.name[len(start):] for blob in blobs)
+        except (gexc.GoogleAPICallError, gexc.RetryError, *TRANSIENT) as exc:
+            raise _convert(exc, self.uri_for(prefix.strip("/") or ".")) from exc
+
+    def delete(self, key: str) -> bool:
+        try:
+            self.bucket.blob(self._name(key)).delete(retry=self.retry)
+        except gexc.NotFound:
+            return False
+        except (gexc.GoogleAPICallError, gexc.RetryError, *TRANSIENT) as exc:
+            raise _convert(exc, self.uri_for(key)) from exc
+        return True
 
     def exists(self, uri: str) -> bool:
         try:

@@ -8,7 +8,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote, urlparse
 
 from pipeline.errors import ImageRejected, SourceNotAllowed, SourceNotFound, StorageUnavailable
-from pipeline.objects.base import ObjectStore, check_key
+from pipeline.objects.base import ObjectStore, check_key, check_prefix
 
 
 def path_from_file_uri(uri: str) -> Path:
@@ -76,6 +76,23 @@ class LocalObjectStore(ObjectStore):
         except OSError as exc:
             raise StorageUnavailable(f"cannot write {path}: {exc.strerror}") from exc
         return file_uri(path)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        base = self.root / check_prefix(prefix)
+        if not base.is_dir():
+            return []
+        return sorted(path.relative_to(self.root).as_posix() for path in base.rglob("*")
+                      if path.is_file() and not path.name.startswith(".tmp-"))
+
+    def delete(self, key: str) -> bool:
+        path = self.root / check_key(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot delete {path}: {exc.strerror}") from exc
+        return True
 
     def exists(self, uri: str) -> bool:
         return self.locate(uri).is_file()

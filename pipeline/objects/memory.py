@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from pipeline.errors import ImageRejected, SourceNotAllowed, SourceNotFound
-from pipeline.objects.base import ObjectStore, check_key
+from pipeline.objects.base import ObjectStore, check_key, check_prefix
 
 
 class MemoryObjectStore(ObjectStore):
@@ -39,6 +39,15 @@ class MemoryObjectStore(ObjectStore):
         with self._lock:
             self._objects[key] = (bytes(data), content_type)
         return self.uri_for(key)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        start = check_prefix(prefix)
+        with self._lock:
+            return sorted(k for k in self._objects if k.startswith(start))
+
+    def delete(self, key: str) -> bool:
+        with self._lock:
+            return self._objects.pop(check_key(key), None) is not None
 
     def exists(self, uri: str) -> bool:
         with self._lock:

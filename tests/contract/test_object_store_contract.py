@@ -85,3 +85,18 @@ def test_large_object_round_trip(store):
     data = bytes(range(256)) * (40 * 1024)  # 10 MiB: chunked/resumable on GCS
     uri = store.put("outputs/big.bin", data, "application/octet-stream")
     assert store.get(uri, len(data)) == data
+
+
+def test_list_keys_under_a_prefix_and_delete(store):
+    for key in ("lake/a/dt=1/x.parquet", "lake/a/dt=2/y.parquet", "lake/b/z.parquet",
+                "lakeside/w.bin"):
+        store.put(key, b"1", "application/octet-stream")
+    assert store.list_keys("lake/a") == ["lake/a/dt=1/x.parquet", "lake/a/dt=2/y.parquet"]
+    assert store.list_keys("lake/") == ["lake/a/dt=1/x.parquet", "lake/a/dt=2/y.parquet",
+                                        "lake/b/z.parquet"]  # not lakeside/
+    assert store.list_keys("nothing/here") == []
+    assert store.delete("lake/a/dt=1/x.parquet") is True
+    assert store.delete("lake/a/dt=1/x.parquet") is False
+    assert store.list_keys("lake/a") == ["lake/a/dt=2/y.parquet"]
+    with pytest.raises(SourceNotAllowed):
+        store.list_keys("../etc")

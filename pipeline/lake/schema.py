@@ -1,0 +1,165 @@
+"""The archived tables, one per topic, and how a Kafka record becomes a row.
+
+Versioned: ``SCHEMA_VERSION`` is stored in every row and in each file's metadata. Adding
+a nullable column is a compatible change (readers use ``union_by_name``); renaming or
+retyping one needs a new version and a note in docs/lake.md.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+_KAFKA = [
+    pa.field("kafka_topic", pa.string(), nullable=False),
+    pa.field("kafka_partition", pa.int32(), nullable=False),
+    pa.field("kafka_offset", pa.int64(), nullable=False),
+    pa.field("kafka_timestamp", pa.timestamp("ms", tz="UTC"), nullable=False),
+    pa.field("schema_version", pa.int16(), nullable=False),
+]
+_TS = pa.timestamp("ms", tz="UTC")
+
+RESULTS = pa.schema([
+    pa.field("job_id", pa.string()),
+    pa.field("status", pa.string()),
+    pa.field("priority", pa.string()),
+    pa.field("tenant", pa.string()),
+    pa.field("attempts", pa.int32()),
+    pa.field("error_code", pa.string()),
+    pa.field("error", pa.string()),
+    pa.field("submitted_at", _TS),
+    pa.field("finished_at", _TS),
+    pa.field("latency_seconds", pa.float64()),
+    pa.field("processing_seconds", pa.float64()),
+    pa.field("output_count", pa.int32()),
+    pa.field("output_bytes", pa.int64()),
+    pa.field("outputs_json", pa.string()),
+    *_KAFKA,
+])
+
+DEAD_LETTERS = pa.schema([
+    pa.field("job_id", pa.string()),
+    pa.field("reason", pa.string()),
+    pa.field("stage", pa.string()),
+    pa.field("error", pa.string()),
+    pa.field("attempts", pa.int32()),
+    pa.field("failed_at", _TS),
+    pa.field("source_topic", pa.string()),
+    pa.field("request_json", pa.string()),
+    *_KAFKA,
+])
+
+INGEST = pa.schema([
+    pa.field("job_id", pa.string()),
+    pa.field("valid_json", pa.bool_()),
+    pa.field("tenant", pa.string()),
+    pa.field("priority", pa.string()),
+    pa.field("source", pa.string()),
+    pa.field("variant_count", pa.int32()),
+    pa.field("force", pa.bool_()),
+    pa.field("replayed", pa.bool_()),
+    pa.field("submitted_at", _TS),
+    pa.field("event_bytes", pa.int32()),
+    *_KAFKA,
+])
+
+
+def _ms(seconds: Any) -> int | None:
+    return int(seconds * 1000) if isinstance(seconds, int | float) else None
+
+
+def _object(value: bytes | None) -> dict[str, Any] | None:
+    try:
+        data = json.loads(value or b"")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _last_at(history: list[dict[str, Any]], status: str) -> float | None:
+    times = [h.get("at") for h in history if isinstance(h, dict) and h.get("status") == status]
+    return times[-1] if times else None
+
+
+def results_row(value: bytes | None) -> dict[str, Any]:
+    data = _object(value) or {}
+    history = data.get("history") or []
+    outputs = data.get("outputs") or []
+    submitted, finished = data.get("submitted_at"), data.get("updated_at")
+    started = _last_at(history, "PROCESSING")
+    return {
+        "job_id": data.get("job_id"), "status": data.get("status"),
+        "priority": data.get("priority"), "tenant": data.get("tenant"),
+        "attempts": data.get("attempts"), "error_code": data.get("error_code"),
+        "error": data.get("error"), "submitted_at": _ms(submitted),
+        "finished_at": _ms(finished),
+        "latency_seconds": finished - submitted if submitted and finished else None,
+        "processing_seconds": finished - started if started and finished else None,
+        "output_count": len(outputs),
+        "output_bytes": sum(o.get("bytes", 0) for o in outputs if isinstance(o, dict)),
+        "outputs_json": json.dumps(outputs, separators=(",", ":")),
+    }
+
+
+def dead_letter_row(value: bytes | None) -> dict[str, Any]:
+    data = _object(value) or {}
+    request = data.get("request")
+    return {
+        "job_id": data.get("job_id"), "reason": data.get("reason"), "stage": data.get("stage"),
+        "error": data.get("error"), "attempts": data.get("attempts"),
+        "failed_at": _ms(data.get("failed_at")), "source_topic": data.get("source_topic"),
+        "request_json": json.dumps(request, separators=(",", ":")) if request else None,
+    }
+
+
+def ingest_row(value: bytes | None) -> dict[str, Any]:
+    data = _object(value)
+    if data is None:
+        return {"valid_json": False, "event_bytes": len(value or b"")}
+    variants = data.get("variants")
+    return {
+        "job_id": data.get("job_id") if isinstance(data.get("job_id"), str) else None,
+        "valid_json": True, "tenant": data.get("tenant"), "priority": data.get("priority"),
+        "source": data.get("source") if isinstance(data.get("source"), str) else None,
+        "variant_count": len(variants) if isinstance(variants, dict) else None,
+        "force": data.get("force") if isinstance(data.get("force"), bool) else None,
+        "replayed": data.get("replayed_from") is not None,
+        "submitted_at": _ms(data.get("submitted_at")), "event_bytes": len(value or b""),
+    }
+
+
+#: Archived table name -> (schema, row builder). The table name is the topic's role.
+TABLES: dict[str, tuple[pa.Schema, Callable[[bytes | None], dict[str, Any]]]] = {
+    "results": (RESULTS, results_row),
+    "dlq": (DEAD_LETTERS, dead_letter_row),
+    "ingest": (INGEST, ingest_row),
+}
+
+
+def clean(row: dict[str, Any], schema: pa.Schema) -> dict[str, Any]:
+    """Drop values whose type does not fit the column (hostile input must not stop the
+    archiver): they become nulls."""
+    fitted = {}
+    for field in schema:
+        value = row.get(field.name)
+        if value is not None and not _fits(value, field.type):
+            value = None
+        fitted[field.name] = value
+    return fitted
+
+
+def _fits(value: Any, kind: pa.DataType) -> bool:
+    if pa.types.is_string(kind):
+        return isinstance(value, str)
+    if pa.types.is_boolean(kind):
+        return isinstance(value, bool)
+    if pa.types.is_integer(kind) or pa.types.is_timestamp(kind):
+        return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**62
+    if pa.types.is_floating(kind):
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return True
