@@ -1,0 +1,133 @@
+"""Offline checks of the deployment files: Kubernetes manifests against the API schemas
+(kubernetes-validate), kustomize overlays resolve, autoscaling is capped at the
+partition count, settings and commands referenced exist."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from pipeline.cli import cli
+from pipeline.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+KUBERNETES_VERSION = "1.33.0"
+OVERLAYS = ["keda", "hpa"]
+
+
+def documents(path: Path) -> list[dict]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def render(folder: Path) -> list[dict]:
+    """The resources a kustomization lists (recursively), with its namespace applied:
+    the part of `kustomize build` these overlays use."""
+    kustomization = documents(folder / "kustomization.yaml")[0]
+    assert set(kustomization) <= {"apiVersion", "kind", "namespace", "resources", "labels",
+                                  "images"}, "a kustomize feature this check does not model"
+    rendered = []
+    for entry in kustomization["resources"]:
+        target = (folder / entry).resolve()
+        assert target.exists(), f"{folder}: resource {entry} does not exist"
+        rendered += render(target) if target.is_dir() else documents(target)
+    if "namespace" in kustomization:
+        for doc in rendered:
+            doc.setdefault("metadata", {})["namespace"] = kustomization["namespace"]
+    return rendered
+
+
+def by_kind(docs: list[dict], kind: str) -> list[dict]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def base_settings() -> Settings:
+    [config] = by_kind(render(K8S / "base"), "ConfigMap")
+    return Settings.from_env(config["data"])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_core_manifest_matches_the_kubernetes_schema(overlay):
+    docs = render(K8S / "overlays" / overlay)
+    core = [d for d in docs if not d["apiVersion"].startswith("keda.sh/")]
+    assert {"Deployment", "Service", "Ingress", "ConfigMap", "Secret",
+            "PodDisruptionBudget"} <= {d["kind"] for d in core}
+    for doc in core:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+    assert all(d["metadata"]["namespace"] == "imgpipe" for d in docs)
+
+
+def test_configmap_holds_only_real_settings():
+    [config] = by_kind(render(K8S / "base"), "ConfigMap")
+    known = {f"IMGPIPE_{name.upper()}" for name in Settings.__dataclass_fields__}
+    assert set(config["data"]) <= known
+    settings = Settings.from_env(config["data"])  # and they parse
+    assert settings.web_bind == "0.0.0.0" and settings.replication_factor == 3
+
+
+def test_autoscaling_is_capped_at_the_partition_count_and_watches_our_topics():
+    settings = base_settings()
+    [scaled] = by_kind(render(K8S / "overlays" / "keda"), "ScaledObject")
+    [hpa] = by_kind(render(K8S / "overlays" / "hpa"), "HorizontalPodAutoscaler")
+    assert scaled["spec"]["maxReplicaCount"] == settings.partitions == hpa["spec"]["maxReplicas"]
+    assert scaled["spec"]["scaleTargetRef"]["name"] == "imgpipe-worker"
+    kafka = [t["metadata"] for t in scaled["spec"]["triggers"] if t["type"] == "kafka"]
+    assert {t["topic"] for t in kafka} == {settings.priority_topic(p)
+                                          for p in ("high", "normal", "low")}
+    assert {t["consumerGroup"] for t in kafka} == {settings.app_id}
+    assert {t["bootstrapServers"] for t in kafka} == {settings.bootstrap_servers}
+    assert all(t["allowIdleConsumers"] == "false" for t in kafka)
+    assert {t["type"] for t in scaled["spec"]["triggers"]} == {"kafka", "cpu", "memory"}
+    metrics = {m["resource"]["name"] for m in hpa["spec"]["metrics"]}
+    assert metrics == {"cpu", "memory"}
+
+
+def test_worker_pods_probe_real_endpoints_and_drain_in_time():
+    settings = base_settings()
+    [worker] = [d for d in by_kind(render(K8S / "base"), "Deployment")
+                if d["metadata"]["name"] == "imgpipe-worker"]
+    pod = worker["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["ports"][0]["containerPort"] == settings.web_port
+    assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert pod["terminationGracePeriodSeconds"] >= 60
+    assert container["resources"]["requests"]["cpu"] == str(settings.image_threads)
+    web_host = [e for e in container["env"] if e["name"] == "IMGPIPE_WEB_HOST"]
+    assert web_host[0]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["initContainers"][0]["args"] == ["topics", "create"]
+
+
+def test_dockerfile_is_multi_stage_non_root_with_a_healthcheck():
+    text = (ROOT / "Dockerfile").read_text()
+    assert len(re.findall(r"^FROM ", text, re.M)) >= 2
+    user = re.findall(r"^USER (\S+)", text, re.M)
+    assert user and user[-1] not in ("root", "0")
+    assert re.search(r"^HEALTHCHECK .*?/healthz", text, re.M | re.S)
+    assert re.search(r'^ENTRYPOINT \["imgpipe"\]', text, re.M)
+
+
+def test_procfile_commands_exist():
+    lines = [line for line in (ROOT / "Procfile").read_text().splitlines() if line.strip()]
+    kinds = dict(line.split(":", 1) for line in lines)
+    assert {"worker", "archiver"} <= set(kinds)
+    for kind, command in kinds.items():
+        program, *args = command.split()
+        assert program == "imgpipe", kind
+        result = CliRunner().invoke(cli, [*args, "--help"])
+        assert result.exit_code == 0, f"{kind}: `{command}` is not a command: {result.output}"
+
+
+def test_the_schema_check_rejects_a_broken_manifest():
+    [worker] = [d for d in by_kind(render(K8S / "base"), "Deployment")
+                if d["metadata"]["name"] == "imgpipe-worker"]
+    worker["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"]["prot"] = 1
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(worker, KUBERNETES_VERSION, strict=True)
