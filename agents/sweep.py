@@ -16,9 +16,11 @@ import time
 from aiokafka.admin import AIOKafkaAdminClient
 
 from agents.routing import confirm, send
-from pipeline import metrics
-from pipeline.app import app, settings
+from pipeline import faustfix, metrics
+from pipeline.app import app, lag_probe, settings
+from pipeline.kafkasecurity import kafka_options
 from pipeline.models import JobRequest
+from pipeline.stalls import StallWatch
 from tables.jobs import jobs
 from tables.transitions import lost_in_transit
 
@@ -31,7 +33,7 @@ _resent: dict[str, float] = {}
 async def committed_offsets() -> dict[tuple[str, int], int]:
     global _admin
     if _admin is None:
-        _admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+        _admin = AIOKafkaAdminClient(**kafka_options(settings))
         await _admin.start()
     offsets = await _admin.list_consumer_group_offsets(settings.app_id)
     return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()
@@ -72,3 +74,32 @@ async def sweep() -> None:
         _resent[request.job_id] = now
         futures.append(await send(state["routed"][0], request.job_id, request.to_json()))
     await confirm(futures)
+    await unstick_partitions()
+
+
+_stalls = StallWatch(stale_after=settings.sweep_stale_after)
+
+
+async def unstick_partitions() -> None:
+    """Seek a source partition back to its committed offset when records wait beyond it
+    but nothing has been delivered or committed for IMGPIPE_SWEEP_STALE_AFTER: the
+    fetcher lost track of it (seen with RocksDB tables after a hand-over). Records are
+    read again from the committed offset; effects are idempotent."""
+    try:
+        lags = {(lag.topic, lag.partition): lag for lag in await lag_probe.measure()}
+    except Exception as exc:
+        log.warning("stall check skipped: %r", exc)
+        return
+    mine = {tp for tp in app.consumer.assignment() if (tp.topic, tp.partition) in lags}
+    _stalls.forget_except(mine)
+    now = time.monotonic()
+    for tp in mine:
+        lag = lags[(tp.topic, tp.partition)]
+        delivered = app.consumer._read_offset.get(tp)
+        if _stalls.stalled(tp, delivered, lag.committed, lag.end_offset, now):
+            log.warning("%s made no progress for %.0fs with %d records waiting (delivered "
+                        "up to %s, committed %s): reading it again from the committed "
+                        "offset", tp, settings.sweep_stale_after, lag.lag, delivered,
+                        lag.committed)
+            metrics.STALLS.inc()
+            await faustfix.seek_in_consumer_thread(app.consumer, tp, lag.committed or 0)

@@ -9,6 +9,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from pipeline.errors import ConfigError, broker_unreachable
+from pipeline.kafkasecurity import kafka_options
 from pipeline.settings import Settings
 from pipeline.topics import TopicNames
 
@@ -22,7 +23,7 @@ class TopicReport:
 
 async def _create_topics(settings: Settings, timeout: float) -> list[TopicReport]:
     names = TopicNames.from_settings(settings).all()
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
+    admin = AIOKafkaAdminClient(**kafka_options(settings),
                                 request_timeout_ms=int(timeout * 1000))
     try:
         await admin.start()

@@ -13,6 +13,9 @@ from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import REGISTRY
 
 from pipeline import faustfix
+from pipeline.kafkaread import KafkaReader
+from pipeline.kafkasecurity import faust_credentials, kafka_options
+from pipeline.lag import LagProbe
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings
 from pipeline.topics import TopicNames
@@ -42,6 +45,7 @@ def create_app(settings: Settings) -> faust.App:
         settings.app_id,
         pipeline_settings=settings,
         broker=[f"kafka://{h}" for h in settings.bootstrap_servers.split(",")],
+        broker_credentials=faust_credentials(settings),
         autodiscover=["agents", "tables", "pipeline.web"],
         origin="pipeline",
         datadir=settings.data_dir,
@@ -84,6 +88,11 @@ settings = Settings.from_env()
 runtime = Runtime(settings)
 topic_names = TopicNames.from_settings(settings)
 app = create_app(settings)
+#: Consumer lag of the group's source topics: the web views, the lag gauge and the
+#: sweeper's stall check share one probe (and its Kafka connections).
+kafka_reader = KafkaReader(kafka_options(settings))
+lag_probe = LagProbe(kafka_reader, settings.app_id,
+                     [topic_names.ingest, *topic_names.priority.values(), topic_names.retry])
 # Faust's own sensor on /metrics beside ours, prefixed "faust_" (not the app id, which
 # differs between deployments) so dashboards and alerts work everywhere.
 app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(REGISTRY, "faust"))

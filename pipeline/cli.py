@@ -287,6 +287,7 @@ def archive() -> None:
     import logging
     import signal
 
+    from pipeline.kafkasecurity import kafka_options
     from pipeline.lake.archiver import Archiver
     from pipeline.objects import open_object_store
 
@@ -294,7 +295,7 @@ def archive() -> None:
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(message)s")
     store = open_object_store(settings.object_store, settings.storage_retry_seconds)
-    archiver = Archiver(settings.bootstrap_servers, f"{settings.app_id}-archive",
+    archiver = Archiver(kafka_options(settings), f"{settings.app_id}-archive",
                         {t: settings.topic(t) for t in settings.lake_table_list}, store,
                         settings.lake_prefix, settings.lake_roll_records,
                         settings.lake_roll_seconds)

@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from pipeline.errors import ConfigError, ImageRejected, broker_unreachable
+from pipeline.kafkasecurity import kafka_options
 from pipeline.models import JobRequest, Status
 from pipeline.objects import open_object_store
 from pipeline.settings import Settings
@@ -53,7 +54,7 @@ def store_sources(settings: Settings, paths: Iterable[Path], job_ids: Iterable[s
 
 async def _produce(settings: Settings, requests: list[JobRequest],
                    progress: Callable[[int, int], None]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all",
+    producer = AIOKafkaProducer(**kafka_options(settings), acks="all",
                                 enable_idempotence=True, request_timeout_ms=30000)
     try:
         await producer.start()

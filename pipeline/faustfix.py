@@ -11,8 +11,10 @@ paused meanwhile (a full stream buffer pauses it). Nothing re-reads those record
    keeps the position past the skipped records, which are then never delivered: a
    submitted job vanishes without a trace. Fix: such partitions are sought to their
    beginning, which is what ``auto_offset_reset=earliest`` means.
-2. Records skipped because their partition was paused (stream buffer full) are not
-   re-read on resume. Fix: the partition is sought back to the first skipped record.
+2. Records skipped because their partition was not active when the batch was handed
+   out (paused by flow control, or not yet resumed after table recovery) are not re-read
+   either. Fix: the partition is sought back to the first skipped record (never behind
+   its committed offset), on the consumer's own thread.
 
 Upstream: faust-streaming issue #596 (records dropped around rebalances). Effects in
 this pipeline are idempotent, so reading a record twice is always safe; not reading it
@@ -70,14 +72,24 @@ async def _getmany(self: Any, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
                 continue  # keep order: this partition is re-read from its first skip
             self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
             yield tp, self._to_message(tp, record)
-        elif tp not in skipped and tp in self._paused_partitions:
-            # Paused by flow control: nothing else re-reads these. (Partitions inactive
-            # for other reasons, e.g. during recovery, are sought by the recovery.)
+        elif tp not in skipped:
             skipped[tp] = record.offset
     for tp, offset in skipped.items():
-        log.debug("re-reading %s from %d (paused while its records were in flight)",
-                  tp, offset)
-        await self.seek(tp, offset)
+        # Never behind the committed offset: a stale batch fetched before a seek must
+        # not undo that seek.
+        target = max(offset, self._committed_offset.get(tp) or 0)
+        log.debug("re-reading %s from %d (inactive while its records were in flight)",
+                  tp, target)
+        await seek_in_consumer_thread(self, tp, target)
+
+
+async def seek_in_consumer_thread(self: Any, tp: Any, offset: int) -> None:
+    """Consumer.seek, but run on the consumer's own thread: aiokafka's fetcher is not
+    thread-safe, and Faust's seek calls it from the main thread (a fetcher woken from the
+    wrong thread can sleep on with the partition never fetched again)."""
+    thread = self._thread
+    await thread.call_thread(thread._ensure_consumer().seek, tp, offset)
+    self._read_offset[tp] = offset if offset else None
 
 
 def install() -> None:

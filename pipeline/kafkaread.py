@@ -3,6 +3,8 @@ without a consumer group (reading never moves anybody's offsets)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -10,14 +12,14 @@ from aiokafka.admin import AIOKafkaAdminClient
 class KafkaReader:
     """One admin client and one group-less consumer, opened on first use."""
 
-    def __init__(self, bootstrap_servers: str) -> None:
-        self.bootstrap_servers = bootstrap_servers
+    def __init__(self, options: dict[str, Any]) -> None:
+        self.options = options  # bootstrap_servers and security (kafkasecurity.kafka_options)
         self._admin: AIOKafkaAdminClient | None = None
         self._consumer: AIOKafkaConsumer | None = None
 
     async def admin(self) -> AIOKafkaAdminClient:
         if self._admin is None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers,
+            admin = AIOKafkaAdminClient(**self.options,
                                         request_timeout_ms=10000)
             await admin.start()
             self._admin = admin
@@ -25,7 +27,7 @@ class KafkaReader:
 
     async def consumer(self) -> AIOKafkaConsumer:
         if self._consumer is None:
-            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers,
+            consumer = AIOKafkaConsumer(**self.options,
                                         group_id=None, enable_auto_commit=False,
                                         request_timeout_ms=10000)
             await consumer.start()

@@ -140,19 +140,34 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
 def server_properties(node_id: int, port: int, controller_port: int, voters: str,
-                      log_dir: Path, cluster_size: int) -> str:
-    """KRaft combined-mode config; with 3 nodes: RF 3, min ISR 2, fast failure detection."""
+                      log_dir: Path, cluster_size: int, sasl_port: int | None = None) -> str:
+    """KRaft combined-mode config; with 3 nodes: RF 3, min ISR 2, fast failure detection.
+    ``sasl_port`` adds a SASL_PLAINTEXT listener taking SCRAM logins (managed-Kafka tests)."""
     rf, isr = (3, 2) if cluster_size >= 3 else (1, 1)
+    listeners = [f"PLAINTEXT://127.0.0.1:{port}"]
+    security = ["CONTROLLER:PLAINTEXT", "PLAINTEXT:PLAINTEXT"]
+    sasl: list[str] = []
+    if sasl_port:
+        listeners.append(f"SASL_PLAINTEXT://127.0.0.1:{sasl_port}")
+        security.append("SASL_PLAINTEXT:SASL_PLAINTEXT")
+        sasl = [f"sasl.enabled.mechanisms={','.join(SCRAM_MECHANISMS)}"] + [
+            f"listener.name.sasl_plaintext.{m.lower()}.sasl.jaas.config="
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            for m in SCRAM_MECHANISMS]
     lines = [
         "process.roles=broker,controller",
         f"node.id={node_id}",
         f"controller.quorum.voters={voters}",
-        f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+        f"listeners={','.join(listeners)},CONTROLLER://127.0.0.1:{controller_port}",
+        f"advertised.listeners={','.join(listeners)}",
         "controller.listener.names=CONTROLLER",
         "inter.broker.listener.name=PLAINTEXT",
-        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        f"listener.security.protocol.map={','.join(security)}",
+        *sasl,
         f"log.dirs={log_dir}",
         "num.partitions=1",
         f"default.replication.factor={rf}",
@@ -205,11 +220,18 @@ def _java(lib: Path, data_dir: Path, heap: str) -> list[str]:
 
 
 def up(port: int | None = None, data_dir: Path = DEFAULT_DATA_DIR, echo=print,
-       heap: str | None = None, brokers: int = 1) -> BrokerState:
-    """Start the cluster (or find it already running) and wait until every node answers."""
+       heap: str | None = None, brokers: int = 1, sasl_port: int | None = None,
+       scram_users: dict[str, str] | None = None) -> BrokerState:
+    """Start the cluster (or find it already running) and wait until every node answers.
+
+    With ``sasl_port`` (one node only) the broker also listens there for SASL SCRAM
+    logins of ``scram_users`` (name -> password, both SCRAM-SHA-256 and -512).
+    """
     data_dir = Path(data_dir).resolve()
     if brokers not in (1, 3):
         raise ConfigError("--brokers must be 1 or 3")
+    if sasl_port and brokers != 1:
+        raise ConfigError("a SASL listener is only offered on a single-node cluster")
     state = read_state(data_dir)
     if state and state.alive():
         if (port and port != state.port) or len(state.nodes) != brokers:
@@ -238,12 +260,15 @@ def up(port: int | None = None, data_dir: Path = DEFAULT_DATA_DIR, echo=print,
         log_dir.mkdir(parents=True, exist_ok=True)
         props = node_dir / "server.properties"
         props.write_text(server_properties(i + 1, ports[i], cports[i], voters, log_dir,
-                                           brokers))
+                                           brokers, sasl_port))
         java = _java(lib, node_dir, heap)
         if not (log_dir / "meta.properties").exists():
             cluster_id = cluster_id or uuid.uuid4().hex[:22]
+            scram = [arg for name, password in (scram_users or {}).items()
+                     for mechanism in SCRAM_MECHANISMS
+                     for arg in ("--add-scram", f"{mechanism}=[name={name},password={password}]")]
             fmt = subprocess.run([*java, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-                                  "-c", str(props)], capture_output=True, text=True)
+                                  "-c", str(props), *scram], capture_output=True, text=True)
             if fmt.returncode != 0:
                 raise ConfigError(f"formatting Kafka storage in {log_dir} failed:\n"
                                   + (fmt.stdout + fmt.stderr)[-2000:])

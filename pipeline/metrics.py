@@ -32,6 +32,8 @@ OUTPUT_BYTES = Counter("imgpipe_output_bytes_total", "Bytes of outputs written."
 REPLAYED = Counter("imgpipe_replayed_total", "Replayed jobs seen at ingest, by the topic "
                    "they were replayed from and whether they were queued or skipped as done.",
                    ["source_topic", "outcome"])
+STALLS = Counter("imgpipe_partition_stalls_total", "Source partitions read again from their "
+                 "committed offset because they had waiting records but made no progress.")
 SWEPT = Counter("imgpipe_swept_total", "Jobs re-sent by the sweeper because their work "
                 "message was committed without being processed.")
 API_SUBMISSIONS = Counter("imgpipe_api_submissions_total", "Jobs submitted over HTTP, by "

@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from pipeline.errors import ConfigError, broker_unreachable
+from pipeline.kafkasecurity import kafka_options
 from pipeline.settings import Settings
 from pipeline.topics import SOURCE_TOPICS
 
@@ -169,7 +170,7 @@ class Replayer:
         return asyncio.run(self._run())
 
     async def _run(self) -> ReplayStats:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap_servers,
+        consumer = AIOKafkaConsumer(**kafka_options(self.settings),
                                     group_id=None, enable_auto_commit=False,
                                     auto_offset_reset="earliest")
         try:
@@ -181,7 +182,7 @@ class Replayer:
             tps = await self._assign(consumer)
             bounds = await self._bounds(consumer, tps)
             if not self.dry_run:
-                producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap_servers,
+                producer = AIOKafkaProducer(**kafka_options(self.settings),
                                             acks="all", enable_idempotence=True)
                 await producer.start()
             for tp, (start, stop) in bounds.items():

@@ -33,6 +33,16 @@ class Settings:
     partitions: int = _setting(8, "Partitions of every topic (caps worker parallelism).",
                                minimum=1)
     replication_factor: int = _setting(1, "Replication factor of created topics.", minimum=1)
+    kafka_security_protocol: str = _setting("PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or "
+                                            "SASL_SSL (managed Kafka: SASL_SSL).")
+    kafka_sasl_mechanism: str = _setting("PLAIN", "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or "
+                                         "OAUTHBEARER.")
+    kafka_username: str = _setting("", "SASL user name (Event Hubs: $ConnectionString).")
+    kafka_password: str = _setting("", "SASL password (or Event Hubs connection string).",
+                                   secret=True)
+    kafka_oauth_token_file: str = _setting("", "OAUTHBEARER: file holding the current token "
+                                           "(re-read for every login).")
+    kafka_ca_file: str = _setting("", "PEM CA bundle for TLS (empty: the system's).")
     object_store: str = _setting("file://./var/objects",
                                  "Where sources and outputs live: file://DIR or gs://BUCKET/PREFIX.")
     metadata_url: str = _setting("sqlite:///./var/metadata.db",

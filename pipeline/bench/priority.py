@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from pipeline.bench.harness import BenchPipeline
 from pipeline.bench.ops import make_jpegs
+from pipeline.kafkasecurity import kafka_options
 from pipeline.models import JobRequest
 from pipeline.objects import open_object_store
 
@@ -29,10 +30,10 @@ def percentile(values: list[float], q: float) -> float:
 async def _phase(pipe: BenchPipeline, sources: list[str], highs: int, interval: float,
                  backlog: int, tag: str, echo) -> dict[str, Any]:
     settings = pipe.settings
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all",
+    producer = AIOKafkaProducer(**kafka_options(settings), acks="all",
                                 linger_ms=5)
     consumer = AIOKafkaConsumer(settings.topic("results"),
-                                bootstrap_servers=settings.bootstrap_servers,
+                                **kafka_options(settings),
                                 group_id=f"bench-{tag}-{time.time_ns()}",
                                 auto_offset_reset="latest")
     await producer.start()

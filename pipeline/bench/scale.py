@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from pipeline.bench.harness import BenchPipeline
 from pipeline.bench.ops import VARIANTS, bare_opencv, make_jpegs
+from pipeline.kafkasecurity import kafka_options
 from pipeline.models import JobRequest
 from pipeline.objects import open_object_store
 
@@ -38,10 +39,10 @@ async def _pipeline_rate(pipe: BenchPipeline, sources: list[str], count: int, ta
                          ) -> float:
     settings = pipe.settings
     consumer = AIOKafkaConsumer(settings.topic("results"),
-                                bootstrap_servers=settings.bootstrap_servers,
+                                **kafka_options(settings),
                                 group_id=f"bench-{tag}-{time.time_ns()}",
                                 auto_offset_reset="latest")
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all",
+    producer = AIOKafkaProducer(**kafka_options(settings), acks="all",
                                 linger_ms=5)
     await consumer.start()
     await producer.start()

@@ -50,14 +50,14 @@ class ArchiveStats:
 class Archiver:
     """Archives ``tables`` (topic roles: results, dlq, ingest) of one pipeline."""
 
-    def __init__(self, bootstrap_servers: str, group_id: str, topics: dict[str, str],
+    def __init__(self, kafka: dict[str, Any], group_id: str, topics: dict[str, str],
                  store: ObjectStore, prefix: str, roll_records: int, roll_seconds: float,
                  on_file: Callable[[str, FileSpan], None] = lambda key, span: None) -> None:
         unknown = set(topics) - set(TABLES)
         if unknown:
             raise ConfigError(f"cannot archive {', '.join(sorted(unknown))}: known tables are "
                               f"{', '.join(TABLES)}")
-        self.bootstrap_servers = bootstrap_servers
+        self.kafka = kafka  # bootstrap_servers and security (kafkasecurity.kafka_options)
         self.group_id = group_id
         self.table_of = {topic: table for table, topic in topics.items()}
         self.store = store
@@ -72,14 +72,14 @@ class Archiver:
     async def run(self, stop: asyncio.Event) -> ArchiveStats:
         """Archive until ``stop`` is set, then write what is buffered and commit."""
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers, group_id=self.group_id,
+            **self.kafka, group_id=self.group_id,
             enable_auto_commit=False, auto_offset_reset="earliest",
             max_poll_records=2000, session_timeout_ms=10000, heartbeat_interval_ms=2500)
         self._consumer = consumer
         try:
             await consumer.start()
         except KafkaError as exc:
-            raise broker_unreachable(self.bootstrap_servers, exc) from None
+            raise broker_unreachable(self.kafka["bootstrap_servers"], exc) from None
         try:
             consumer.subscribe(list(self.table_of), listener=_Resume(self))
             while not stop.is_set():

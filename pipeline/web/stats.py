@@ -10,18 +10,14 @@ from typing import Any
 from faust.web import Request, Response, View
 
 from pipeline import metrics
-from pipeline.app import app, settings, topic_names
+from pipeline.app import app, kafka_reader, lag_probe, topic_names
 from pipeline.deadletters import DeadLetterReader
-from pipeline.kafkaread import KafkaReader
-from pipeline.lag import LagProbe
 from pipeline.web.peers import gather
 from tables.jobs import active_partitions, active_states
 from tables.stats import WINDOW_SECONDS, local_windows
 
 log = logging.getLogger(__name__)
-SOURCE_TOPICS = [topic_names.ingest, *topic_names.priority.values(), topic_names.retry]
-kafka_reader = KafkaReader(settings.bootstrap_servers)
-lag_probe = LagProbe(kafka_reader, settings.app_id, SOURCE_TOPICS)
+SOURCE_TOPICS = lag_probe.topics
 dead_letters = DeadLetterReader(kafka_reader, topic_names.dlq)
 _reported: set[tuple[str, str]] = set()
 
