@@ -131,3 +131,35 @@ def test_the_schema_check_rejects_a_broken_manifest():
     worker["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"]["prot"] = 1
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(worker, KUBERNETES_VERSION, strict=True)
+
+
+def test_compose_stack_is_consistent():
+    deploy = ROOT / "deploy"
+    compose = yaml.safe_load((deploy / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"kafka", "gcs", "spanner", "setup", "worker", "archiver", "prometheus",
+            "grafana"} <= set(services)
+    known = {f"IMGPIPE_{name.upper()}" for name in Settings.__dataclass_fields__}
+    for name, service in services.items():
+        assert "image" in service or "build" in service, name
+        image = service.get("image", "")
+        assert not image or (":" in image and not image.endswith(":latest")), image
+        depends = service.get("depends_on", {})
+        assert set(depends) <= set(services), name
+        env = service.get("environment", {})
+        assert {k for k in env if k.startswith("IMGPIPE_")} <= known, name
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            assert (deploy / source).exists(), f"{name}: {source} missing"
+    Settings.from_env(services["worker"]["environment"])  # the settings parse
+    prometheus = yaml.safe_load((deploy / "prometheus" / "prometheus.yml").read_text())
+    [job] = prometheus["scrape_configs"]
+    alerts = (deploy / "prometheus" / "alerts.yml").read_text()
+    assert f'up{{job="{job["job_name"]}"}}' in alerts
+    assert job["dns_sd_configs"][0]["names"] == ["worker"]
+    assert job["dns_sd_configs"][0]["port"] == Settings().web_port
+    provider = yaml.safe_load(
+        (deploy / "grafana" / "provisioning" / "dashboards" / "imgpipe.yml").read_text())
+    path = provider["providers"][0]["options"]["path"]
+    assert any(v.endswith(f"{path}/imgpipe-dashboard.json:ro")
+               for v in services["grafana"]["volumes"])
