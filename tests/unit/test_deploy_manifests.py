@@ -5,8 +5,10 @@ partition count, settings and commands referenced exist."""
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
+import click
 import kubernetes_validate
 import pytest
 import yaml
@@ -163,3 +165,26 @@ def test_compose_stack_is_consistent():
     path = provider["providers"][0]["options"]["path"]
     assert any(v.endswith(f"{path}/imgpipe-dashboard.json:ro")
                for v in services["grafana"]["volumes"])
+
+
+def test_nightly_replay_workflow_is_a_valid_dag_of_real_commands():
+    [flow] = documents(K8S / "workflows" / "nightly-replay.yaml")
+    assert flow["kind"] == "CronWorkflow" and flow["spec"]["concurrencyPolicy"] == "Forbid"
+    spec = flow["spec"]["workflowSpec"]
+    templates = {t["name"]: t for t in spec["templates"]}
+    tasks = templates[spec["entrypoint"]]["dag"]["tasks"]
+    names = [t["name"] for t in tasks]
+    for position, task in enumerate(tasks):  # dependencies exist and come first
+        assert set(task.get("dependencies", [])) <= set(names[:position]), task["name"]
+        assert task["template"] in templates
+    assert templates["imgpipe"]["retryStrategy"]["limit"]
+    parameters = {p["name"]: p["value"] for p in spec["arguments"]["parameters"]}
+    for task in tasks:
+        [arg] = task["arguments"]["parameters"]
+        line = arg["value"].replace("{{workflow.parameters.since}}", "2026-11-26T00:00:00Z")
+        line = line.replace("{{workflow.parameters.reasons}}", parameters["reasons"])
+        args = shlex.split(line)
+        command = cli
+        while isinstance(command, click.Group):  # down to the subcommand
+            command, args = command.commands[args[0]], args[1:]
+        command.make_context(command.name, args)  # parses, or raises UsageError
