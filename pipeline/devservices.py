@@ -24,6 +24,8 @@ from pipeline.errors import ConfigError
 from pipeline.localkafka import free_port
 
 FAKE_GCS_MODULE = "github.com/fsouza/fake-gcs-server"
+KUSTOMIZE_MODULE = "sigs.k8s.io/kustomize/kustomize/v5"
+KUSTOMIZE_VERSION = "v5.7.1"
 FAKE_GCS_VERSION = "v1.56.1"
 SPANNER_EMULATOR_PATHS = (
     "/usr/lib/google-cloud-sdk/bin/cloud_spanner_emulator/emulator_main",
@@ -45,23 +47,35 @@ def _bin_dir() -> Path:
     return Path(base) / "bin"
 
 
-def fake_gcs_binary(echo=print) -> Path:
-    """The fake-gcs-server binary, built with ``go install`` on first use."""
-    target = _bin_dir() / f"fake-gcs-server-{FAKE_GCS_VERSION}"
+def _go_tool(module: str, version: str, name: str, purpose: str, echo=print) -> Path:
+    """A Go program built with ``go install module@version`` on first use, cached."""
+    target = _bin_dir() / f"{name}-{version}"
     if target.exists():
         return target
     if not shutil.which("go"):
-        raise ConfigError("Go is needed once to build fake-gcs-server (GCS emulator): install "
-                          "Go 1.22+ (https://go.dev/dl or apt-get install golang) and retry")
-    echo(f"Building fake-gcs-server {FAKE_GCS_VERSION} with go install (first run only)...")
+        raise ConfigError(f"Go is needed once to build {name} ({purpose}): install Go 1.22+ "
+                          "(https://go.dev/dl or apt-get install golang) and retry")
+    echo(f"Building {name} {version} with go install (first run only)...")
     build_dir = _bin_dir() / "go-build"
-    result = subprocess.run(["go", "install", f"{FAKE_GCS_MODULE}@{FAKE_GCS_VERSION}"],
+    result = subprocess.run(["go", "install", f"{module}@{version}"],
                             env={**os.environ, "GOBIN": str(build_dir)}, capture_output=True,
                             text=True)
     if result.returncode != 0:
-        raise ConfigError(f"go install {FAKE_GCS_MODULE} failed:\n{result.stderr[-2000:]}")
-    (build_dir / "fake-gcs-server").rename(target)
+        raise ConfigError(f"go install {module} failed:\n{result.stderr[-2000:]}")
+    (build_dir / name).rename(target)
     return target
+
+
+def fake_gcs_binary(echo=print) -> Path:
+    """The fake-gcs-server binary, built with ``go install`` on first use."""
+    return _go_tool(FAKE_GCS_MODULE, FAKE_GCS_VERSION, "fake-gcs-server", "GCS emulator",
+                    echo)
+
+
+def kustomize_binary(echo=print) -> Path:
+    """kustomize (renders deploy/k8s in the tests), built with ``go install``."""
+    return _go_tool(KUSTOMIZE_MODULE, KUSTOMIZE_VERSION, "kustomize",
+                    "renders the Kubernetes manifests", echo)
 
 
 def spanner_emulator_binary() -> Path:

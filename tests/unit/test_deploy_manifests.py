@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import click
@@ -14,6 +15,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from pipeline import devservices
 from pipeline.cli import cli
 from pipeline.settings import Settings
 
@@ -28,8 +30,8 @@ def documents(path: Path) -> list[dict]:
 
 
 def render(folder: Path) -> list[dict]:
-    """The resources a kustomization lists (recursively), with its namespace applied:
-    the part of `kustomize build` these overlays use."""
+    """The resources a kustomization lists (recursively), with its namespace applied: the
+    part of `kustomize build` these overlays use (a test compares it with the real one)."""
     kustomization = documents(folder / "kustomization.yaml")[0]
     assert set(kustomization) <= {"apiVersion", "kind", "namespace", "resources", "labels",
                                   "images"}, "a kustomize feature this check does not model"
@@ -53,9 +55,38 @@ def base_settings() -> Settings:
     return Settings.from_env(config["data"])
 
 
+@pytest.fixture(scope="module")
+def kustomize() -> Path:
+    try:
+        return devservices.kustomize_binary(echo=lambda m: None)
+    except Exception as exc:
+        pytest.fail(f"could not build kustomize: {exc}", pytrace=False)
+
+
+def kustomize_build(kustomize: Path, folder: Path) -> list[dict]:
+    result = subprocess.run([str(kustomize), "build", str(folder)], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_every_core_manifest_matches_the_kubernetes_schema(overlay):
-    docs = render(K8S / "overlays" / overlay)
+def test_kustomize_renders_what_the_checks_below_model(kustomize, overlay):
+    built = kustomize_build(kustomize, K8S / "overlays" / overlay)
+    modelled = render(K8S / "overlays" / overlay)
+    assert sorted((d["kind"], d["metadata"]["name"]) for d in built) == sorted(
+        (d["kind"], d["metadata"]["name"]) for d in modelled)
+    images = {c["image"] for d in built if d["kind"] == "Deployment"
+              for c in d["spec"]["template"]["spec"]["containers"]}
+    assert images == {"ghcr.io/example/imgpipe:0.1.0"}
+    base_kinds = {d["kind"] for d in render(K8S / "base")}
+    assert all(d["metadata"]["labels"]["app.kubernetes.io/part-of"] == "imgpipe"
+               for d in built if d["kind"] in base_kinds)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_core_manifest_matches_the_kubernetes_schema(kustomize, overlay):
+    docs = kustomize_build(kustomize, K8S / "overlays" / overlay)
     core = [d for d in docs if not d["apiVersion"].startswith("keda.sh/")]
     assert {"Deployment", "Service", "Ingress", "ConfigMap", "Secret",
             "PodDisruptionBudget"} <= {d["kind"] for d in core}
