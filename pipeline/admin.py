@@ -1,4 +1,5 @@
-"""Creating the source topics with explicit partitions and replication (idempotent)."""
+"""Creating the source and changelog topics with explicit partitions and replication
+(idempotent)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,18 @@ class TopicReport:
     created: bool
 
 
+def changelog_topics(settings: Settings) -> dict[str, dict[str, str]]:
+    """The tables' changelog topics and their configs. Created here, before any worker
+    starts: a worker that finds a changelog missing at subscription creates it itself
+    but then never consumes it, and its writes to that table wait forever."""
+    return {f"{settings.app_id}-jobs-changelog": {"cleanup.policy": "compact"},
+            f"{settings.app_id}-throughput-changelog": {
+                "cleanup.policy": "compact,delete", "retention.ms": str(3600 * 1000)}}
+
+
 async def _create_topics(settings: Settings, timeout: float) -> list[TopicReport]:
-    names = TopicNames.from_settings(settings).all()
+    changelogs = changelog_topics(settings)
+    names = [*TopicNames.from_settings(settings).all(), *changelogs]
     admin = AIOKafkaAdminClient(**kafka_options(settings),
                                 request_timeout_ms=int(timeout * 1000))
     try:
@@ -37,7 +48,9 @@ async def _create_topics(settings: Settings, timeout: float) -> list[TopicReport
         missing = [n for n in names if n not in existing]
         if missing:
             response = await admin.create_topics(
-                [NewTopic(n, settings.partitions, rf, topic_configs=configs) for n in missing])
+                [NewTopic(n, settings.partitions, rf,
+                          topic_configs={**configs, **changelogs.get(n, {})})
+                 for n in missing])
             for name, code, message in getattr(response, "topic_errors", []):
                 if code not in (0, TopicAlreadyExistsError.errno):
                     raise ConfigError(f"creating topic {name} failed: {message} ({code})")
@@ -62,5 +75,6 @@ async def _create_topics(settings: Settings, timeout: float) -> list[TopicReport
 
 
 def create_topics(settings: Settings, timeout: float = 30.0) -> list[TopicReport]:
-    """Create missing source topics; verify all have the configured partition count."""
+    """Create missing source and changelog topics; verify all have the configured
+    partition count."""
     return asyncio.run(_create_topics(settings, timeout))

@@ -68,12 +68,13 @@ def test_topics_create_is_idempotent(kafka, tmp_path):
     env = make_env(kafka, tmp_path, IMGPIPE_PARTITIONS="3")
     first = imgpipe("topics", "create", env=env.env)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.count("created") == 7
+    assert first.stdout.count("created") == 9  # 7 source topics, 2 table changelogs
     second = imgpipe("topics", "create", env=env.env)
-    assert second.returncode == 0 and second.stdout.count("exists") == 7
-    prefix = env.env["IMGPIPE_TOPIC_PREFIX"]
+    assert second.returncode == 0 and second.stdout.count("exists") == 9
+    prefix, app = env.env["IMGPIPE_TOPIC_PREFIX"], env.env["IMGPIPE_APP_ID"]
     names = [f"{prefix}.{n}" for n in ("ingest", "jobs.high", "jobs.normal", "jobs.low",
                                        "retry", "results", "dlq")]
+    names += [f"{app}-jobs-changelog", f"{app}-throughput-changelog"]
     assert _describe(kafka.bootstrap, names) == dict.fromkeys(names, 3)
     # a different partition count would break co-partitioning: refuse loudly
     mismatch = imgpipe("topics", "create", env={**env.env, "IMGPIPE_PARTITIONS": "5"})
