@@ -13,12 +13,10 @@ from __future__ import annotations
 import logging
 import time
 
-from aiokafka.admin import AIOKafkaAdminClient
-
 from agents.routing import confirm, send
 from pipeline import faustfix, metrics
 from pipeline.app import app, lag_probe, settings
-from pipeline.kafkasecurity import kafka_options
+from pipeline.lag import PartitionLag
 from pipeline.models import JobRequest
 from pipeline.stalls import StallWatch
 from tables.jobs import jobs
@@ -26,30 +24,21 @@ from tables.transitions import lost_in_transit
 
 log = logging.getLogger(__name__)
 
-_admin: AIOKafkaAdminClient | None = None
 _resent: dict[str, float] = {}
-
-
-async def committed_offsets() -> dict[tuple[str, int], int]:
-    global _admin
-    if _admin is None:
-        _admin = AIOKafkaAdminClient(**kafka_options(settings))
-        await _admin.start()
-    offsets = await _admin.list_consumer_group_offsets(settings.app_id)
-    return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()
-            if meta.offset >= 0}
 
 
 @app.timer(interval=settings.sweep_interval)
 async def sweep() -> None:
-    """Find and re-send jobs lost in transit on this worker's partitions."""
+    """Find and re-send jobs lost in transit on this worker's partitions, then re-read
+    partitions that stopped making progress."""
     if app.rebalancing:
         return
-    try:
-        committed = await committed_offsets()
+    try:  # the group's committed and end offsets of the source topics, in one probe
+        lags = {(lag.topic, lag.partition): lag for lag in await lag_probe.measure()}
     except Exception as exc:  # the broker may be away; try again next time
-        log.warning("sweep skipped: cannot read committed offsets (%s)", exc)
+        log.warning("sweep skipped: cannot read committed offsets (%r)", exc)
         return
+    committed = {key: lag.committed for key, lag in lags.items() if lag.committed is not None}
     assigned = {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
     # Records this worker has read past but never delivered are as lost as committed
     # ones (faust drops re-fetched records below its read offset).
@@ -74,22 +63,17 @@ async def sweep() -> None:
         _resent[request.job_id] = now
         futures.append(await send(state["routed"][0], request.job_id, request.to_json()))
     await confirm(futures)
-    await unstick_partitions()
+    await unstick_partitions(lags)
 
 
 _stalls = StallWatch(stale_after=settings.sweep_stale_after)
 
 
-async def unstick_partitions() -> None:
+async def unstick_partitions(lags: dict[tuple[str, int], PartitionLag]) -> None:
     """Seek a source partition back to its committed offset when records wait beyond it
     but nothing has been delivered or committed for IMGPIPE_SWEEP_STALE_AFTER: the
     fetcher lost track of it (seen with RocksDB tables after a hand-over). Records are
     read again from the committed offset; effects are idempotent."""
-    try:
-        lags = {(lag.topic, lag.partition): lag for lag in await lag_probe.measure()}
-    except Exception as exc:
-        log.warning("stall check skipped: %r", exc)
-        return
     mine = {tp for tp in app.consumer.assignment() if (tp.topic, tp.partition) in lags}
     _stalls.forget_except(mine)
     now = time.monotonic()

@@ -21,6 +21,7 @@ from pipeline.kafkasecurity import kafka_options
 from pipeline.models import JobRequest, Status
 from pipeline.objects import open_object_store
 from pipeline.settings import Settings
+from pipeline.uploads import source_key
 
 _EXTENSION = re.compile(r"^\.[A-Za-z0-9]{1,5}$")
 
@@ -35,8 +36,7 @@ class Submission:
 def store_sources(settings: Settings, paths: Iterable[Path], job_ids: Iterable[str]
                   ) -> list[Submission]:
     """Copy each file into the object store (the claim check), in the data-lake layout
-    ``sources/dt=YYYY-MM-DD/<job_id>/source.<ext>`` so raw sources are archived too."""
-    day = time.strftime("%Y-%m-%d", time.gmtime())
+    (uploads.source_key) so raw sources are archived too."""
     store = open_object_store(settings.object_store)
     submissions = []
     for path, job_id in zip(paths, job_ids, strict=True):
@@ -45,7 +45,7 @@ def store_sources(settings: Settings, paths: Iterable[Path], job_ids: Iterable[s
             raise ImageRejected(f"{path} is {size} bytes, more than IMGPIPE_MAX_SOURCE_BYTES="
                                 f"{settings.max_source_bytes}", "source_too_large")
         suffix = path.suffix.lower() if _EXTENSION.match(path.suffix) else ""
-        uri = store.put_new_file(f"sources/dt={day}/{job_id}/source{suffix}", path,
+        uri = store.put_new_file(source_key(job_id, suffix), path,
                                  "application/octet-stream")
         submissions.append(Submission(job_id, str(path), uri))
     store.close()

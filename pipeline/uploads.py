@@ -99,7 +99,8 @@ def check_upload(path: Path, max_pixels: int) -> str:
         return _EXTENSIONS[image.format or ""]
 
 
-def upload_key(job_id: str, extension: str) -> str:
-    """The claim-check key of an uploaded source (the data-lake layout the CLI uses)."""
+def source_key(job_id: str, suffix: str) -> str:
+    """The claim-check key of a submitted source, in the data-lake layout
+    ``sources/dt=YYYY-MM-DD/<job_id>/source<suffix>`` (suffix: ".jpg", or "")."""
     day = time.strftime("%Y-%m-%d", time.gmtime())
-    return f"sources/dt={day}/{job_id}/source.{extension}"
+    return f"sources/dt={day}/{job_id}/source{suffix}"

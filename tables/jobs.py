@@ -62,11 +62,6 @@ def put_state(state: dict[str, Any], event: Any = None) -> None:
         jobs[state["job_id"]] = state
 
 
-def local_states() -> list[dict[str, Any]]:
-    """States of the partitions this worker holds (actives and standbys)."""
-    return [value for value in jobs.values() if value]
-
-
 def key_partition(job_id: str | bytes) -> int:
     """The partition of a job_id: Kafka's default partitioner, which every producer of
     our topics and the table's changelog (use_partitioner) use. (RocksDB hands keys

@@ -1,8 +1,8 @@
 """The jobs API: submit (POST /api/jobs), list, one job, and its output files.
 
 Submission is stateless (any worker behind a load balancer accepts it). A job's state
-lives on the worker owning its key: GET /api/jobs/{id} is routed there (table_route),
-lists are gathered from every worker (see peers).
+lives on the worker owning its key: GET /api/jobs/{id} and output reads ask that worker
+(job_state), lists are gathered from every worker (see peers).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from faust.web import Request, Response, View
 from pipeline import metrics
 from pipeline.app import app, runtime, settings, source_topic, topic_names
 from pipeline.errors import ImageRejected, ImgpipeError, InvalidRequest, SourceNotAllowed
-from pipeline.uploads import SUBMIT_FIELDS, build_request, check_upload, job_id_of, upload_key
+from pipeline.uploads import SUBMIT_FIELDS, build_request, check_upload, job_id_of, source_key
 from pipeline.web.peers import fetch_json, gather, is_self
 from tables.jobs import active_partitions, active_states, jobs
 from tables.transitions import public_view
@@ -122,7 +122,7 @@ async def submit(request: web.Request) -> dict[str, Any]:
             extension = await loop.run_in_executor(
                 None, check_upload, image, settings.max_source_pixels)
             fields["job_id"] = job_id_of(fields)
-            key = upload_key(fields["job_id"], extension)
+            key = source_key(fields["job_id"], f".{extension}")
             job = build_request(fields, source=runtime.object_store.uri_for(key))
             runtime.admission.validate(job)
             await loop.run_in_executor(None, runtime.object_store.put_new_file, key, image,
@@ -187,22 +187,9 @@ async def _load_changelog_metadata() -> None:
     await producer.partitions_for(jobs.changelog_topic.get_topic_name())
 
 
-@app.page("/api/jobs/{job_id}")
-class JobDetail(View):
-    async def get(self, request: Request, job_id: str) -> Response:
-        await _load_changelog_metadata()
-        return await self.get_from_owner(request, job_id=job_id)
-
-    @app.table_route(table=jobs, match_info="job_id")
-    async def get_from_owner(self, request: Request, job_id: str) -> Response:
-        state = jobs.get(job_id)
-        if state is None:
-            return self.json({"error": f"no job {job_id!r}", "job_id": job_id}, status=404)
-        return self.json(public_view(state))
-
-
 async def job_state(request: Request, job_id: str) -> tuple[int, Any]:
-    """A job's public state from whichever worker owns it: (HTTP status, body)."""
+    """A job's public state from whichever worker owns its key: (HTTP status, body).
+    Another worker is asked over HTTP (its GET /api/jobs/{id}), with the caller's token."""
     await _load_changelog_metadata()
     try:
         owner = app.router.key_store(jobs.name, job_id.encode())
@@ -210,9 +197,18 @@ async def job_state(request: Request, job_id: str) -> tuple[int, Any]:
         return 503, {"error": "partitions are being assigned; try again shortly"}
     if is_self(owner):
         state = jobs.get(job_id)
-        return (200, public_view(state)) if state else (404, {"error": f"no job {job_id!r}"})
+        if state is None:
+            return 404, {"error": f"no job {job_id!r}", "job_id": job_id}
+        return 200, public_view(state)
     headers = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
     return await fetch_json(owner.with_path(f"/api/jobs/{job_id}"), headers)
+
+
+@app.page("/api/jobs/{job_id}")
+class JobDetail(View):
+    async def get(self, request: Request, job_id: str) -> Response:
+        status, body = await job_state(request, job_id)
+        return self.json(body, status=status)
 
 
 @app.page("/api/jobs/{job_id}/outputs/{variant}")
