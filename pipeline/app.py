@@ -33,8 +33,21 @@ class PipelineApp(faust.App):
     def _on_autodiscovery_error(self, name: str) -> None:
         raise
 
+    def discover(self, *extra_modules: str, **kwargs) -> None:
+        """Faust's autodiscovery, then drop the agents this worker is not configured
+        to run (IMGPIPE_AGENTS), before any of them subscribes to its topic."""
+        super().discover(*extra_modules, **kwargs)
+        wanted = self.pipeline_settings.agent_roles
+        for name in [n for n in self.agents if _role(n) not in wanted]:
+            del self.agents[name]
+
     def _new_web(self) -> PipelineWeb:
         return PipelineWeb(self)
+
+
+def _role(agent_name: str) -> str:
+    """The IMGPIPE_AGENTS role of an agent: process-high -> process, pipeline...ingest -> ingest."""
+    return agent_name.rsplit(".", 1)[-1].split("-", 1)[0]
 
 
 def create_app(settings: Settings) -> faust.App:

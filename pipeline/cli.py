@@ -502,6 +502,27 @@ def bench_scale(jobs: int, json_path: Path | None) -> None:
     finish("scale", r, json_path)
 
 
+@bench.command("ingest")
+@click.option("--events", type=int, default=20000, show_default=True)
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
+def bench_ingest(events: int, json_path: Path | None) -> None:
+    """Events/s through the ingest agent vs a raw aiokafka consumer (no image work)."""
+    from pipeline.bench.harness import bench_pipeline
+    from pipeline.bench.ingest import measure
+    from pipeline.bench.report import finish, print_table
+
+    say = lambda m: click.echo(m, err=True)  # noqa: E731
+    with bench_pipeline(echo=say, IMGPIPE_AGENTS="ingest") as pipe:
+        r = measure(pipe, events, say)
+    print_table(f"ingest: {events} valid requests, one worker running only ingest", [
+        ("raw aiokafka, no-op handler", f"{r['raw_events_per_s']:9.0f} events/s  "
+                                        f"(A {r['raw_a']:.0f}, A' {r['raw_b']:.0f})"),
+        ("ingest agent", f"{r['ingest_events_per_s']:9.0f} events/s  (goal >= 10000)"),
+        ("ingest / raw", f"{r['ingest_vs_raw']:9.3f}  (goal >= 0.25)"),
+    ])
+    finish("ingest", r, json_path)
+
+
 @bench.command("executor")
 @click.option("--images", type=int, default=16, show_default=True)
 @click.option("--size", default="1920x1080", show_default=True)

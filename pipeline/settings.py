@@ -17,6 +17,7 @@ from pipeline.errors import ConfigError
 from pipeline.models import PRIORITIES
 
 ENV_PREFIX = "IMGPIPE_"
+AGENT_ROLES = frozenset({"ingest", "process", "retry"})
 
 
 def _setting(default: Any, help: str, *, secret: bool = False, minimum: float | None = None):
@@ -84,6 +85,8 @@ class Settings:
                                       minimum=1)
     ingest_window: float = _setting(0.05, "Seconds an ingest batch waits to fill.",
                                     minimum=0.001)
+    agents: str = _setting("ingest,process,retry", "Agents this worker runs (ingest, process, "
+                           "retry): split roles across deployments.")
     image_threads: int = _setting(0, "Threads for image work (0: one per CPU core).",
                                   minimum=0)
     io_threads: int = _setting(16, "Threads for storage and metadata I/O.", minimum=1)
@@ -124,6 +127,7 @@ class Settings:
         if not self.api_url:
             object.__setattr__(self, "api_url", f"http://127.0.0.1:{self.web_port}")
         self.tenant_priority_map  # noqa: B018  (validates the rules once, at start)
+        self.agent_roles  # noqa: B018
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -156,6 +160,15 @@ class Settings:
         if priority == "low":
             return self.batch_size_low, self.batch_window_low
         return self.batch_size, self.batch_window
+
+    @property
+    def agent_roles(self) -> frozenset[str]:
+        roles = self._csv(self.agents)
+        unknown = roles - AGENT_ROLES
+        if unknown or not roles:
+            raise ConfigError(f"IMGPIPE_AGENTS: {self.agents!r} must name some of "
+                              f"{', '.join(sorted(AGENT_ROLES))}")
+        return roles
 
     @property
     def tenant_priority_map(self) -> dict[str, str]:

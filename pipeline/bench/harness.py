@@ -50,6 +50,10 @@ def bench_pipeline(echo=print, **overrides: str) -> Iterator[BenchPipeline]:
         create_topics(pipeline.settings)
         echo(f"kafka {state.bootstrap}, topics {prefix}.*, data in {root}")
         yield pipeline
+    except BaseException:
+        for log in sorted(root.glob("w*.log")):
+            echo(f"--- tail of {log.name} ---\n{log.read_text(errors='replace')[-3000:]}")
+        raise
     finally:
         for proc in pipeline.workers:
             stop_worker(proc)
