@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from pipeline.errors import InvalidRequest
 from pipeline.models import JobRequest, parse_job_request
@@ -37,7 +39,7 @@ class AdmissionPolicy:
         if self.allowed_tenants and request.tenant not in self.allowed_tenants:
             raise InvalidRequest(f"tenant {request.tenant!r} is not accepted here",
                                  "tenant_not_allowed")
-        chains = compile_variants(request.variants, self.limits, self.max_variants)
+        chains = compiled_variants(request.variants, self.limits, self.max_variants)
         for name, chain in chains.items():
             if chain.encode_args["format"] not in self.allowed_formats:
                 raise InvalidRequest(f"variant {name!r}: format {chain.encode_args['format']} "
@@ -49,3 +51,20 @@ class AdmissionPolicy:
             for uri in chain.source_uris():
                 self.sources.check(uri)
         return chains
+
+
+def compiled_variants(variants: object, limits: Limits, max_variants: int
+                      ) -> dict[str, Chain]:
+    """compile_variants, remembered: clients send the same few variant sets over and
+    over, and compiling is the largest part of admitting a request. (Chains are
+    immutable; only successful compiles are kept, errors are raised every time.)"""
+    try:
+        key = json.dumps(variants, separators=(",", ":"))  # order kept: it orders outputs
+    except (TypeError, ValueError):
+        return compile_variants(variants, limits, max_variants)
+    return dict(_compiled(key, limits, max_variants))
+
+
+@lru_cache(maxsize=512)
+def _compiled(key: str, limits: Limits, max_variants: int) -> dict[str, Chain]:
+    return compile_variants(json.loads(key), limits, max_variants)

@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import faust
-from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from faust.sensors.prometheus import FaustMetrics
 from prometheus_client import REGISTRY
 
 from pipeline import faustfix
+from pipeline.faustmetrics import LeanPrometheusMonitor
 from pipeline.kafkaread import KafkaReader
 from pipeline.kafkasecurity import faust_credentials, kafka_options
 from pipeline.lag import LagProbe
@@ -108,7 +109,7 @@ lag_probe = LagProbe(kafka_reader, settings.app_id,
                      [topic_names.ingest, *topic_names.priority.values(), topic_names.retry])
 # Faust's own sensor on /metrics beside ours, prefixed "faust_" (not the app id, which
 # differs between deployments) so dashboards and alerts work everywhere.
-app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(REGISTRY, "faust"))
+app.monitor = LeanPrometheusMonitor(metrics=FaustMetrics.create(REGISTRY, "faust"))
 
 
 def source_topic(name: str) -> faust.TopicT:

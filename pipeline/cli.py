@@ -370,9 +370,58 @@ def lake_prune(keep_days: int | None, dry_run: bool) -> None:
 
 # --- Benchmarks --------------------------------------------------------------------------
 
-@cli.group()
-def bench() -> None:
-    """Benchmarks that print ratios against a baseline from the same run."""
+@cli.group(invoke_without_command=True)
+@click.option("--images", type=int, default=48, show_default=True,
+              help="Generated photos (each processed --rounds times per phase).")
+@click.option("--size", default="1920x1080", show_default=True, help="Photo size WxH.")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Pipeline workers; each gets cores/K image threads.")
+@click.option("--rounds", type=int, default=2, show_default=True)
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
+@click.pass_context
+def bench(ctx: click.Context, images: int, size: str, workers: int, rounds: int,
+          json_path: Path | None) -> None:
+    """Benchmarks that print ratios against a baseline from the same run.
+
+    Without a subcommand: the full pipeline against the bare OpenCV loop on the same
+    cores (A/B/A), with CPU per image, idle latency, peak memory and record sizes.
+    """
+    if ctx.invoked_subcommand is None:
+        _bench_full(images, _size(size), workers, rounds, json_path)
+
+
+def _bench_full(images: int, size: tuple[int, int], workers: int, rounds: int,
+                json_path: Path | None) -> None:
+    from pipeline.bench.full import CLAIM_CHECK_BYTES, measure
+    from pipeline.bench.harness import bench_pipeline
+    from pipeline.bench.report import finish, print_table
+
+    say = lambda m: click.echo(m, err=True)  # noqa: E731
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with bench_pipeline(echo=say, IMGPIPE_IMAGE_THREADS=str(threads)) as pipe:
+        r = measure(pipe, images, size, workers, rounds, say)
+    mb = ", ".join(f"{v:.0f}" for v in r["peak_rss_mb_per_worker"])
+    print_table(f"pipeline vs bare loop: {r['images']} x {r['size']} photos x {rounds}, "
+                f"5 variants, {r['cores']} cores, {workers} worker(s) x {threads} threads", [
+        ("bare loop (A, A')", f"{r['bare_images_per_s']:8.2f} images/s  "
+                              f"(A {r['bare_a_images_per_s']:.2f}, "
+                              f"A' {r['bare_b_images_per_s']:.2f})"),
+        ("pipeline (B)", f"{r['pipeline_images_per_s']:8.2f} images/s"),
+        ("efficiency B / A", f"{r['efficiency']:8.3f}  (goal >= 0.90, stretch 0.95)"),
+        ("CPU s/image bare / workers", f"{r['bare_cpu_s_per_image']:8.4f} / "
+                                       f"{r['pipeline_cpu_s_per_image']:.4f}"),
+        ("glue share of worker CPU", f"{r['glue_cpu_share']:8.1%}  (goal <= 5%)"),
+        ("broker CPU s/image", f"{r['broker_cpu_s_per_image']:8.4f}  (not in the glue)"),
+        ("idle p50 / bare single image", f"{r['idle_p50_s'] * 1000:8.0f} / "
+                                         f"{r['bare_single_image_s'] * 1000:.0f} ms  "
+                                         f"= {r['idle_p50_over_bare_single']:.2f}x "
+                                         "(goal <= 1.25x)"),
+        ("peak RSS per worker (12 MP)", f"{mb:>8} MiB  (goal <= 400)"),
+        ("largest Kafka record", f"{r['largest_record_bytes']:8d} B  in "
+                                 f"{r['largest_record_topic']}  "
+                                 f"(claim check: <= {CLAIM_CHECK_BYTES})"),
+    ])
+    finish("pipeline", r, json_path)
 
 
 def _size(text: str) -> tuple[int, int]:

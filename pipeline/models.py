@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,16 +52,21 @@ class JobRequest:
     replayed_from: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Shallow on purpose (dataclasses.asdict deep-copies every op of every variant,
+        # a measurable share of ingest): the request is frozen and never mutated.
+        return {"job_id": self.job_id, "source": self.source, "variants": self.variants,
+                "priority": self.priority, "tenant": self.tenant,
+                "submitted_at": self.submitted_at, "attempt": self.attempt,
+                "force": self.force, "replayed_from": self.replayed_from}
 
     def to_json(self) -> bytes:
         return json.dumps(self.to_dict(), separators=(",", ":")).encode()
 
     def with_attempt(self, attempt: int) -> JobRequest:
-        return JobRequest(**{**self.to_dict(), "attempt": attempt})
+        return replace(self, attempt=attempt)
 
     def with_priority(self, priority: str) -> JobRequest:
-        return JobRequest(**{**self.to_dict(), "priority": priority})
+        return replace(self, priority=priority)
 
     @property
     def submitted_date(self) -> str:

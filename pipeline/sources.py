@@ -21,18 +21,21 @@ class SourcePolicy:
     def from_settings(cls, store: ObjectStore, source_roots: str) -> SourcePolicy:
         return cls(store, [r.strip() for r in source_roots.split(",") if r.strip()])
 
-    def store_for(self, uri: str) -> ObjectStore:
-        """The store that holds ``uri`` or SourceNotAllowed."""
+    def store_for(self, uri: str, *, resolve: bool = True) -> ObjectStore:
+        """The store that holds ``uri`` or SourceNotAllowed (``resolve=False``: judged
+        from the URI alone, see ObjectStore.claims)."""
         if not isinstance(uri, str) or "://" not in uri:
             raise SourceNotAllowed(f"source {uri!r} is not a URI", "bad_source")
         for store in self.stores:
-            if uri.startswith(store.scheme + "://") and store.owns(uri):
+            if uri.startswith(store.scheme + "://") and (
+                    store.owns(uri) if resolve else store.claims(uri)):
                 return store
         raise SourceNotAllowed(f"source {uri!r} is outside the allowed stores and roots",
                                "source_not_allowed")
 
     def check(self, uri: str) -> None:
-        self.store_for(uri)
+        """Admission check, from the URI alone; ``read`` checks again, symlinks resolved."""
+        self.store_for(uri, resolve=False)
 
     def read(self, uri: str, max_bytes: int) -> bytes:
         return self.store_for(uri).get(uri, max_bytes)

@@ -20,6 +20,7 @@ from pipeline.workerproc import start_worker, stop_worker, wait_healthy
 class BenchPipeline:
     root: Path
     env: dict[str, str]
+    broker_pid: int = 0
     workers: list = field(default_factory=list)
 
     @property
@@ -45,7 +46,7 @@ def bench_pipeline(echo=print, **overrides: str) -> Iterator[BenchPipeline]:
     env = {"IMGPIPE_BROKER": f"kafka://{state.bootstrap}", "IMGPIPE_APP_ID": prefix,
            "IMGPIPE_TOPIC_PREFIX": prefix, "IMGPIPE_OBJECT_STORE": f"file://{root}/objects",
            "IMGPIPE_METADATA_URL": f"sqlite:///{root}/metadata.db", **overrides}
-    pipeline = BenchPipeline(root, env)
+    pipeline = BenchPipeline(root, env, state.pid)
     try:
         create_topics(pipeline.settings)
         echo(f"kafka {state.bootstrap}, topics {prefix}.*, data in {root}")

@@ -66,7 +66,7 @@ def measure(pipe: BenchPipeline, count: int, echo) -> dict[str, Any]:
     echo("ingest agent on one worker...")
     pipe.start_worker()
     work_topics = [settings.priority_topic(p) for p in PRIORITIES]
-    asyncio.run(wait_for_total(settings, work_topics, count, 60 + count / 100,
+    asyncio.run(wait_for_total(settings, work_topics, count, 30 + count / 100,
                                lambda n: echo(f"  routed {n}/{count}")))
     routed = asyncio.run(read_all(settings, work_topics))
     stamps = sorted(r.timestamp_ms for r in routed)

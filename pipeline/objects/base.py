@@ -47,6 +47,11 @@ class ObjectStore(ABC):
             return False
         return True
 
+    def claims(self, uri: str) -> bool:
+        """Like ``owns`` but from the URI alone, without touching the backend: the
+        cheap admission check. Reads always go through ``locate`` again."""
+        return self.owns(uri)
+
     @abstractmethod
     def get(self, uri: str, max_bytes: int) -> bytes:
         """Object bytes; SourceNotFound if absent, ImageRejected('too_large') if bigger

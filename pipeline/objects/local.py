@@ -44,6 +44,14 @@ class LocalObjectStore(ObjectStore):
                                    "path_outside_root")
         return path
 
+    def claims(self, uri: str) -> bool:
+        # Lexical only (symlinks are resolved by locate() when the file is read): this
+        # runs for every ingest event, and realpath costs a stat per path component.
+        try:
+            path = Path(os.path.normpath(os.path.abspath(path_from_file_uri(uri))))
+        except SourceNotAllowed:
+            return False
+        return path == self.root or self.root in path.parents
 
     def get(self, uri: str, max_bytes: int) -> bytes:
         path = self.locate(uri)

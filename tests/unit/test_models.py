@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -49,3 +50,12 @@ def test_malformed_events_have_precise_reasons(payload, code):
 def test_output_date_comes_from_submission_time():
     request = JobRequest("j", "file:///a", {"t": []}, submitted_at=0.0)
     assert request.submitted_date == "1970-01-01"
+
+
+def test_request_to_dict_names_every_field_and_round_trips():
+    request = JobRequest("job-1", "file:///x.jpg", {"t": [{"op": "encode", "format": "png"}]},
+                         "high", "acme", 12.5, 2, True, {"topic": "dlq"})
+    assert set(request.to_dict()) == {f.name for f in dataclasses.fields(JobRequest)}
+    assert parse_job_request(request.to_json()) == request
+    assert request.with_attempt(3).attempt == 3 and request.with_attempt(3).job_id == "job-1"
+    assert request.with_priority("low").priority == "low"

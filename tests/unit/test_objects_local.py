@@ -54,3 +54,19 @@ def test_relative_root_resolves_against_cwd(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     store = LocalObjectStore.from_url("file://./var/objects")
     assert store.root == tmp_path / "var" / "objects"
+
+
+def test_claims_is_lexical_and_reads_still_resolve_symlinks(store, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("no")
+    store.root.mkdir(parents=True, exist_ok=True)
+    link = store.root / "inside-looking"
+    link.symlink_to(secret)
+    assert not store.claims(f"file://{store.root}/../secret.txt")
+    assert not store.claims(secret.as_uri())
+    # Admission accepts the in-root name without touching the disk ...
+    assert store.claims(f"file://{link}")
+    # ... and the read, which resolves the link, refuses it.
+    assert not store.owns(f"file://{link}")
+    with pytest.raises(SourceNotAllowed):
+        store.get(f"file://{link}", 100)

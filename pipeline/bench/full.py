@@ -1,0 +1,112 @@
+"""``imgpipe bench``: the full pipeline against the bare loop on the same cores, A/B/A.
+
+A  the bare OpenCV loop, one single-threaded process per core, no Kafka;
+B  the pipeline (real Kafka, object store, metadata store) with K workers, each with
+   one image thread per core / K, fed the same images with the same variants;
+A' the bare loop again (the machine's drift shows as A vs A').
+
+Then, on the same pipeline: the latency of lone jobs against the bare single-image time,
+the workers' peak memory after 12 MP inputs, and the largest record in any topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+from typing import Any
+
+from pipeline.bench.bare import bare_run
+from pipeline.bench.harness import BenchPipeline
+from pipeline.bench.jobs import one_at_a_time, run_jobs
+from pipeline.bench.kafkatools import read_all
+from pipeline.bench.ops import VARIANTS, make_jpegs
+from pipeline.bench.procstat import cpu_seconds, peak_rss_mb
+from pipeline.kafkaread import KafkaReader
+from pipeline.kafkasecurity import kafka_options
+from pipeline.objects import open_object_store
+
+CLAIM_CHECK_BYTES = 1024
+
+
+def _store_sources(pipe: BenchPipeline, images: list[bytes], name: str) -> list[str]:
+    store = open_object_store(pipe.settings.object_store)
+    return [store.put(f"sources/{name}/{i}.jpg", data, "image/jpeg")
+            for i, data in enumerate(images)]
+
+
+async def _pipeline_topics(pipe: BenchPipeline) -> list[str]:
+    settings = pipe.settings
+    reader = KafkaReader(kafka_options(settings))
+    try:
+        names = await (await reader.admin()).list_topics()
+    finally:
+        await reader.close()
+    return sorted(n for n in names if n.startswith((settings.topic_prefix + ".",
+                                                    settings.app_id + "-")))
+
+
+def largest_records(pipe: BenchPipeline) -> dict[str, int]:
+    """The largest record (key + value bytes) in each of the pipeline's topics."""
+
+    async def scan() -> dict[str, int]:
+        largest: dict[str, int] = {}
+        for record in await read_all(pipe.settings, await _pipeline_topics(pipe)):
+            largest[record.topic] = max(largest.get(record.topic, 0), record.size)
+        return largest
+
+    return asyncio.run(scan())
+
+
+def measure(pipe: BenchPipeline, images: int, size: tuple[int, int], workers: int,
+            rounds: int, echo) -> dict[str, Any]:
+    cores = os.cpu_count() or 1
+    data = make_jpegs(images, *size)
+    sources = _store_sources(pipe, data, "bench")
+    jobs = images * rounds
+
+    echo(f"A: bare loop, {cores} processes, {jobs} images...")
+    bare_a = bare_run(data, cores, rounds)
+    echo(f"B: pipeline, {workers} worker(s), {jobs} jobs...")
+    for _ in range(workers):
+        pipe.start_worker()
+    if workers > 1:
+        time.sleep(12)  # the group settles onto every worker before the clock starts
+    run_jobs(pipe, sources, max(4, jobs // 8), "warm", VARIANTS)
+    pids = [w.pid for w in pipe.workers]
+    cpu_before = sum(cpu_seconds(p) for p in pids)
+    broker_before = cpu_seconds(pipe.broker_pid)
+    pipeline_rate = run_jobs(pipe, sources, jobs, "main", VARIANTS)
+    worker_cpu = (sum(cpu_seconds(p) for p in pids) - cpu_before) / jobs
+    broker_cpu = (cpu_seconds(pipe.broker_pid) - broker_before) / jobs
+    echo(f"A': bare loop again, {jobs} images...")
+    bare_b = bare_run(data, cores, rounds)
+    bare_rate = (bare_a.images_per_s + bare_b.images_per_s) / 2
+    bare_cpu = (bare_a.cpu_s_per_image + bare_b.cpu_s_per_image) / 2
+    bare_single = min(bare_a.median_image_s, bare_b.median_image_s)
+
+    echo("idle latency: one job at a time...")
+    latencies = one_at_a_time(pipe, sources, 15, "lone", VARIANTS)
+    echo("12 MP inputs...")
+    big = _store_sources(pipe, make_jpegs(max(2, cores), 4000, 3000, seed=301), "big")
+    run_jobs(pipe, big, 3 * len(big), "big", VARIANTS)
+    rss = [peak_rss_mb(p) for p in pids]
+    echo("scanning every topic for the largest record...")
+    largest = largest_records(pipe)
+    biggest_topic = max(largest, key=largest.get)
+    return {
+        "images": images, "size": f"{size[0]}x{size[1]}", "rounds": rounds,
+        "workers": workers, "cores": cores,
+        "bare_a_images_per_s": bare_a.images_per_s, "bare_b_images_per_s": bare_b.images_per_s,
+        "bare_images_per_s": bare_rate, "pipeline_images_per_s": pipeline_rate,
+        "efficiency": pipeline_rate / bare_rate,
+        "bare_cpu_s_per_image": bare_cpu, "pipeline_cpu_s_per_image": worker_cpu,
+        "glue_cpu_share": 1 - bare_cpu / worker_cpu,
+        "broker_cpu_s_per_image": broker_cpu,
+        "bare_single_image_s": bare_single, "idle_p50_s": statistics.median(latencies),
+        "idle_p50_over_bare_single": statistics.median(latencies) / bare_single,
+        "peak_rss_mb_per_worker": rss,
+        "largest_record_bytes": largest[biggest_topic], "largest_record_topic": biggest_topic,
+        "largest_record_by_topic": largest,
+    }
