@@ -378,20 +378,22 @@ def lake_prune(keep_days: int | None, dry_run: bool) -> None:
               help="Pipeline workers; each gets cores/K image threads.")
 @click.option("--rounds", type=int, default=2, show_default=True)
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
+@click.option("--profile", type=click.Path(path_type=Path), default=None,
+              help="py-spy the first worker during B into this raw file and summarise.")
 @click.pass_context
 def bench(ctx: click.Context, images: int, size: str, workers: int, rounds: int,
-          json_path: Path | None) -> None:
+          json_path: Path | None, profile: Path | None) -> None:
     """Benchmarks that print ratios against a baseline from the same run.
 
     Without a subcommand: the full pipeline against the bare OpenCV loop on the same
     cores (A/B/A), with CPU per image, idle latency, peak memory and record sizes.
     """
     if ctx.invoked_subcommand is None:
-        _bench_full(images, _size(size), workers, rounds, json_path)
+        _bench_full(images, _size(size), workers, rounds, json_path, profile)
 
 
 def _bench_full(images: int, size: tuple[int, int], workers: int, rounds: int,
-                json_path: Path | None) -> None:
+                json_path: Path | None, profile: Path | None) -> None:
     from pipeline.bench.full import CLAIM_CHECK_BYTES, measure
     from pipeline.bench.harness import bench_pipeline
     from pipeline.bench.report import finish, print_table
@@ -399,7 +401,7 @@ def _bench_full(images: int, size: tuple[int, int], workers: int, rounds: int,
     say = lambda m: click.echo(m, err=True)  # noqa: E731
     threads = max(1, (os.cpu_count() or 1) // workers)
     with bench_pipeline(echo=say, IMGPIPE_IMAGE_THREADS=str(threads)) as pipe:
-        r = measure(pipe, images, size, workers, rounds, say)
+        r = measure(pipe, images, size, workers, rounds, say, profile)
     mb = ", ".join(f"{v:.0f}" for v in r["peak_rss_mb_per_worker"])
     print_table(f"pipeline vs bare loop: {r['images']} x {r['size']} photos x {rounds}, "
                 f"5 variants, {r['cores']} cores, {workers} worker(s) x {threads} threads", [
@@ -421,6 +423,13 @@ def _bench_full(images: int, size: tuple[int, int], workers: int, rounds: int,
                                  f"{r['largest_record_topic']}  "
                                  f"(claim check: <= {CLAIM_CHECK_BYTES})"),
     ])
+    if profile:
+        from pipeline.bench.profile import summarise
+
+        shares = summarise(profile)
+        r["profile"] = dict(shares)
+        print_table(f"where worker 1's time went during B (py-spy, {profile})",
+                    [(name, f"{share:6.1%}") for name, share in shares])
     finish("pipeline", r, json_path)
 
 

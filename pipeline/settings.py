@@ -65,13 +65,14 @@ class Settings:
                               secret=True)
     batch_size: int = _setting(8, "Most normal-priority jobs in one processing batch.",
                                minimum=1)
-    batch_window: float = _setting(0.25, "Seconds a normal-priority batch waits to fill.",
+    batch_window: float = _setting(0.01, "Seconds a normal-priority batch waits to fill "
+                                         "(under load batches fill while the last runs).",
                                    minimum=0.001)
     batch_size_high: int = _setting(4, "Most high-priority jobs in one batch.", minimum=1)
-    batch_window_high: float = _setting(0.02, "Seconds a high-priority batch waits to fill.",
+    batch_window_high: float = _setting(0.005, "Seconds a high-priority batch waits to fill.",
                                         minimum=0.001)
     batch_size_low: int = _setting(16, "Most low-priority jobs in one batch.", minimum=1)
-    batch_window_low: float = _setting(0.5, "Seconds a low-priority batch waits to fill.",
+    batch_window_low: float = _setting(0.02, "Seconds a low-priority batch waits to fill.",
                                        minimum=0.001)
     normal_share: float = _setting(0.2, "Starvation guard: least share of image work "
                                         "normal priority gets while it waits.", minimum=0.0)
@@ -83,7 +84,7 @@ class Settings:
     allowed_formats: str = _setting("jpeg,png,webp,avif", "Output formats jobs may request.")
     ingest_batch_size: int = _setting(500, "Most events the ingest agent takes at once.",
                                       minimum=1)
-    ingest_window: float = _setting(0.05, "Seconds an ingest batch waits to fill.",
+    ingest_window: float = _setting(0.01, "Seconds an ingest batch waits to fill.",
                                     minimum=0.001)
     agents: str = _setting("ingest,process,retry", "Agents this worker runs (ingest, process, "
                            "retry): split roles across deployments.")

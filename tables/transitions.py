@@ -98,8 +98,9 @@ def processing(state: dict[str, Any] | None, request: JobRequest,
 
 def done(state: dict[str, Any], outputs: list[OutputInfo], now: float | None = None,
          phash: str | None = None) -> dict[str, Any]:
-    return _advance(state, Status.DONE, now, outputs=[o.to_dict() for o in outputs],
-                    error=None, phash=phash)
+    return _without_request(_advance(state, Status.DONE, now,
+                                     outputs=[o.to_dict() for o in outputs], error=None,
+                                     phash=phash))
 
 
 def retrying(state: dict[str, Any], error: ImgpipeError, retry_at: float,
@@ -109,7 +110,16 @@ def retrying(state: dict[str, Any], error: ImgpipeError, retry_at: float,
 
 def failed(state: dict[str, Any], error: ImgpipeError, now: float | None = None
            ) -> dict[str, Any]:
-    return _advance(state, Status.FAILED, now, error=error_dict(error))
+    return _without_request(_advance(state, Status.FAILED, now, error=error_dict(error)))
+
+
+def _without_request(state: dict[str, Any]) -> dict[str, Any]:
+    # A finished job's request is only needed to send it again, which only happens to
+    # jobs in flight (sweeper) or by replay, which reads the topics. Dropping it keeps
+    # the largest changelog records small (docs/performance.md, claim check).
+    state.pop("request", None)
+    state.pop("routed", None)
+    return state
 
 
 def is_duplicate_submission(state: dict[str, Any] | None, request: JobRequest,

@@ -15,6 +15,7 @@ import asyncio
 import os
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 from pipeline.bench.bare import bare_run
@@ -23,6 +24,7 @@ from pipeline.bench.jobs import one_at_a_time, run_jobs
 from pipeline.bench.kafkatools import read_all
 from pipeline.bench.ops import VARIANTS, make_jpegs
 from pipeline.bench.procstat import cpu_seconds, peak_rss_mb
+from pipeline.bench.profile import sampled
 from pipeline.kafkaread import KafkaReader
 from pipeline.kafkasecurity import kafka_options
 from pipeline.objects import open_object_store
@@ -60,7 +62,7 @@ def largest_records(pipe: BenchPipeline) -> dict[str, int]:
 
 
 def measure(pipe: BenchPipeline, images: int, size: tuple[int, int], workers: int,
-            rounds: int, echo) -> dict[str, Any]:
+            rounds: int, echo, profile: Path | None = None) -> dict[str, Any]:
     cores = os.cpu_count() or 1
     data = make_jpegs(images, *size)
     sources = _store_sources(pipe, data, "bench")
@@ -77,7 +79,8 @@ def measure(pipe: BenchPipeline, images: int, size: tuple[int, int], workers: in
     pids = [w.pid for w in pipe.workers]
     cpu_before = sum(cpu_seconds(p) for p in pids)
     broker_before = cpu_seconds(pipe.broker_pid)
-    pipeline_rate = run_jobs(pipe, sources, jobs, "main", VARIANTS)
+    with sampled(pids[0], profile):
+        pipeline_rate = run_jobs(pipe, sources, jobs, "main", VARIANTS)
     worker_cpu = (sum(cpu_seconds(p) for p in pids) - cpu_before) / jobs
     broker_cpu = (cpu_seconds(pipe.broker_pid) - broker_before) / jobs
     echo(f"A': bare loop again, {jobs} images...")

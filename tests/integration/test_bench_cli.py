@@ -1,0 +1,47 @@
+"""The benchmarks run to completion and report what they claim (small sizes; the
+figures themselves are in docs/performance.md, never asserted as timings)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.kafka
+
+
+def bench(tmp_path, *args: str) -> dict:
+    out = tmp_path / "result.json"
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "bench", *args,
+                             "--json", str(out)], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def test_full_bench_runs_abab_and_reports_every_figure(tmp_path):
+    # The group option must precede --json, which belongs to the same command here.
+    r = bench(tmp_path, "--images", "4", "--rounds", "1", "--profile",
+              str(tmp_path / "worker.raw"))
+    assert r["benchmark"] == "pipeline" and r["machine"]["cpus"] >= 1
+    assert r["bare_a_images_per_s"] > 0 and r["bare_b_images_per_s"] > 0
+    assert r["efficiency"] == pytest.approx(r["pipeline_images_per_s"]
+                                            / r["bare_images_per_s"])
+    assert r["pipeline_cpu_s_per_image"] > 0 and r["bare_cpu_s_per_image"] > 0
+    assert len(r["peak_rss_mb_per_worker"]) == 1 and r["peak_rss_mb_per_worker"][0] > 50
+    # Every topic the pipeline wrote was scanned: requests, work, results, job state.
+    topics = r["largest_record_by_topic"]
+    assert any(t.endswith(".ingest") for t in topics)
+    assert any(t.endswith(".results") for t in topics)
+    assert any(t.endswith("-jobs-changelog") for t in topics)
+    assert r["largest_record_bytes"] == max(topics.values())
+    # Claim check: no image bytes in Kafka (a 1080p JPEG here is ~200 kB).
+    assert r["largest_record_bytes"] < 4096
+    # The profile saw the worker's image threads at work.
+    assert r["profile"]["image work (OpenCV, Pillow, ops)"] > 0.2
+
+
+def test_ingest_bench_routes_every_event(tmp_path):
+    r = bench(tmp_path, "ingest", "--events", "600")
+    assert r["events"] == 600 and r["routed"] == 600
+    assert r["raw_events_per_s"] > r["ingest_events_per_s"] > 0
