@@ -16,13 +16,13 @@ from pipeline.models import JobRequest
 
 
 @asynccontextmanager
-async def _clients(pipe: BenchPipeline, tag: str
+async def _clients(pipe: BenchPipeline, tag: str, linger_ms: int = 5
                    ) -> AsyncIterator[tuple[AIOKafkaProducer, AIOKafkaConsumer]]:
     settings = pipe.settings
     consumer = AIOKafkaConsumer(settings.topic("results"), **kafka_options(settings),
                                 group_id=f"bench-{tag}-{time.time_ns()}",
                                 auto_offset_reset="latest")
-    producer = AIOKafkaProducer(**kafka_options(settings), acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(**kafka_options(settings), acks="all", linger_ms=linger_ms)
     await consumer.start()
     await producer.start()
     try:
@@ -78,7 +78,7 @@ def one_at_a_time(pipe: BenchPipeline, sources: list[str], count: int, tag: str,
 
     async def run() -> list[float]:
         latencies = []
-        async with _clients(pipe, tag) as (producer, consumer):
+        async with _clients(pipe, tag, linger_ms=0) as (producer, consumer):
             for i in range(count):
                 request = JobRequest(f"{tag}-{i}", sources[i % len(sources)], variants,
                                      priority)

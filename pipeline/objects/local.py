@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import threading
 from pathlib import Path
 from urllib.parse import quote, unquote, urlparse
 
@@ -22,7 +22,11 @@ def path_from_file_uri(uri: str) -> Path:
 
 def file_uri(path: Path) -> str:
     """Absolute ``file://`` URI that keeps ``=`` readable (``dt=2026-01-01``)."""
-    return "file://" + quote(str(path.resolve()), safe="/=")
+    return _uri(path.resolve())
+
+
+def _uri(absolute: Path) -> str:
+    return "file://" + quote(str(absolute), safe="/=")
 
 
 class LocalObjectStore(ObjectStore):
@@ -32,6 +36,7 @@ class LocalObjectStore(ObjectStore):
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).resolve()
+        self._made_dirs: set[Path] = set()  # folders put() knows exist (saves a mkdir each)
 
     @classmethod
     def from_url(cls, url: str) -> LocalObjectStore:
@@ -70,20 +75,33 @@ class LocalObjectStore(ObjectStore):
             raise SourceNotAllowed(f"cannot read {uri}: {exc.strerror}") from None
 
     def put(self, key: str, data: bytes, content_type: str) -> str:
-        path = self.root / check_key(key)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+        path = self.root / check_key(key)  # root is resolved and keys cannot escape it
+        # One writer per thread and key at a time, so this name is never shared.
+        tmp = path.parent / f".tmp-{path.name}-{os.getpid()}-{threading.get_ident()}"
+        for attempt in (1, 2):
             try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        except OSError as exc:
-            raise StorageUnavailable(f"cannot write {path}: {exc.strerror}") from exc
-        return file_uri(path)
+                if attempt == 2 or path.parent not in self._made_dirs:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    self._made_dirs.add(path.parent)
+                self._write(tmp, path, data)
+                return _uri(path)
+            except FileNotFoundError as exc:
+                if attempt == 2:  # the folder was removed under us (prune) twice
+                    raise StorageUnavailable(f"cannot write {path}: {exc.strerror}") from exc
+            except OSError as exc:
+                raise StorageUnavailable(f"cannot write {path}: {exc.strerror}") from exc
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _write(tmp: Path, path: Path, data: bytes) -> None:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def list_keys(self, prefix: str) -> list[str]:
         base = self.root / check_prefix(prefix)

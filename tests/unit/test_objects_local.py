@@ -70,3 +70,13 @@ def test_claims_is_lexical_and_reads_still_resolve_symlinks(store, tmp_path):
     assert not store.owns(f"file://{link}")
     with pytest.raises(SourceNotAllowed):
         store.get(f"file://{link}", 100)
+
+
+def test_put_recreates_a_folder_removed_after_an_earlier_put(store):
+    import shutil
+
+    store.put("outputs/dt=2026-01-01/a/x.png", b"1", "image/png")
+    shutil.rmtree(store.root / "outputs")  # e.g. lake prune / an operator
+    uri = store.put("outputs/dt=2026-01-01/a/y.png", b"2", "image/png")
+    assert store.get(uri, 10) == b"2"
+    assert [p.name for p in (store.root / "outputs/dt=2026-01-01/a").iterdir()] == ["y.png"]
