@@ -398,6 +398,10 @@ def _bench_full(images: int, size: tuple[int, int], workers: int, rounds: int,
     from pipeline.bench.harness import bench_pipeline
     from pipeline.bench.report import finish, print_table
 
+    if profile:
+        from pipeline.bench.profile import py_spy
+
+        py_spy()  # fail before starting anything
     say = lambda m: click.echo(m, err=True)  # noqa: E731
     threads = max(1, (os.cpu_count() or 1) // workers)
     with bench_pipeline(echo=say, IMGPIPE_IMAGE_THREADS=str(threads)) as pipe:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,16 +55,22 @@ def summarise(raw_file: Path) -> list[tuple[str, float]]:
     return [(name, n / total) for name, n in counts.most_common()]
 
 
+def py_spy() -> str:
+    """The py-spy executable (the venv's first: its bin folder need not be on PATH)."""
+    spy = shutil.which("py-spy", path=f"{Path(sys.executable).parent}{os.pathsep}"
+                                      f"{os.environ.get('PATH', '')}")
+    if spy is None:
+        raise click.ClickException("--profile needs py-spy: pip install 'py-spy>=0.4,<0.5'")
+    return spy
+
+
 @contextmanager
 def sampled(pid: int, out: Path | None) -> Iterator[None]:
-    """py-spy records ``pid`` (all threads, native frames) while the block runs."""
+    """py-spy records ``pid`` (all threads) while the block runs."""
     if out is None:
         yield
         return
-    spy = shutil.which("py-spy")
-    if spy is None:
-        raise click.ClickException("--profile needs py-spy: pip install 'py-spy>=0.4,<0.5'")
-    proc = subprocess.Popen([spy, "record", "--pid", str(pid), "--format", "raw",
+    proc = subprocess.Popen([py_spy(), "record", "--pid", str(pid), "--format", "raw",
                              "--rate", "100", "--nonblocking", "--output", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
