@@ -47,7 +47,7 @@ async def apply_outcome(outcome: Outcome, event) -> list[Awaitable]:
             request=request.to_dict(), attempts=request.attempt + 1)))
     if outcome.kind in (DONE, FAILED):
         futures.append(await send(topic_names.results, request.job_id,
-                                  transitions.public_view(state)))
+                                  transitions.result_record(state)))
     else:
         futures.append(await send(topic_names.retry, request.job_id, {
             "retry_at": outcome.retry_at, "error": outcome.error.to_dict(),

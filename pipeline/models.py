@@ -89,6 +89,37 @@ class OutputInfo:
         return asdict(self)
 
 
+def compact_outputs(outputs: list[OutputInfo]) -> tuple[str | None, list[dict[str, Any]]]:
+    """Outputs as Kafka records keep them: the folder they share once (``outputs_at``)
+    and each one's file name, not five full URIs (the claim check keeps every record
+    under 1 KiB, docs/performance.md). ``expand_outputs`` restores the URIs."""
+    if not outputs:
+        return None, []
+    folder = outputs[0].uri.rsplit("/", 1)[0] + "/"
+    compact = []
+    for output in outputs:
+        entry = output.to_dict()
+        uri = entry.pop("uri")
+        if uri.startswith(folder) and "/" not in uri[len(folder):]:
+            entry["file"] = uri[len(folder):]
+        else:  # not in the shared folder (never made so, but kept exact if it were)
+            entry["uri"] = uri
+        compact.append(entry)
+    return folder, compact
+
+
+def expand_outputs(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """A state's or result's outputs with full ``uri`` each (compact or older form)."""
+    folder = record.get("outputs_at") or ""
+    expanded = []
+    for entry in record.get("outputs") or []:
+        if isinstance(entry, dict) and "uri" not in entry and "file" in entry:
+            entry = {k: v for k, v in entry.items() if k != "file"} | {
+                "uri": folder + entry["file"]}
+        expanded.append(entry)
+    return expanded
+
+
 def parse_job_request(raw: bytes | str | None) -> JobRequest:
     """Parse and shape-check one raw ingest event (op semantics are checked elsewhere)."""
     if raw is None or raw in (b"", ""):

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from pipeline.errors import ImgpipeError
-from pipeline.models import JobRequest, OutputInfo, Status
+from pipeline.models import JobRequest, OutputInfo, Status, compact_outputs, expand_outputs
 
 HISTORY_LIMIT = 50
 IN_FLIGHT = frozenset({Status.QUEUED, Status.PROCESSING, Status.RETRYING})
@@ -18,7 +18,7 @@ IN_FLIGHT = frozenset({Status.QUEUED, Status.PROCESSING, Status.RETRYING})
 
 def _advance(state: dict[str, Any], status: str, now: float | None, **changes: Any
              ) -> dict[str, Any]:
-    now = time.time() if now is None else now
+    now = round(time.time() if now is None else now, 3)  # ms: enough, and shorter records
     entry = {"status": status, "at": now}
     if changes.get("error"):
         entry["error"] = changes["error"]["code"]
@@ -98,9 +98,9 @@ def processing(state: dict[str, Any] | None, request: JobRequest,
 
 def done(state: dict[str, Any], outputs: list[OutputInfo], now: float | None = None,
          phash: str | None = None) -> dict[str, Any]:
-    return _without_request(_advance(state, Status.DONE, now,
-                                     outputs=[o.to_dict() for o in outputs], error=None,
-                                     phash=phash))
+    folder, compact = compact_outputs(outputs)
+    return _without_request(_advance(state, Status.DONE, now, outputs=compact,
+                                     outputs_at=folder, error=None, phash=phash))
 
 
 def retrying(state: dict[str, Any], error: ImgpipeError, retry_at: float,
@@ -143,8 +143,15 @@ def should_skip_processing(state: dict[str, Any] | None, request: JobRequest) ->
     return bool(state and state["status"] == Status.DONE and not request.force)
 
 
+def result_record(state: dict[str, Any]) -> dict[str, Any]:
+    """The record announced on the results topic: the public view with the outputs
+    compact as in the state (``outputs_at`` + each ``file``; see expand_outputs)."""
+    return {**public_view(state), "outputs": state.get("outputs", []),
+            "outputs_at": state.get("outputs_at")}
+
+
 def public_view(state: dict[str, Any]) -> dict[str, Any]:
-    """The job as the API and CLI show it."""
+    """The job as the API and CLI show it (every output with its full ``uri``)."""
     error = state.get("error")
     return {
         "job_id": state["job_id"],
@@ -154,7 +161,7 @@ def public_view(state: dict[str, Any]) -> dict[str, Any]:
         "attempts": state.get("attempts", 0),
         "error": error["message"] if error else None,
         "error_code": error["code"] if error else None,
-        "outputs": state.get("outputs", []),
+        "outputs": expand_outputs(state),
         "history": state.get("history", []),
         "submitted_at": state.get("submitted_at"),
         "updated_at": state.get("updated_at"),

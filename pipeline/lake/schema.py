@@ -13,6 +13,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from pipeline.models import expand_outputs
+
 SCHEMA_VERSION = 1
 
 _KAFKA = [
@@ -89,7 +91,7 @@ def _last_at(history: list[dict[str, Any]], status: str) -> float | None:
 def results_row(value: bytes | None) -> dict[str, Any]:
     data = _object(value) or {}
     history = data.get("history") or []
-    outputs = data.get("outputs") or []
+    outputs = expand_outputs(data) if isinstance(data.get("outputs"), list) else []
     submitted, finished = data.get("submitted_at"), data.get("updated_at")
     started = _last_at(history, "PROCESSING")
     return {

@@ -20,6 +20,7 @@ from faust.web import Request, Response, View
 from pipeline import metrics
 from pipeline.app import app, runtime, settings, source_topic, topic_names
 from pipeline.errors import ImageRejected, ImgpipeError, InvalidRequest, SourceNotAllowed
+from pipeline.models import expand_outputs
 from pipeline.uploads import SUBMIT_FIELDS, build_request, check_upload, job_id_of, source_key
 from pipeline.web.peers import fetch_json, gather, is_self
 from tables.jobs import active_partitions, active_states, jobs
@@ -219,7 +220,7 @@ class JobOutput(View):
         status, state = await job_state(request, job_id)
         if status != 200:
             return self.json(state, status=status)
-        output = next((o for o in state.get("outputs", []) if o["variant"] == variant), None)
+        output = next((o for o in expand_outputs(state) if o["variant"] == variant), None)
         if output is None:
             return self.json({"error": f"job {job_id!r} has no output {variant!r}"},
                              status=404)

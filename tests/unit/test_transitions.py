@@ -1,5 +1,7 @@
+import json
+
 from pipeline.errors import InvalidRequest, StorageUnavailable
-from pipeline.models import JobRequest, OutputInfo, Status
+from pipeline.models import JobRequest, OutputInfo, Status, expand_outputs
 from tables import transitions as t
 
 REQ = JobRequest("j1", "file:///s", {"v": []}, priority="high", submitted_at=5.0)
@@ -57,3 +59,25 @@ def test_lost_in_transit_only_when_committed_past_and_stale():
     assert not t.lost_in_transit(done, committed, now=500.0, stale_after=20)
     assert t.lost_in_transit(t.processing(s, REQ, now=101.0), committed, 130.0, 20)
     assert not t.lost_in_transit(t.queued(None, REQ, "o"), committed, 999.0, 20)  # no route
+
+
+def test_finished_state_and_result_keep_outputs_compact_and_expand_exactly():
+    request = JobRequest("job-9", "file:///src.jpg", {"a": []}, "normal")
+    folder = "file:///tmp/objects/outputs/dt=2026-11-27/job-9/"
+    outputs = [OutputInfo(v, f"{folder}{v}.{ext}", 10, 8, fmt, 99)
+               for v, ext, fmt in [("large", "jpg", "jpeg"), ("thumb", "webp", "webp")]]
+    s = t.done(t.processing(t.queued(None, request, "i/0/1"), request), outputs)
+    assert s["outputs_at"] == folder and "request" not in s
+    assert [o["file"] for o in s["outputs"]] == ["large.jpg", "thumb.webp"]
+    assert all("uri" not in o for o in s["outputs"])
+    view = t.public_view(s)
+    assert [o["uri"] for o in view["outputs"]] == [o.uri for o in outputs]
+    assert view["outputs"][0] == outputs[0].to_dict()
+    record = t.result_record(s)
+    assert record["outputs"] == s["outputs"] and record["outputs_at"] == folder
+    assert len(json.dumps(record)) < len(json.dumps(view))
+
+
+def test_older_states_with_full_uris_still_expand():
+    old = {"outputs": [{"variant": "a", "uri": "gs://b/x/a.png", "width": 1}]}
+    assert expand_outputs(old) == old["outputs"]
