@@ -17,10 +17,9 @@ from agents.routing import confirm, send
 from pipeline import faustfix, metrics
 from pipeline.app import app, lag_probe, settings
 from pipeline.lag import PartitionLag
-from pipeline.models import JobRequest
 from pipeline.stalls import StallWatch
 from tables.jobs import jobs
-from tables.transitions import lost_in_transit
+from tables.transitions import lost_in_transit, request_of
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +55,7 @@ async def sweep() -> None:
             and lost_in_transit(state, committed, now, settings.sweep_stale_after)]
     futures = []
     for state in lost:
-        request = JobRequest(**state["request"])
+        request = request_of(state)
         log.warning("job_id=%s lost in transit at %s: sending it again", request.job_id,
                     state["routed"])
         metrics.SWEPT.inc()

@@ -57,14 +57,36 @@ def queued(state: dict[str, Any] | None, request: JobRequest, origin: str,
                     tenant=request.tenant, source=request.source,
                     submitted_at=request.submitted_at, attempts=request.attempt,
                     outputs=[], error=None, queued_by=origin, replays=replays,
-                    request=request.to_dict(),
+                    request=_request_rest(request),
                     routed=list(routed_to) if routed_to else None)
+
+
+def _request_rest(request: JobRequest) -> dict[str, Any]:
+    # What the state does not already hold (job_id, source, priority, tenant and
+    # submitted_at are top-level fields): enough for request_of() to rebuild it.
+    rest: dict[str, Any] = {"variants": request.variants, "attempt": request.attempt}
+    if request.force:
+        rest["force"] = True
+    if request.replayed_from:
+        rest["replayed_from"] = request.replayed_from
+    return rest
+
+
+def request_of(state: dict[str, Any]) -> JobRequest:
+    """The request of a job in flight, to send it again (states written before the
+    request was kept compact hold it whole)."""
+    rest = state["request"]
+    if "job_id" in rest:
+        return JobRequest(**rest)
+    return JobRequest(state["job_id"], state["source"], rest["variants"], state["priority"],
+                      state["tenant"], state["submitted_at"], rest.get("attempt", 0),
+                      rest.get("force", False), rest.get("replayed_from"))
 
 
 def routed(state: dict[str, Any], topic: str, partition: int, offset: int,
            request: JobRequest | None = None) -> dict[str, Any]:
     """Where the job's work message was delivered (no history entry: not a transition)."""
-    extra = {"request": request.to_dict()} if request else {}
+    extra = {"request": _request_rest(request)} if request else {}
     return {**state, **extra, "routed": [topic, partition, offset]}
 
 

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from pipeline.errors import InvalidRequest, StorageUnavailable
 from pipeline.models import JobRequest, OutputInfo, Status, expand_outputs
 from tables import transitions as t
@@ -81,3 +83,17 @@ def test_finished_state_and_result_keep_outputs_compact_and_expand_exactly():
 def test_older_states_with_full_uris_still_expand():
     old = {"outputs": [{"variant": "a", "uri": "gs://b/x/a.png", "width": 1}]}
     assert expand_outputs(old) == old["outputs"]
+
+
+@pytest.mark.parametrize("request_", [
+    JobRequest("j2", "file:///s.jpg", {"v": [{"op": "grayscale"}]}, "low", "acme", 7.5, 2),
+    JobRequest("j3", "gs://b/s.jpg", {"v": []}, "high", "t", 1.0, 0, True, {"topic": "dlq"}),
+])
+def test_a_job_in_flight_keeps_just_enough_to_send_it_again(request_):
+    queued = t.queued(None, request_, "ingest/0/1", routed_to=("jobs.low", 0, 4))
+    assert t.request_of(queued) == request_
+    processing = t.processing(queued, request_)
+    assert t.request_of(processing) == request_  # attempts moved on, the request did not
+    assert "job_id" not in processing["request"] and "source" not in processing["request"]
+    older = {**processing, "request": request_.to_dict()}
+    assert t.request_of(older) == request_
