@@ -25,6 +25,9 @@ from tests.faults.harness import (
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.faults]
+# The scenarios where the table store matters run on both: memory:// (the default,
+# rebuilt from the changelog) and rocksdb:// (local store + changelog tail).
+BOTH_STORES = pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 
 
 def env_for(kafka_state, tmp_path, **overrides):
@@ -39,8 +42,9 @@ def stop_all(env):
         stop_worker(proc)
 
 
-def test_sigkill_one_of_two_workers_mid_run(kafka, tmp_path):
-    env = env_for(kafka, tmp_path)
+@BOTH_STORES
+def test_sigkill_one_of_two_workers_mid_run(kafka, tmp_path, store):
+    env = env_for(kafka, tmp_path, IMGPIPE_TABLE_STORE=store)
     (w1, _, _), (w2, port2, _) = env.start_worker("w1"), env.start_worker("w2")
     ids = submit(env, 500, "kill")
     try:
@@ -134,8 +138,9 @@ def test_workers_ride_out_a_twenty_second_broker_outage(tmp_path):
         localkafka.down(broker_dir, echo=lambda m: None)
 
 
-def test_restarted_worker_serves_the_same_states(kafka, tmp_path):
-    env = env_for(kafka, tmp_path)
+@BOTH_STORES
+def test_restarted_worker_serves_the_same_states(kafka, tmp_path, store):
+    env = env_for(kafka, tmp_path, IMGPIPE_TABLE_STORE=store)
     w1, port, _ = env.start_worker("w1")
     ids = submit(env, 120, "restart")
     wait_until_finished(env, ids, len(ids))
@@ -153,8 +158,9 @@ def test_restarted_worker_serves_the_same_states(kafka, tmp_path):
     assert {s["status"] for s in before.values()} == {"DONE"}
 
 
-def test_sigterm_drains_and_hands_over_without_reprocessing(kafka, tmp_path):
-    env = env_for(kafka, tmp_path)
+@BOTH_STORES
+def test_sigterm_drains_and_hands_over_without_reprocessing(kafka, tmp_path, store):
+    env = env_for(kafka, tmp_path, IMGPIPE_TABLE_STORE=store)
     w1, _, _ = env.start_worker("w1")
     ids = submit(env, 300, "drain")
     wait_until_finished(env, ids, 40)
