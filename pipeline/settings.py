@@ -87,7 +87,8 @@ class Settings:
     ingest_window: float = _setting(0.01, "Seconds an ingest batch waits to fill.",
                                     minimum=0.001)
     agents: str = _setting("ingest,process,retry", "Agents this worker runs (ingest, process, "
-                           "retry): split roles across deployments.")
+                           "retry); for benchmarks, not for splitting deployments "
+                           "(docs/scaling.md).")
     image_threads: int = _setting(0, "Threads for image work (0: one per CPU core).",
                                   minimum=0)
     io_threads: int = _setting(16, "Threads for storage and metadata I/O.", minimum=1)

@@ -38,3 +38,26 @@ def test_secrets_are_masked_when_printed():
     assert s.api_token == "hunter2"
     assert "hunter2" not in repr(s) and "hunter2" not in str(s)
     assert ("IMGPIPE_API_TOKEN", "********") in [(n, v) for n, v, _ in s.describe()]
+
+
+def test_agent_roles_are_checked():
+    assert Settings.from_env({}).agent_roles == {"ingest", "process", "retry"}
+    assert Settings.from_env({"IMGPIPE_AGENTS": " ingest "}).agent_roles == {"ingest"}
+    for bad in ("ingest,bogus", ","):
+        with pytest.raises(ConfigError, match="IMGPIPE_AGENTS"):
+            Settings.from_env({"IMGPIPE_AGENTS": bad})
+
+
+@pytest.mark.parametrize(("roles", "agents"), [
+    ("ingest", ["ingest"]),
+    ("process,retry", ["process-high", "process-normal", "process-low", "retry"]),
+])
+def test_a_worker_runs_only_the_agents_of_its_roles(roles, agents):
+    import os
+    import subprocess
+    import sys
+
+    code = "from pipeline.app import app; app.discover(); print(','.join(app.agents))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "IMGPIPE_AGENTS": roles}, timeout=120, check=True)
+    assert out.stdout.strip().splitlines()[-1].split(",") == agents
