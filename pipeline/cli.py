@@ -371,12 +371,12 @@ def lake_prune(keep_days: int | None, dry_run: bool) -> None:
 # --- Benchmarks --------------------------------------------------------------------------
 
 @cli.group(invoke_without_command=True)
-@click.option("--images", type=int, default=48, show_default=True,
+@click.option("--images", type=click.IntRange(min=1), default=48, show_default=True,
               help="Generated photos (each processed --rounds times per phase).")
 @click.option("--size", default="1920x1080", show_default=True, help="Photo size WxH.")
-@click.option("--workers", type=int, default=1, show_default=True,
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Pipeline workers; each gets cores/K image threads.")
-@click.option("--rounds", type=int, default=2, show_default=True)
+@click.option("--rounds", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
 @click.option("--profile", type=click.Path(path_type=Path), default=None,
               help="py-spy the first worker during B into this raw file and summarise.")
@@ -565,7 +565,7 @@ def bench_scale(jobs: int, json_path: Path | None) -> None:
 
 
 @bench.command("ingest")
-@click.option("--events", type=int, default=20000, show_default=True)
+@click.option("--events", type=click.IntRange(min=2), default=20000, show_default=True)
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
 def bench_ingest(events: int, json_path: Path | None) -> None:
     """Events/s through the ingest agent vs a raw aiokafka consumer (no image work)."""
