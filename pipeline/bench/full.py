@@ -15,6 +15,7 @@ import asyncio
 import os
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,9 @@ def largest_records(pipe: BenchPipeline) -> dict[str, int]:
 
 
 def measure(pipe: BenchPipeline, images: int, size: tuple[int, int], workers: int,
-            rounds: int, echo, profile: Path | None = None) -> dict[str, Any]:
+            rounds: int, echo: Callable[[str], None], profile: Path | None = None
+            ) -> dict[str, Any]:
+    """Run A, B, A', then the latency, memory and record-size checks (module doc)."""
     cores = os.cpu_count() or 1
     data = make_jpegs(images, *size)
     sources = _store_sources(pipe, data, "bench")

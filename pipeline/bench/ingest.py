@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -54,7 +55,8 @@ async def raw_drain(pipe: BenchPipeline, topic: str, count: int) -> float:
         await consumer.stop()
 
 
-def measure(pipe: BenchPipeline, count: int, echo) -> dict[str, Any]:
+def measure(pipe: BenchPipeline, count: int, echo: Callable[[str], None]) -> dict[str, Any]:
+    """Produce ``count`` requests, then raw drain (A), the ingest agent, raw drain (A')."""
     settings = pipe.settings
     store = open_object_store(settings.object_store)
     source = store.put("sources/ingest/src.jpg", b"\xff\xd8 not decoded by ingest",

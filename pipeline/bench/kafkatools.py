@@ -23,6 +23,7 @@ class RecordInfo:
 
 
 async def topic_partitions(settings: Settings, topics: list[str]) -> list[TopicPartition]:
+    """Every partition of ``topics``; raises if none of them exists."""
     reader = KafkaReader(kafka_options(settings))
     try:
         found = await reader.partitions(topics)
