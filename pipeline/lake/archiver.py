@@ -67,6 +67,11 @@ class Archiver:
         self.on_file = on_file
         self.stats = ArchiveStats()
         self._buffers: dict[TopicPartition, _Buffer] = {}
+        # The next offset each partition may archive. aiokafka can still hand over
+        # records fetched from the committed offset after a resume seek past them (seen on
+        # a restart: offsets 0-4 archived again, and again inside a later file), so every
+        # record below it is dropped here rather than trusted to the seek.
+        self._next: dict[TopicPartition, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
 
     async def run(self, stop: asyncio.Event) -> ArchiveStats:
@@ -97,6 +102,9 @@ class Archiver:
         return self.stats
 
     async def _add(self, tp: TopicPartition, message: Any) -> None:
+        if message.offset < self._next.get(tp, 0):
+            return  # already archived (or already in this partition's buffer)
+        self._next[tp] = message.offset + 1
         dt, hour = hour_of(message.timestamp)
         buffer = self._buffers.get(tp)
         if buffer is not None and (buffer.dt, buffer.hour) != (dt, hour):
@@ -158,14 +166,17 @@ class _Resume(ConsumerRebalanceListener):
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         for tp in revoked:
             await self.archiver._flush(tp)
+            self.archiver._next.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         consumer = self.archiver._consumer
         assert consumer is not None
         durable = await self.archiver.durable_next_offsets(set(assigned))
-        for tp, offset in durable.items():
+        for tp in assigned:
             committed = await consumer.committed(tp)
-            if committed is None or committed < offset:
+            offset = durable.get(tp, 0)
+            self.archiver._next[tp] = max(offset, committed or 0)
+            if tp in durable and (committed is None or committed < offset):
                 log.info("resuming %s at %d (archived up to there, committed %s)", tp, offset,
                          committed)
                 consumer.seek(tp, offset)
