@@ -168,12 +168,15 @@ def should_skip_processing(state: dict[str, Any] | None, request: JobRequest) ->
 def result_record(state: dict[str, Any]) -> dict[str, Any]:
     """The record announced on the results topic: the public view with the outputs
     compact as in the state (``outputs_at`` + each ``file``; see expand_outputs)."""
-    return {**public_view(state), "outputs": state.get("outputs", []),
-            "outputs_at": state.get("outputs_at")}
+    return {**_view(state, state.get("outputs", [])), "outputs_at": state.get("outputs_at")}
 
 
 def public_view(state: dict[str, Any]) -> dict[str, Any]:
     """The job as the API and CLI show it (every output with its full ``uri``)."""
+    return _view(state, expand_outputs(state))
+
+
+def _view(state: dict[str, Any], outputs: list[dict[str, Any]]) -> dict[str, Any]:
     error = state.get("error")
     return {
         "job_id": state["job_id"],
@@ -183,7 +186,7 @@ def public_view(state: dict[str, Any]) -> dict[str, Any]:
         "attempts": state.get("attempts", 0),
         "error": error["message"] if error else None,
         "error_code": error["code"] if error else None,
-        "outputs": expand_outputs(state),
+        "outputs": outputs,
         "history": state.get("history", []),
         "submitted_at": state.get("submitted_at"),
         "updated_at": state.get("updated_at"),

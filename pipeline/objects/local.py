@@ -20,12 +20,8 @@ def path_from_file_uri(uri: str) -> Path:
     return Path(raw)
 
 
-def file_uri(path: Path) -> str:
-    """Absolute ``file://`` URI that keeps ``=`` readable (``dt=2026-01-01``)."""
-    return _uri(path.resolve())
-
-
-def _uri(absolute: Path) -> str:
+def file_uri(absolute: Path) -> str:
+    """``file://`` URI of an absolute path, keeping ``=`` readable (``dt=2026-01-01``)."""
     return "file://" + quote(str(absolute), safe="/=")
 
 
@@ -42,9 +38,12 @@ class LocalObjectStore(ObjectStore):
     def from_url(cls, url: str) -> LocalObjectStore:
         return cls(path_from_file_uri(url))
 
+    def _inside(self, path: Path) -> bool:
+        return path == self.root or self.root in path.parents
+
     def locate(self, uri: str) -> Path:
         path = Path(os.path.realpath(path_from_file_uri(uri)))
-        if path != self.root and self.root not in path.parents:
+        if not self._inside(path):
             raise SourceNotAllowed(f"{uri!r} is outside the allowed root {self.root}",
                                    "path_outside_root")
         return path
@@ -56,7 +55,7 @@ class LocalObjectStore(ObjectStore):
             path = Path(os.path.normpath(os.path.abspath(path_from_file_uri(uri))))
         except SourceNotAllowed:
             return False
-        return path == self.root or self.root in path.parents
+        return self._inside(path)
 
     def get(self, uri: str, max_bytes: int) -> bytes:
         path = self.locate(uri)
@@ -78,19 +77,21 @@ class LocalObjectStore(ObjectStore):
         path = self.root / check_key(key)  # root is resolved and keys cannot escape it
         # One writer per thread and key at a time, so this name is never shared.
         tmp = path.parent / f".tmp-{path.name}-{os.getpid()}-{threading.get_ident()}"
-        for attempt in (1, 2):
+        try:
+            if path.parent not in self._made_dirs:
+                self._make_dir(path.parent)
             try:
-                if attempt == 2 or path.parent not in self._made_dirs:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    self._made_dirs.add(path.parent)
                 self._write(tmp, path, data)
-                return _uri(path)
-            except FileNotFoundError as exc:
-                if attempt == 2:  # the folder was removed under us (prune) twice
-                    raise StorageUnavailable(f"cannot write {path}: {exc.strerror}") from exc
-            except OSError as exc:
-                raise StorageUnavailable(f"cannot write {path}: {exc.strerror}") from exc
-        raise AssertionError("unreachable")
+            except FileNotFoundError:  # the folder was removed since (lake prune): again
+                self._make_dir(path.parent)
+                self._write(tmp, path, data)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot write {path}: {exc.strerror}") from exc
+        return file_uri(path)
+
+    def _make_dir(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self._made_dirs.add(folder)
 
     @staticmethod
     def _write(tmp: Path, path: Path, data: bytes) -> None:
