@@ -19,6 +19,11 @@ def _settings() -> Settings:
     return Settings.from_env()
 
 
+def _say(message: str) -> None:
+    """Progress of long commands, on stderr (stdout keeps the results)."""
+    click.echo(message, err=True)
+
+
 def _progress(label: str):
     """A one-line progress printer on stderr (keeps stdout clean for --json)."""
 
@@ -402,10 +407,9 @@ def _bench_full(images: int, size: tuple[int, int], workers: int, rounds: int,
         from pipeline.bench.profile import py_spy
 
         py_spy()  # fail before starting anything
-    say = lambda m: click.echo(m, err=True)  # noqa: E731
     threads = max(1, (os.cpu_count() or 1) // workers)
-    with bench_pipeline(echo=say, IMGPIPE_IMAGE_THREADS=str(threads)) as pipe:
-        r = measure(pipe, images, size, workers, rounds, say, profile)
+    with bench_pipeline(echo=_say, IMGPIPE_IMAGE_THREADS=str(threads)) as pipe:
+        r = measure(pipe, images, size, workers, rounds, _say, profile)
     mb = ", ".join(f"{v:.0f}" for v in r["peak_rss_mb_per_worker"])
     print_table(f"pipeline vs bare loop: {r['images']} x {r['size']} photos x {rounds}, "
                 f"5 variants, {r['cores']} cores, {workers} worker(s) x {threads} threads", [
@@ -522,10 +526,9 @@ def bench_priority(highs: int, interval: float, backlog: int, json_path: Path | 
     from pipeline.bench.priority import measure
     from pipeline.bench.report import finish, print_table
 
-    say = lambda m: click.echo(m, err=True)  # noqa: E731
-    with bench_pipeline(echo=say) as pipe:
+    with bench_pipeline(echo=_say) as pipe:
         pipe.start_worker()
-        results = measure(pipe, highs, interval, backlog, say)
+        results = measure(pipe, highs, interval, backlog, _say)
     idle, loaded = results["idle"], results["backlog"]
     print_table(f"priority: {highs} high jobs every {interval}s, idle vs {backlog} low queued", [
         ("idle p50 / p99", f"{idle['p50'] * 1000:7.0f} / {idle['p99'] * 1000:.0f} ms"),
@@ -548,10 +551,9 @@ def bench_scale(jobs: int, json_path: Path | None) -> None:
     from pipeline.bench.report import finish, print_table
     from pipeline.bench.scale import measure
 
-    say = lambda m: click.echo(m, err=True)  # noqa: E731
-    with bench_pipeline(echo=say, IMGPIPE_IMAGE_THREADS="1",
+    with bench_pipeline(echo=_say, IMGPIPE_IMAGE_THREADS="1",
                         IMGPIPE_PARTITIONS="8") as pipe:
-        r = measure(pipe, jobs, say)
+        r = measure(pipe, jobs, _say)
     print_table(f"scale: {jobs} jobs per phase, one image thread per worker", [
         ("bare loop 1 / 2 processes", f"{r['bare_1']:6.2f} / {r['bare_2']:.2f} images/s  "
                                       f"({r['bare_scaling']:.2f}x)"),
@@ -573,9 +575,8 @@ def bench_ingest(events: int, json_path: Path | None) -> None:
     from pipeline.bench.ingest import measure
     from pipeline.bench.report import finish, print_table
 
-    say = lambda m: click.echo(m, err=True)  # noqa: E731
-    with bench_pipeline(echo=say, IMGPIPE_AGENTS="ingest") as pipe:
-        r = measure(pipe, events, say)
+    with bench_pipeline(echo=_say, IMGPIPE_AGENTS="ingest") as pipe:
+        r = measure(pipe, events, _say)
     print_table(f"ingest: {events} valid requests, one worker running only ingest", [
         ("raw aiokafka, no-op handler", f"{r['raw_events_per_s']:9.0f} events/s  "
                                         f"(A {r['raw_a']:.0f}, A' {r['raw_b']:.0f})"),

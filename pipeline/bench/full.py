@@ -28,15 +28,8 @@ from pipeline.bench.procstat import cpu_seconds, peak_rss_mb
 from pipeline.bench.profile import sampled
 from pipeline.kafkaread import KafkaReader
 from pipeline.kafkasecurity import kafka_options
-from pipeline.objects import open_object_store
 
 CLAIM_CHECK_BYTES = 1024
-
-
-def _store_sources(pipe: BenchPipeline, images: list[bytes], name: str) -> list[str]:
-    store = open_object_store(pipe.settings.object_store)
-    return [store.put(f"sources/{name}/{i}.jpg", data, "image/jpeg")
-            for i, data in enumerate(images)]
 
 
 async def _pipeline_topics(pipe: BenchPipeline) -> list[str]:
@@ -68,7 +61,7 @@ def measure(pipe: BenchPipeline, images: int, size: tuple[int, int], workers: in
     """Run A, B, A', then the latency, memory and record-size checks (module doc)."""
     cores = os.cpu_count() or 1
     data = make_jpegs(images, *size)
-    sources = _store_sources(pipe, data, "bench")
+    sources = pipe.store_sources(data, "bench")
     jobs = images * rounds
 
     echo(f"A: bare loop, {cores} processes, {jobs} images...")
@@ -95,7 +88,7 @@ def measure(pipe: BenchPipeline, images: int, size: tuple[int, int], workers: in
     echo("idle latency: one job at a time...")
     latencies = one_at_a_time(pipe, sources, 15, "lone", VARIANTS)
     echo("12 MP inputs...")
-    big = _store_sources(pipe, make_jpegs(max(2, cores), 4000, 3000, seed=301), "big")
+    big = pipe.store_sources(make_jpegs(max(2, cores), 4000, 3000, seed=301), "big")
     run_jobs(pipe, big, 3 * len(big), "big", VARIANTS)
     rss = [peak_rss_mb(p) for p in pids]
     echo("scanning every topic for the largest record...")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pipeline import localkafka
 from pipeline.admin import create_topics
+from pipeline.objects import open_object_store
 from pipeline.settings import Settings
 from pipeline.workerproc import start_worker, stop_worker, wait_healthy
 
@@ -26,6 +27,15 @@ class BenchPipeline:
     @property
     def settings(self) -> Settings:
         return Settings.from_env(self.env)
+
+    def store_sources(self, images: list[bytes], name: str) -> list[str]:
+        """Put ``images`` in the pipeline's object store as sources; their URIs."""
+        store = open_object_store(self.settings.object_store)
+        try:
+            return [store.put(f"sources/{name}/{i}.jpg", data, "image/jpeg")
+                    for i, data in enumerate(images)]
+        finally:
+            store.close()
 
     def start_worker(self) -> int:
         port = localkafka.free_port()

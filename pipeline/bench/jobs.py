@@ -16,8 +16,10 @@ from pipeline.models import JobRequest
 
 
 @asynccontextmanager
-async def _clients(pipe: BenchPipeline, tag: str, linger_ms: int = 5
-                   ) -> AsyncIterator[tuple[AIOKafkaProducer, AIOKafkaConsumer]]:
+async def clients(pipe: BenchPipeline, tag: str, linger_ms: int = 5
+                  ) -> AsyncIterator[tuple[AIOKafkaProducer, AIOKafkaConsumer]]:
+    """A producer, and a consumer of the results topic that is assigned before the
+    block starts (so no result of a job submitted inside the block is missed)."""
     settings = pipe.settings
     consumer = AIOKafkaConsumer(settings.topic("results"), **kafka_options(settings),
                                 group_id=f"bench-{tag}-{time.time_ns()}",
@@ -48,7 +50,8 @@ async def _results(consumer: AIOKafkaConsumer, prefix: str, wanted: int, timeout
     return seen
 
 
-async def _submit(producer: AIOKafkaProducer, pipe: BenchPipeline, request: JobRequest):
+async def submit(producer: AIOKafkaProducer, pipe: BenchPipeline, request: JobRequest):
+    """Send ``request`` to the ingest topic; returns the delivery future."""
     return await producer.send(pipe.settings.topic("ingest"), request.to_json(),
                                key=request.job_id.encode())
 
@@ -59,10 +62,10 @@ def run_jobs(pipe: BenchPipeline, sources: list[str], count: int, tag: str,
     result."""
 
     async def run() -> float:
-        async with _clients(pipe, tag) as (producer, consumer):
+        async with clients(pipe, tag) as (producer, consumer):
             started = time.perf_counter()
             for i in range(count):
-                await _submit(producer, pipe, JobRequest(
+                await submit(producer, pipe, JobRequest(
                     f"{tag}-{i}", sources[i % len(sources)], variants, "normal"))
             await producer.flush()
             await _results(consumer, f"{tag}-", count, timeout)
@@ -78,12 +81,12 @@ def one_at_a_time(pipe: BenchPipeline, sources: list[str], count: int, tag: str,
 
     async def run() -> list[float]:
         latencies = []
-        async with _clients(pipe, tag, linger_ms=0) as (producer, consumer):
+        async with clients(pipe, tag, linger_ms=0) as (producer, consumer):
             for i in range(count):
                 request = JobRequest(f"{tag}-{i}", sources[i % len(sources)], variants,
                                      priority)
                 started = time.perf_counter()
-                await (await _submit(producer, pipe, request))
+                await (await submit(producer, pipe, request))
                 await _results(consumer, request.job_id, 1, 60)
                 latencies.append(time.perf_counter() - started)
         return latencies

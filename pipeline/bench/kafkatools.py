@@ -74,16 +74,15 @@ async def read_all(settings: Settings, topics: list[str]) -> list[RecordInfo]:
 async def wait_for_total(settings: Settings, topics: list[str], target: int,
                          timeout: float, progress: Callable[[int], None]) -> None:
     """Poll until ``topics`` hold ``target`` records in all; raise after ``timeout``."""
-    consumer = AIOKafkaConsumer(**kafka_options(settings), group_id=None)
-    await consumer.start()
+    reader = KafkaReader(kafka_options(settings))
     try:
-        partitions = await topic_partitions(settings, topics)
+        partitions = await reader.partitions(topics)
         deadline = time.monotonic() + timeout
-        while (total := sum((await consumer.end_offsets(partitions)).values())) < target:
+        while (total := sum((await reader.offsets(partitions))[1].values())) < target:
             progress(total)
             if time.monotonic() > deadline:
                 raise RuntimeError(f"only {total}/{target} records arrived in {topics} "
                                    f"within {timeout:.0f}s")
             await asyncio.sleep(1.0)
     finally:
-        await consumer.stop()
+        await reader.close()

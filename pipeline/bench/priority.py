@@ -8,13 +8,10 @@ import statistics
 import time
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
 from pipeline.bench.harness import BenchPipeline
+from pipeline.bench.jobs import clients, submit
 from pipeline.bench.ops import make_jpegs
-from pipeline.kafkasecurity import kafka_options
 from pipeline.models import JobRequest
-from pipeline.objects import open_object_store
 
 HIGH = {"thumb": [{"op": "thumbnail", "size": 256}, {"op": "encode", "format": "webp"}],
         "large": [{"op": "resize", "width": 1280}, {"op": "encode", "format": "jpeg"}]}
@@ -29,53 +26,41 @@ def percentile(values: list[float], q: float) -> float:
 
 async def _phase(pipe: BenchPipeline, sources: list[str], highs: int, interval: float,
                  backlog: int, tag: str, echo) -> dict[str, Any]:
-    settings = pipe.settings
-    producer = AIOKafkaProducer(**kafka_options(settings), acks="all",
-                                linger_ms=5)
-    consumer = AIOKafkaConsumer(settings.topic("results"),
-                                **kafka_options(settings),
-                                group_id=f"bench-{tag}-{time.time_ns()}",
-                                auto_offset_reset="latest")
-    await producer.start()
-    await consumer.start()
-    await asyncio.sleep(1.0)  # let the results consumer get its assignment
     submitted: dict[str, float] = {}
     done: dict[str, float] = {}
     low_done = 0
+    async with clients(pipe, tag) as (producer, consumer):
 
-    async def collect() -> None:
-        nonlocal low_done
-        async for message in consumer:
-            result = json.loads(message.value)
-            if result["job_id"] in submitted:
-                done[result["job_id"]] = time.time()
-            elif result["job_id"].startswith(f"{tag}-low-"):
-                low_done += 1
+        async def collect() -> None:
+            nonlocal low_done
+            async for message in consumer:
+                result = json.loads(message.value)
+                if result["job_id"] in submitted:
+                    done[result["job_id"]] = time.time()
+                elif result["job_id"].startswith(f"{tag}-low-"):
+                    low_done += 1
 
-    collector = asyncio.ensure_future(collect())
-    try:
-        for i in range(backlog):
-            request = JobRequest(f"{tag}-low-{i}", sources[i % len(sources)], LOW, "low")
-            await producer.send(settings.topic("ingest"), request.to_json(),
-                                key=request.job_id.encode())
-        await producer.flush()
-        if backlog:
-            await asyncio.sleep(2.0)  # the backlog is queued and the threads are busy
-        low_before = low_done
-        for i in range(highs):
-            request = JobRequest(f"{tag}-high-{i}", sources[i % len(sources)], HIGH, "high")
-            submitted[request.job_id] = time.time()
-            await (await producer.send(settings.topic("ingest"), request.to_json(),
-                                       key=request.job_id.encode()))
-            await asyncio.sleep(interval)
-        deadline = time.monotonic() + 120
-        while len(done) < highs and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-        low_during = low_done - low_before
-    finally:
-        collector.cancel()
-        await consumer.stop()
-        await producer.stop()
+        collector = asyncio.ensure_future(collect())
+        try:
+            for i in range(backlog):
+                await submit(producer, pipe, JobRequest(
+                    f"{tag}-low-{i}", sources[i % len(sources)], LOW, "low"))
+            await producer.flush()
+            if backlog:
+                await asyncio.sleep(2.0)  # the backlog is queued and the threads are busy
+            low_before = low_done
+            for i in range(highs):
+                request = JobRequest(f"{tag}-high-{i}", sources[i % len(sources)], HIGH,
+                                     "high")
+                submitted[request.job_id] = time.time()
+                await (await submit(producer, pipe, request))
+                await asyncio.sleep(interval)
+            deadline = time.monotonic() + 120
+            while len(done) < highs and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            low_during = low_done - low_before
+        finally:
+            collector.cancel()
     latencies = [done[j] - submitted[j] for j in done]
     if len(latencies) < highs:
         raise RuntimeError(f"only {len(latencies)}/{highs} high jobs finished")
@@ -85,9 +70,7 @@ async def _phase(pipe: BenchPipeline, sources: list[str], highs: int, interval: 
 
 
 def measure(pipe: BenchPipeline, highs: int, interval: float, backlog: int, echo) -> dict:
-    store = open_object_store(pipe.settings.object_store)
-    sources = [store.put(f"sources/bench/{i}.jpg", data, "image/jpeg")
-               for i, data in enumerate(make_jpegs(8, 1920, 1080))]
+    sources = pipe.store_sources(make_jpegs(8, 1920, 1080), "bench")
     idle = asyncio.run(_phase(pipe, sources, highs, interval, 0, "idle", echo))
     loaded = asyncio.run(_phase(pipe, sources, highs, interval, backlog, "backlog", echo))
     return {"idle": idle, "backlog": loaded, "backlog_jobs": backlog,

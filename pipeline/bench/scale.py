@@ -12,14 +12,11 @@ from pipeline.bench.bare import bare_run
 from pipeline.bench.harness import BenchPipeline
 from pipeline.bench.jobs import run_jobs
 from pipeline.bench.ops import VARIANTS, make_jpegs
-from pipeline.objects import open_object_store
 
 
 def measure(pipe: BenchPipeline, count: int, echo) -> dict[str, float]:
     images = make_jpegs(8, 1920, 1080)
-    store = open_object_store(pipe.settings.object_store)
-    sources = [store.put(f"sources/scale/{i}.jpg", d, "image/jpeg") for i, d in
-               enumerate(images)]
+    sources = pipe.store_sources(images, "scale")
     echo("bare loop, 1 and 2 processes...")
     bare_1 = bare_run(images, 1).images_per_s
     bare_2 = bare_run(images, 2).images_per_s
