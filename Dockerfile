@@ -1,6 +1,8 @@
 # syntax=docker/dockerfile:1
 # imgpipe worker image: `docker build -t imgpipe .`; `docker run imgpipe worker` (default),
-# `imgpipe archive`, or any other imgpipe command.
+# `imgpipe archive`, or any other imgpipe command. The worker listens on every interface
+# of the container, so it refuses to start without IMGPIPE_API_TOKEN or
+# IMGPIPE_API_TOKENS_FILE (docs/api.md#tenants); no token is built in.
 
 FROM python:3.11-slim-bookworm AS build
 WORKDIR /src

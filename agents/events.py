@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from pipeline.models import JOB_ID_RE
+from pipeline.models import (
+    DEFAULT_TENANT,
+    QUALIFIED_JOB_ID_RE,
+    TENANT_RE,
+    loads_bounded,
+    qualify_job_id,
+)
 
 
 def origin(event: Any) -> str:
@@ -17,21 +22,29 @@ def origin(event: Any) -> str:
 def key_text(event: Any) -> str | None:
     key = event.key
     if isinstance(key, bytes):
-        return key.decode("utf-8", errors="replace")
-    return key
+        return key[:1024].decode("utf-8", errors="replace")
+    return key if key is None or isinstance(key, str) else str(key)[:1024]
 
 
 def job_id_hint(event: Any) -> str | None:
-    """The best job_id we can name for an event that failed to parse (for the DLQ)."""
+    """The best job_id we can name for an event that failed to parse (for the DLQ).
+
+    Total: whatever the event holds, this returns (a probe that raised would escape the
+    agent, and Faust would count the rest of the batch as consumed).
+    """
     try:
-        data = json.loads(event.value)
-        if isinstance(data, dict) and isinstance(data.get("job_id"), str) and JOB_ID_RE.match(
-                data["job_id"]):
-            return data["job_id"]
-    except (TypeError, ValueError):
+        data = loads_bounded(raw_value(event))
+        if isinstance(data, dict) and isinstance(data.get("job_id"), str):
+            tenant = data.get("tenant")
+            return qualify_job_id(tenant if isinstance(tenant, str) and TENANT_RE.match(
+                tenant) else DEFAULT_TENANT, data["job_id"])
+    except Exception:  # any event, any failure: fall back to the key
         pass
-    key = key_text(event)
-    return key if key and JOB_ID_RE.match(key) else None
+    try:
+        key = key_text(event)
+    except Exception:
+        return None
+    return key if key and QUALIFIED_JOB_ID_RE.match(key) else None
 
 
 def raw_value(event: Any) -> bytes | None:

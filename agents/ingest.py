@@ -3,49 +3,44 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
 
 from agents.events import job_id_hint, key_text, origin, raw_value
-from agents.routing import confirm, dead_letter, send, topic
+from agents.routing import Delivery, confirm, dead_letter, send, topic
 from pipeline import metrics
 from pipeline.app import app, runtime, settings, topic_names
 from pipeline.errors import PermanentError
-from pipeline.models import Status
 from pipeline.models import dead_letter as dead_letter_record
+from pipeline.tenancy import AUTH_HEADER, Principal
 from tables import transitions
 from tables.jobs import get_state, put_state
 from tables.stats import count_outcome
 
 log = logging.getLogger(__name__)
+#: Label values of imgpipe_replayed_total: our topics, everything else is "other".
+_REPLAY_SOURCES = frozenset(topic_names.all())
 
 
-async def admit(event, routed: list) -> list[Awaitable]:
-    """Route or reject one ingest event; returns the delivery futures to confirm and
-    appends (request, delivery, event, state seen) to ``routed`` for each job sent."""
+async def admit(event, routed: list) -> list[Delivery]:
+    """Route or reject one ingest event; returns the deliveries to confirm and appends
+    (request, delivery, event, state seen) to ``routed`` for each job sent."""
     raw = raw_value(event)
+    sender: Principal | None = None
     try:
-        request, _ = runtime.admission.admit(raw)
+        sender = runtime.tenancy.event_sender(event.headers, raw)
+        request, _ = runtime.admission.admit(raw, sender)
     except PermanentError as exc:
-        job_id = job_id_hint(event)
-        metrics.REJECTED.labels(exc.code).inc()
-        metrics.JOBS.labels("rejected", "unknown").inc()
-        count_outcome(event, "unknown", "rejected")
-        if job_id and key_text(event) == job_id:
-            state = get_state(job_id)
-            if state is None or state["status"] != Status.DONE:
-                put_state(transitions.rejected(state, job_id, exc), event)
-        return [await dead_letter(dead_letter_record(
-            job_id, exc.code, exc.message, stage="ingest", raw=raw,
-            source_topic=origin(event)))]
+        return [await reject(event, raw, exc, sender)]
     if key_text(event) != request.job_id:
         # Re-key so every event and the state of this job share one partition.
-        log.info("re-keying job_id=%s (event key %r)", request.job_id, event.key)
-        return [await send(topic_names.ingest, request.job_id, raw)]
+        log.info("re-keying job_id=%s (event key %r)", request.job_id, key_text(event))
+        return [await send(topic_names.ingest, request.job_id, raw,
+                           headers=_signature(event))]
     state = get_state(request.job_id)
     event_origin = origin(event)
     duplicate = transitions.is_duplicate_submission(state, request, event_origin)
     if request.replayed_from:
-        metrics.REPLAYED.labels(str(request.replayed_from.get("topic")),
+        source = request.replayed_from.get("topic")
+        metrics.REPLAYED.labels(source if source in _REPLAY_SOURCES else "other",
                                 "skipped" if duplicate else "queued").inc()
     if duplicate:
         metrics.DUPLICATES.labels("ingest").inc()
@@ -58,28 +53,59 @@ async def admit(event, routed: list) -> list[Awaitable]:
     return [delivery]
 
 
+async def reject(event, raw: bytes | None, exc: PermanentError, sender: Principal | None
+                 ) -> Delivery:
+    """Dead-letter a refused event. A REJECTED state is written only for a job id that
+    has no state yet and that the (authenticated) sender may address: a refused event
+    never changes an existing job, nor one of another tenant."""
+    job_id = job_id_hint(event)
+    metrics.REJECTED.labels(exc.code).inc()
+    metrics.JOBS.labels("rejected", "unknown").inc()
+    count_outcome(event, "unknown", "rejected")
+    if (job_id and key_text(event) == job_id and sender is not None
+            and sender.may_see(job_id) and get_state(job_id) is None):
+        put_state(transitions.rejected(None, job_id, exc), event)
+    return await dead_letter(dead_letter_record(
+        job_id, exc.code, exc.message, stage="ingest", raw=raw, source_topic=origin(event)))
+
+
+def _signature(event) -> list[tuple[str, bytes]]:
+    """The event's imgpipe-auth header, to keep on a re-sent copy."""
+    headers = event.headers or {}
+    items = headers.items() if isinstance(headers, dict) else headers
+    return [(k, v) for k, v in items if k == AUTH_HEADER and isinstance(v, bytes)][:1]
+
+
+async def admit_safely(event, routed: list) -> list[Delivery]:
+    """``admit``, total: an unexpected failure dead-letters this event alone (Faust
+    would otherwise log it and count the rest of the batch as consumed)."""
+    try:
+        return await admit(event, routed)
+    except Exception:
+        log.exception("unexpected error admitting %s", origin(event))
+        return [await dead_letter(dead_letter_record(
+            job_id_hint(event), "internal_error", "unexpected error at ingest",
+            stage="ingest", raw=raw_value(event), source_topic=origin(event)))]
+
+
 @app.agent(topic(topic_names.ingest), name="ingest", concurrency=1)
 async def ingest(stream):
     """Admit ingest events in batches; acks follow confirmed delivery of every route."""
     async for events in stream.take_events(settings.ingest_batch_size,
                                            within=settings.ingest_window):
-        pending: list[Awaitable] = []
+        pending: list[Delivery] = []
         routed: list = []
         for event in events:
-            try:
-                pending += await admit(event, routed)
-            except Exception:
-                # Faust would log, ack and lose the event: keep it in the DLQ instead.
-                log.exception("unexpected error admitting %s", origin(event))
-                pending.append(await dead_letter(dead_letter_record(
-                    job_id_hint(event), "internal_error", "unexpected error at ingest",
-                    stage="ingest", raw=raw_value(event), source_topic=origin(event))))
+            pending += await admit_safely(event, routed)
         await confirm(pending)
         for request, delivery, event, seen_at in routed:
-            record_queued(request, delivery, event, seen_at)
+            try:
+                record_queued(request, delivery, event, seen_at)
+            except Exception:  # the job is on its way; processing writes its state
+                log.exception("could not mark job_id=%s QUEUED", request.job_id)
 
 
-def record_queued(request, delivery, event, seen_at: float | None) -> None:
+def record_queued(request, delivery: Delivery, event, seen_at: float | None) -> None:
     """Mark the job QUEUED once its work message is delivered, noting where it landed
     (the sweeper, agents/sweep.py, needs it). One table write per job; if processing
     already moved the job on meanwhile, only the pointer is added."""

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable
 
 from agents.events import job_id_hint, key_text, origin, raw_value
-from agents.routing import confirm, dead_letter, send, topic
+from agents.routing import Delivery, confirm, dead_letter, send, topic
 from pipeline import metrics
 from pipeline.app import app, runtime, settings, topic_names
 from pipeline.errors import PermanentError
@@ -22,7 +21,7 @@ from tables.stats import count_outcome
 log = logging.getLogger(__name__)
 
 
-async def apply_outcome(outcome: Outcome, event) -> list[Awaitable]:
+async def apply_outcome(outcome: Outcome, event) -> list[Delivery]:
     """Record one finished job in the table and announce it on results / retry / dlq."""
     request = outcome.request
     state = get_state(request.job_id) or transitions.processing(None, request)
@@ -58,28 +57,17 @@ async def apply_outcome(outcome: Outcome, event) -> list[Awaitable]:
 async def handle_batch(priority: str, events: list) -> None:
     """Process one batch; every event ends DONE, FAILED (dlq) or RETRYING (retry topic)."""
     started = time.perf_counter()
-    pending: list[Awaitable] = []
-    work = {}
-    sources = {}  # job_id -> the event it came in
+    pending: list[Delivery] = []
+    work: dict = {}
+    sources: dict = {}  # job_id -> the event it came in
     for event in events:
         try:
-            request, chains = runtime.admission.admit(raw_value(event))
-        except PermanentError as exc:
-            job_id = job_id_hint(event)
-            if job_id and key_text(event) == job_id:
-                put_state(transitions.failed(get_state(job_id) or transitions.rejected(
-                    None, job_id, exc), exc), event)
+            await take(event, work, sources, pending)
+        except Exception:  # this event alone: the rest of the batch goes on
+            log.exception("unexpected error taking %s", origin(event))
             pending.append(await dead_letter(dead_letter_record(
-                job_id, exc.code, exc.message, stage="process", raw=raw_value(event),
-                source_topic=origin(event))))
-            continue
-        state = get_state(request.job_id)
-        if transitions.should_skip_processing(state, request):
-            metrics.DUPLICATES.labels("process").inc()
-            continue
-        put_state(transitions.processing(state, request), event)
-        work[request.job_id] = (request, chains)  # a job twice in one batch runs once
-        sources[request.job_id] = event
+                job_id_hint(event), "internal_error", "unexpected error before processing",
+                stage="process", raw=raw_value(event), source_topic=origin(event))))
     if work:
         metrics.BATCH_SIZE.labels(priority).observe(len(work))
         outcomes = await run_batch(list(work.values()), runtime)
@@ -89,6 +77,28 @@ async def handle_batch(priority: str, events: list) -> None:
     await confirm(pending)
     crash_point("after_results")  # table, results and DLQ sent, offsets not committed
     metrics.BATCH_SECONDS.labels(priority).observe(time.perf_counter() - started)
+
+
+async def take(event, work: dict, sources: dict, pending: list[Delivery]) -> None:
+    """Admit one work record into the batch (``work``), or dead-letter it."""
+    try:
+        request, chains = runtime.admission.admit(raw_value(event))
+    except PermanentError as exc:
+        job_id = job_id_hint(event)
+        if job_id and key_text(event) == job_id:
+            put_state(transitions.failed(get_state(job_id) or transitions.rejected(
+                None, job_id, exc), exc), event)
+        pending.append(await dead_letter(dead_letter_record(
+            job_id, exc.code, exc.message, stage="process", raw=raw_value(event),
+            source_topic=origin(event))))
+        return
+    state = get_state(request.job_id)
+    if transitions.should_skip_processing(state, request):
+        metrics.DUPLICATES.labels("process").inc()
+        return
+    put_state(transitions.processing(state, request), event)
+    work[request.job_id] = (request, chains)  # a job twice in one batch runs once
+    sources[request.job_id] = event
 
 
 def _make_processor(priority: str):
@@ -109,11 +119,13 @@ def _make_processor(priority: str):
 
 
 async def _salvage(events: list) -> None:
-    """Best effort after an unexpected failure: hand the raw events to the retry topic."""
+    """Best effort after an unexpected failure: hand the raw work records to the retry
+    topic, which sends them back to their work topic after the backoff."""
     try:
         await confirm([await send(topic_names.retry, key_text(e), {
-            "retry_at": time.time() + settings.retry_backoff, "raw": raw_value(e).decode(
-                "utf-8", errors="replace")}) for e in events])
+            "retry_at": time.time() + settings.retry_backoff, "topic": e.message.topic,
+            "raw": (raw_value(e) or b"").decode("utf-8", errors="replace")})
+            for e in events])
     except Exception:
         log.exception("could not salvage %d events", len(events))
 

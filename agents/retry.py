@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 
 from agents.events import job_id_hint, key_text, origin, raw_value
 from agents.routing import confirm, dead_letter, send, topic
 from pipeline.app import app, topic_names
+from pipeline.models import MAX_EVENT_BYTES, job_request_from_dict, loads_bounded
 from pipeline.models import dead_letter as dead_letter_record
-from pipeline.models import job_request_from_dict
+from pipeline.processing import retry_hold
 
 log = logging.getLogger(__name__)
 
@@ -22,15 +22,17 @@ async def retry(stream):
     processing of every other topic goes on meanwhile."""
     async for event in stream.events():
         try:
-            data = json.loads(raw_value(event))
-            delay = float(data.get("retry_at", 0)) - time.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            data = loads_bounded(raw_value(event), max_bytes=2 * MAX_EVENT_BYTES)
+            await asyncio.sleep(retry_hold(data.get("retry_at"), time.time()))
             if "request" in data:
                 request = job_request_from_dict(data["request"])
                 await confirm([await send(topic_names.priority[request.priority],
                                           request.job_id, request.to_json())])
-            else:  # a salvaged raw event: let ingest judge it again
+            elif data.get("topic") in topic_names.priority.values():
+                # a salvaged work record: back to its work topic (already admitted)
+                await confirm([await send(data["topic"], key_text(event),
+                                          data["raw"].encode())])
+            else:  # an older salvaged record: let ingest judge it again
                 await confirm([await send(topic_names.ingest, key_text(event),
                                           data["raw"].encode())])
         except Exception as exc:
@@ -38,3 +40,4 @@ async def retry(stream):
             await confirm([await dead_letter(dead_letter_record(
                 job_id_hint(event), "bad_retry_record", str(exc), stage="retry",
                 raw=raw_value(event), source_topic=origin(event)))])
+

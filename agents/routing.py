@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Any
+
+from aiokafka import errors as kafka_errors
 
 from pipeline import metrics
 from pipeline.app import app, source_topic, topic_names
@@ -14,6 +16,14 @@ from pipeline.app import app, source_topic, topic_names
 log = logging.getLogger(__name__)
 
 _topics: dict[str, Any] = {}
+#: Longest pause between two attempts to deliver a record the brokers refused.
+RESEND_BACKOFF_CAP = 30.0
+
+Headers = list[tuple[str, bytes]] | None
+#: Refusals that no amount of re-sending cures (the record or the topic is the problem).
+UNDELIVERABLE = (kafka_errors.MessageSizeTooLargeError, kafka_errors.RecordTooLargeError,
+                 kafka_errors.InvalidTopicError,
+                 kafka_errors.TopicAuthorizationFailedError)
 
 
 def topic(name: str):
@@ -26,26 +36,75 @@ def _key(job_id: str | None) -> bytes | None:
     return job_id.encode() if job_id else None
 
 
-async def send(topic_name: str, job_id: str | None, value: dict[str, Any] | bytes
-               ) -> Awaitable:
-    """Queue a record; returns the delivery future (await it before acking).
+@dataclass
+class Delivery:
+    """One queued record and the future of its acknowledgement (kept so a record the
+    brokers refused can be sent again)."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers
+    future: Any
+
+    def result(self) -> Any:
+        """The record's metadata (topic, partition, offset) once it is confirmed."""
+        return self.future.result()
+
+
+async def _produce(topic_name: str, key: bytes | None, value: bytes, headers: Headers) -> Any:
+    return await app.producer.send(topic_name, key, value, None, None, headers)
+
+
+async def send(topic_name: str, job_id: str | None, value: dict[str, Any] | bytes,
+               headers: Headers = None) -> Delivery:
+    """Queue a record; returns its Delivery (pass it to ``confirm`` before acking).
 
     Straight to the producer: Faust's Topic.send adds a FutureMessage, sensor calls and
     callbacks per record that nothing here uses (a fifth of ingest's time, measured).
     """
     payload = value if isinstance(value, bytes) else json.dumps(
         value, separators=(",", ":")).encode()
-    return await app.producer.send(topic_name, _key(job_id), payload, None, None, None)
+    key = _key(job_id)
+    return Delivery(topic_name, key, payload, headers,
+                    await _produce(topic_name, key, payload, headers))
 
 
-async def dead_letter(record: dict[str, Any]) -> Awaitable:
+async def dead_letter(record: dict[str, Any]) -> Delivery:
     metrics.DEAD_LETTERS.labels(record["stage"], record["reason"]).inc()
     log.warning("dead-letter job_id=%s stage=%s reason=%s: %s", record["job_id"],
                 record["stage"], record["reason"], record["error"])
     return await send(topic_names.dlq, record["job_id"], record)
 
 
-async def confirm(futures: list[Awaitable]) -> None:
-    """Wait until every queued record is acknowledged by the brokers."""
-    if futures:
-        await asyncio.gather(*futures)
+async def confirm(deliveries: list[Delivery]) -> None:
+    """Wait until every queued record is acknowledged by the brokers.
+
+    A record the brokers refused with a retriable error (a broker outage, a leader
+    moving) is sent again with backoff until it is taken: the batch waits, and its
+    events are not acked, instead of being counted as consumed with their effects lost.
+    """
+    for delivery in deliveries:
+        attempt = 0
+        while True:
+            try:
+                await delivery.future
+                break
+            except kafka_errors.ProducerClosed:
+                raise  # shutting down: the batch stays unacked
+            except UNDELIVERABLE as exc:
+                log.error("record for %s (key %r) cannot be delivered: %r",
+                          delivery.topic, delivery.key, exc)
+                break
+            except Exception as exc:  # timeouts, lost leaders, outages
+                attempt += 1
+                pause = min(RESEND_BACKOFF_CAP, 0.2 * 2 ** min(attempt, 10))
+                log.warning("record for %s (key %r) not delivered (%r); sending it again "
+                            "in %.1f s", delivery.topic, delivery.key, exc, pause)
+                await asyncio.sleep(pause)
+                try:
+                    delivery.future = await _produce(delivery.topic, delivery.key,
+                                                     delivery.value, delivery.headers)
+                except Exception as again:
+                    delivery.future = asyncio.get_running_loop().create_future()
+                    delivery.future.set_exception(again)

@@ -10,6 +10,7 @@ from pipeline.errors import InvalidRequest
 from pipeline.models import JobRequest, parse_job_request
 from pipeline.ops import Chain, Limits, compile_variants
 from pipeline.sources import SourcePolicy
+from pipeline.tenancy import ANYONE, NotAuthorized, Principal
 
 
 @dataclass(frozen=True)
@@ -21,18 +22,31 @@ class AdmissionPolicy:
     allowed_tenants: frozenset[str] = frozenset()
     allowed_formats: frozenset[str] = frozenset({"jpeg", "png", "webp", "avif"})
 
-    def admit(self, raw: bytes | None) -> tuple[JobRequest, dict[str, Chain]]:
-        """Parse, normalise and validate one raw event; PermanentError says why not.
+    def admit(self, raw: bytes | None, sender: Principal = ANYONE
+              ) -> tuple[JobRequest, dict[str, Chain]]:
+        """Parse, normalise and validate one raw event sent by ``sender``;
+        PermanentError says why not (a request naming no tenant is the sender's)."""
+        return self.admit_request(parse_job_request(raw, sender.tenant), sender)
 
-        The returned request always has a priority: its own, else its tenant's rule,
-        else normal.
-        """
-        request = parse_job_request(raw)
+    def admit_request(self, request: JobRequest, sender: Principal = ANYONE
+                      ) -> tuple[JobRequest, dict[str, Chain]]:
+        """Check a parsed request and its sender's rights. The returned request always
+        has a priority: its own, else its tenant's rule, else normal (or, if the sender
+        may not use that, the first of normal, low, high it may)."""
+        if not sender.may_act_for(request.tenant):
+            raise NotAuthorized(f"this token may not submit jobs for tenant "
+                                f"{request.tenant!r}", "tenant_not_allowed")
         chains = self.validate(request)
-        if request.priority is None:
-            request = request.with_priority(self.tenant_priorities.get(request.tenant,
-                                                                       "normal"))
-        return request, chains
+        if request.priority is not None:
+            if request.priority not in sender.priorities:
+                raise NotAuthorized(f"this token may not use priority {request.priority!r} "
+                                    f"(allowed: {', '.join(sorted(sender.priorities))})",
+                                    "priority_not_allowed")
+            return request, chains
+        priority = self.tenant_priorities.get(request.tenant, "normal")
+        if priority not in sender.priorities:
+            priority = next(p for p in ("normal", "low", "high") if p in sender.priorities)
+        return request.with_priority(priority), chains
 
     def validate(self, request: JobRequest) -> dict[str, Chain]:
         """Check tenant, ops, limits, formats and the source URI of a parsed request."""

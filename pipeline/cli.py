@@ -63,7 +63,7 @@ _data_dir = click.option("--data-dir", type=click.Path(path_type=Path),
 
 
 @kafka.command("up")
-@click.option("--port", type=int, default=None,
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
               help="Client port (default: the port of IMGPIPE_BROKER, else 9092).")
 @click.option("--brokers", type=click.Choice(["1", "3"]), default="1", show_default=True,
               help="3: a replicated cluster (RF 3, min ISR 2) for fault tests.")
@@ -147,13 +147,22 @@ def config() -> None:
 # --- Worker ------------------------------------------------------------------------------
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.option("--web-port", type=int, default=None, help="Overrides IMGPIPE_WEB_PORT.")
+@click.option("--web-port", type=click.IntRange(1, 65535), default=None,
+              help="Overrides IMGPIPE_WEB_PORT.")
 @click.option("-l", "--loglevel", default=None, help="Log level (default IMGPIPE_LOG_LEVEL).")
 @click.pass_context
 def worker(ctx: click.Context, web_port: int | None, loglevel: str | None) -> None:
     """Run a Faust worker (extra options go to `faust worker`)."""
     if web_port:
         os.environ["IMGPIPE_WEB_PORT"] = str(web_port)
+    from pipeline.runtime import Runtime
+    from pipeline.tenancy import check_exposure
+
+    checked = _settings()
+    preflight = Runtime(checked)
+    check_exposure(checked.web_bind, preflight.tenancy, checked.allow_open_api)
+    preflight.check()  # stores and schema answer before the worker joins the group
+    preflight.close()
     from pipeline.app import app, settings
 
     sys.argv = ["imgpipe", "worker", "-l", loglevel or settings.log_level,
@@ -170,7 +179,8 @@ def worker(ctx: click.Context, web_port: int | None, loglevel: str | None) -> No
               help="e.g. thumb=fit:256x256,webp:q80 (repeatable; default thumb + large).")
 @click.option("--priority", type=click.Choice(["high", "normal", "low"]), default=None,
               help="Default: the tenant's rule (IMGPIPE_TENANT_PRIORITIES), else normal.")
-@click.option("--tenant", default="default")
+@click.option("--tenant", default=None,
+              help="Default: the tenant of IMGPIPE_API_TOKEN's token (admins: any).")
 @click.option("--force", is_flag=True, help="Reprocess even if the job is already DONE.")
 @click.option("--job-id", "job_ids", multiple=True,
               help="Job id per path, in order (default: random).")
@@ -180,20 +190,31 @@ def worker(ctx: click.Context, web_port: int | None, loglevel: str | None) -> No
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of jobs.")
 def submit(paths, variants, priority, tenant, force, job_ids, wait, timeout, as_json) -> None:
     """Store images in the object store and submit one job per image."""
-    from pipeline.client import ApiClient, job_summary, produce_requests, store_sources
-    from pipeline.models import JobRequest, Status
+    from pipeline.client import (
+        ApiClient,
+        cli_principal,
+        job_summary,
+        produce_requests,
+        store_sources,
+    )
+    from pipeline.models import TENANT_RE, JobRequest, Status, qualify_job_id
     from pipeline.ops import parse_variant_specs
 
     settings = _settings()
     if job_ids and len(job_ids) != len(paths):
         raise click.UsageError(f"--job-id given {len(job_ids)} times for {len(paths)} paths")
+    if tenant is not None and not TENANT_RE.match(tenant):
+        raise click.BadParameter("1-64 letters, digits, '.', '_' or '-'", param_hint="--tenant")
     parsed = parse_variant_specs(variants)
-    ids = list(job_ids) or [uuid.uuid4().hex for _ in paths]
+    # Without --tenant the jobs are the token's tenant's: ingest qualifies their ids and
+    # the API scopes the bare ids --wait asks for to the same tenant.
+    ids = [j if tenant is None else qualify_job_id(tenant, j)
+           for j in (job_ids or [uuid.uuid4().hex for _ in paths])]
     submissions = store_sources(settings, paths, ids)
     requests = [JobRequest(job_id=s.job_id, source=s.source, variants=parsed,
                            priority=priority, tenant=tenant, force=force)
                 for s in submissions]
-    produce_requests(settings, requests, _progress("submitted"))
+    produce_requests(settings, requests, _progress("submitted"), cli_principal(settings))
     if not wait:
         rows = [{"job_id": s.job_id, "path": s.path, "status": "SUBMITTED", "error": None,
                  "outputs": []} for s in submissions]
@@ -236,6 +257,25 @@ def _print_jobs(rows: list[dict], as_json: bool) -> None:
         for out in row.get("outputs", []):
             click.echo(f"    {out['variant']:<10} {out['width']}x{out['height']} "
                        f"{out['format']:<5} {out['bytes']:>9} B  {out['uri']}")
+
+
+@cli.group()
+def token() -> None:
+    """API tokens bound to tenants (IMGPIPE_API_TOKENS_FILE, docs/api.md#tenants)."""
+
+
+@token.command("new")
+@click.option("--tenant", required=True, help="The tenant the token acts for.")
+@click.option("--priority", "priorities", multiple=True,
+              type=click.Choice(["high", "normal", "low"]),
+              help="Priorities it may use (repeatable; default: all).")
+@click.option("--admin", is_flag=True, help="May see and act for every tenant.")
+def token_new(tenant: str, priorities: tuple[str, ...], admin: bool) -> None:
+    """Print a tokens-file entry with a fresh random token (add it to the file)."""
+    from pipeline.tenancy import new_token_entry
+
+    entry = new_token_entry(tenant, priorities or ("high", "normal", "low"), admin)
+    click.echo(json.dumps(entry))
 
 
 # --- Replay ------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from pipeline.kafkasecurity import kafka_options
 from pipeline.models import JobRequest, Status
 from pipeline.objects import open_object_store
 from pipeline.settings import Settings
+from pipeline.tenancy import ANYONE, Principal, token_principal
 from pipeline.uploads import source_key
 
 _EXTENSION = re.compile(r"^\.[A-Za-z0-9]{1,5}$")
@@ -52,8 +53,13 @@ def store_sources(settings: Settings, paths: Iterable[Path], job_ids: Iterable[s
     return submissions
 
 
+def cli_principal(settings: Settings) -> Principal:
+    """Who the CLI acts as (IMGPIPE_API_TOKEN's principal)."""
+    return token_principal(settings.api_token, settings.api_tokens_file)
+
+
 async def _produce(settings: Settings, requests: list[JobRequest],
-                   progress: Callable[[int, int], None]) -> None:
+                   progress: Callable[[int, int], None], sender: Principal) -> None:
     producer = AIOKafkaProducer(**kafka_options(settings), acks="all",
                                 enable_idempotence=True, request_timeout_ms=30000)
     try:
@@ -63,9 +69,10 @@ async def _produce(settings: Settings, requests: list[JobRequest],
     try:
         futures = []
         for request in requests:
-            futures.append(await producer.send(settings.topic("ingest"),
-                                               value=request.to_json(),
-                                               key=request.job_id.encode()))
+            value = request.to_json()
+            futures.append(await producer.send(settings.topic("ingest"), value=value,
+                                               key=request.job_id.encode(),
+                                               headers=sender.sign(value)))
         for done, future in enumerate(futures, 1):
             await future
             progress(done, len(futures))
@@ -74,9 +81,11 @@ async def _produce(settings: Settings, requests: list[JobRequest],
 
 
 def produce_requests(settings: Settings, requests: list[JobRequest],
-                     progress: Callable[[int, int], None] = lambda d, t: None) -> None:
-    """Send requests to the ingest topic keyed by job_id; returns once all are acked."""
-    asyncio.run(_produce(settings, requests, progress))
+                     progress: Callable[[int, int], None] = lambda d, t: None,
+                     sender: Principal = ANYONE) -> None:
+    """Send requests to the ingest topic keyed by job_id, signed by ``sender``; returns
+    once all are acked."""
+    asyncio.run(_produce(settings, requests, progress, sender))
 
 
 class ApiClient:

@@ -9,6 +9,7 @@ deserialisation crash inside the stream.
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -18,10 +19,20 @@ from typing import Any
 from pipeline.errors import InvalidRequest
 
 PRIORITIES = ("high", "normal", "low")
+#: A client's own job id; the pipeline's key is the tenant-qualified id (qualify_job_id).
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+#: Any job id the pipeline keys by: ``id`` (tenant "default") or ``tenant:id``.
+QUALIFIED_JOB_ID_RE = re.compile(
+    r"^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,63}:)?[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 VARIANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+DEFAULT_TENANT = "default"
 MAX_EVENT_BYTES = 64 * 1024
+#: Deepest JSON nesting an event may have (a request needs 4: object, variants, chain, op).
+MAX_EVENT_DEPTH = 16
+#: submitted_at must lie between 2000-01-01 and this far ahead of the receiving clock.
+SUBMITTED_AT_MIN = 946_684_800.0
+SUBMITTED_AT_SKEW = 86_400.0
 
 
 class Status:
@@ -45,7 +56,7 @@ class JobRequest:
     source: str
     variants: dict[str, list[dict[str, Any]]]
     priority: str | None = None  # None: resolved at ingest (tenant rule, else normal)
-    tenant: str = "default"
+    tenant: str | None = DEFAULT_TENANT  # None on the wire: the signed sender's tenant
     submitted_at: float = field(default_factory=time.time)
     attempt: int = 0
     force: bool = False
@@ -120,25 +131,98 @@ def expand_outputs(record: dict[str, Any]) -> list[dict[str, Any]]:
     return expanded
 
 
-def parse_job_request(raw: bytes | str | None) -> JobRequest:
-    """Parse and shape-check one raw ingest event (op semantics are checked elsewhere)."""
+def tenant_of(job_id: str) -> str:
+    """The tenant a (qualified) job id belongs to."""
+    tenant, sep, _ = job_id.partition(":")
+    return tenant if sep else DEFAULT_TENANT
+
+
+def qualify_job_id(tenant: str, job_id: str) -> str:
+    """The pipeline's key for a client's job id: two tenants never share one.
+
+    ``job_id`` may already be qualified with ``tenant``; qualified with another tenant,
+    it is refused (InvalidRequest ``bad_job_id``).
+    """
+    if not isinstance(job_id, str) or not QUALIFIED_JOB_ID_RE.match(job_id):
+        raise InvalidRequest("job_id must be 1-128 characters of letters, digits, '.', '_' "
+                             "or '-', starting with a letter or digit", "bad_job_id")
+    if ":" in job_id:
+        if tenant_of(job_id) != tenant:
+            raise InvalidRequest("job_id names another tenant than the request's",
+                                 "bad_job_id")
+        return job_id
+    return job_id if tenant == DEFAULT_TENANT else f"{tenant}:{job_id}"
+
+
+_JSON_STRUCTURE = re.compile(r'[\[\]{}"\\]')
+
+
+def _too_deep(text: str, limit: int) -> bool:
+    """True if JSON ``text`` nests deeper than ``limit`` (strings are skipped)."""
+    if text.count("[") + text.count("{") <= limit:
+        return False  # cannot be deeper than its number of openers: the common case
+    depth, in_string, escaped_at = 0, False, -1
+    for match in _JSON_STRUCTURE.finditer(text):
+        at, char = match.start(), match.group()
+        if at == escaped_at:
+            continue
+        if char == "\\":
+            escaped_at = at + 1
+        elif char == '"':
+            in_string = not in_string
+        elif not in_string:
+            depth += 1 if char in "[{" else -1
+            if depth > limit:
+                return True
+    return False
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def loads_bounded(raw: bytes | str | None, max_bytes: int = MAX_EVENT_BYTES,
+                  max_depth: int = MAX_EVENT_DEPTH) -> Any:
+    """Decode untrusted JSON: size, UTF-8 and nesting depth are checked before parsing,
+    NaN and Infinity are refused, and every failure is an InvalidRequest (never a
+    RecursionError or a decoder's own exception)."""
     if raw is None or raw in (b"", ""):
         raise InvalidRequest("event has an empty value", "empty_event")
-    if len(raw) > MAX_EVENT_BYTES:
-        raise InvalidRequest(f"event is {len(raw)} bytes, more than {MAX_EVENT_BYTES}: "
+    if len(raw) > max_bytes:
+        raise InvalidRequest(f"event is {len(raw)} bytes, more than {max_bytes}: "
                              "send image bytes by URI (claim check), not inline",
                              "event_too_large")
+    if isinstance(raw, bytes | bytearray | memoryview):
+        try:
+            raw = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidRequest("event is not UTF-8 text", "malformed_json") from None
+    if _too_deep(raw, max_depth):
+        raise InvalidRequest(f"event nests deeper than {max_depth} levels", "too_deep")
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidRequest(f"event is not valid JSON: {exc}", "malformed_json") from None
+        return json.loads(raw, parse_constant=_no_constants)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidRequest(f"event is not valid JSON: {str(exc)[:200]}",
+                             "malformed_json") from None
+
+
+def parse_job_request(raw: bytes | str | None, default_tenant: str = DEFAULT_TENANT
+                      ) -> JobRequest:
+    """Parse and shape-check one raw ingest event (op semantics are checked elsewhere).
+
+    ``default_tenant`` is the tenant of a request that names none (the authenticated
+    sender's, at ingest).
+    """
+    data = loads_bounded(raw)
     if not isinstance(data, dict):
         raise InvalidRequest("event must be a JSON object", "malformed_event")
-    return job_request_from_dict(data)
+    return job_request_from_dict(data, default_tenant)
 
 
-def job_request_from_dict(data: dict[str, Any]) -> JobRequest:
-    """Build a JobRequest from decoded JSON, naming the first bad field."""
+def job_request_from_dict(data: dict[str, Any], default_tenant: str = DEFAULT_TENANT
+                          ) -> JobRequest:
+    """Build a JobRequest from decoded JSON, naming the first bad field. The job id comes
+    out tenant-qualified (qualify_job_id)."""
     known = set(JobRequest.__dataclass_fields__)
     unknown = sorted(set(data) - known)
     if unknown:
@@ -147,9 +231,6 @@ def job_request_from_dict(data: dict[str, Any]) -> JobRequest:
         if name not in data:
             raise InvalidRequest(f"missing required field {name!r}", "missing_field")
     job_id = data["job_id"]
-    if not isinstance(job_id, str) or not JOB_ID_RE.match(job_id):
-        raise InvalidRequest("job_id must be 1-128 characters of letters, digits, '.', '_' "
-                             "or '-', starting with a letter or digit", "bad_job_id")
     if not isinstance(data["source"], str) or not data["source"]:
         raise InvalidRequest("source must be a non-empty URI string", "bad_source")
     variants = data["variants"]
@@ -167,13 +248,21 @@ def job_request_from_dict(data: dict[str, Any]) -> JobRequest:
     if priority is not None and priority not in PRIORITIES:
         raise InvalidRequest(f"priority must be one of {', '.join(PRIORITIES)}, "
                              f"got {priority!r}", "bad_priority")
-    tenant = data.get("tenant", "default")
+    tenant = data.get("tenant")
+    if tenant is None:
+        tenant = tenant_of(job_id) if isinstance(job_id, str) and ":" in job_id \
+            else default_tenant
     if not isinstance(tenant, str) or not TENANT_RE.match(tenant):
         raise InvalidRequest("tenant must be 1-64 letters, digits, '.', '_' or '-'",
                              "bad_tenant")
-    submitted_at = data.get("submitted_at", time.time())
-    if isinstance(submitted_at, bool) or not isinstance(submitted_at, int | float):
-        raise InvalidRequest("submitted_at must be epoch seconds", "bad_submitted_at")
+    job_id = qualify_job_id(tenant, job_id)
+    now = time.time()
+    submitted_at = data.get("submitted_at", now)
+    if (isinstance(submitted_at, bool) or not isinstance(submitted_at, int | float)
+            or not math.isfinite(submitted_at)
+            or not SUBMITTED_AT_MIN <= submitted_at <= now + SUBMITTED_AT_SKEW):
+        raise InvalidRequest("submitted_at must be epoch seconds between 2000-01-01 and "
+                             "now", "bad_submitted_at")
     attempt = data.get("attempt", 0)
     if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 0:
         raise InvalidRequest("attempt must be a non-negative integer", "bad_attempt")

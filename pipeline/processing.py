@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from pipeline.runtime import Runtime
 log = logging.getLogger(__name__)
 
 DONE, FAILED, RETRY = "done", "failed", "retry"
+#: The longest backoff a retried job waits (the retry agent holds no record longer).
+RETRY_DELAY_CAP = 300.0
 
 
 @dataclass
@@ -35,10 +38,20 @@ class Outcome:
     retry_at: float = 0.0
 
 
-def retry_delay(attempt: int, base: float, cap: float = 300.0) -> float:
+def retry_delay(attempt: int, base: float, cap: float = RETRY_DELAY_CAP) -> float:
     """Exponential backoff with full jitter: uniform in [base*2^attempt/2, base*2^attempt]."""
     ceiling = min(cap, base * (2 ** attempt))
     return random.uniform(ceiling / 2, ceiling)
+
+
+def retry_hold(retry_at: object, now: float) -> float:
+    """Seconds the retry agent holds a record: until its retry_at, but never longer than
+    the largest backoff the pipeline gives (a record claiming a retry 30 years ahead must
+    not hold up every retry behind it), and not at all if retry_at is no number."""
+    if isinstance(retry_at, bool) or not isinstance(retry_at, int | float) \
+            or not math.isfinite(retry_at):
+        return 0.0
+    return min(max(0.0, retry_at - now), RETRY_DELAY_CAP)
 
 
 def classify(request: JobRequest, result: JobResult | BaseException,

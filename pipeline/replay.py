@@ -24,6 +24,7 @@ from aiokafka.errors import KafkaError
 from pipeline.errors import ConfigError, broker_unreachable
 from pipeline.kafkasecurity import kafka_options
 from pipeline.settings import Settings
+from pipeline.tenancy import token_principal
 from pipeline.topics import SOURCE_TOPICS
 
 FILTER_FIELDS = ("job_id", "tenant", "priority", "reason", "stage")
@@ -165,6 +166,9 @@ class Replayer:
         self.force = force
         self.progress = progress
         self.stats = ReplayStats()
+        # Replayed requests are signed by the operator's token: ingest admits those of
+        # the tenants it may act for (all, for an admin token).
+        self.sender = token_principal(settings.api_token, settings.api_tokens_file)
 
     def run(self) -> ReplayStats:
         return asyncio.run(self._run())
@@ -274,7 +278,8 @@ class Replayer:
             if self.rate:
                 await asyncio.sleep(max(0.0, self.stats.sent / self.rate
                                         - (time.monotonic() - self.stats.started)))
-            await producer.send(self.target, json.dumps(replayed).encode(),
-                                key=str(request["job_id"]).encode())
+            value = json.dumps(replayed).encode()
+            await producer.send(self.target, value, key=str(request["job_id"]).encode(),
+                                headers=self.sender.sign(value))
             self.stats.sent += 1
         self.progress(self.stats, False)

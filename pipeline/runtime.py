@@ -13,6 +13,7 @@ from pipeline.ops import Limits
 from pipeline.scheduling import PriorityExecutor
 from pipeline.settings import Settings
 from pipeline.sources import SourcePolicy
+from pipeline.tenancy import Tenancy
 
 
 class Runtime:
@@ -33,6 +34,10 @@ class Runtime:
     @cached_property
     def sources(self) -> SourcePolicy:
         return SourcePolicy.from_settings(self.object_store, self.settings.source_roots)
+
+    @cached_property
+    def tenancy(self) -> Tenancy:
+        return Tenancy.from_settings(self.settings.api_token, self.settings.api_tokens_file)
 
     @cached_property
     def limits(self) -> Limits:
@@ -60,6 +65,18 @@ class Runtime:
     @cached_property
     def io(self) -> BoundedExecutor:
         return BoundedExecutor(self.settings.io_threads)
+
+    def private_folders(self) -> list[str]:
+        """This machine's folders that answers to clients must not name (longest first)."""
+        import os
+
+        folders = {os.path.abspath(self.settings.data_dir)}
+        root = getattr(self.object_store, "root", None)
+        if root is not None:
+            folders.add(str(root))
+        for uri in filter(None, (r.strip() for r in self.settings.source_roots.split(","))):
+            folders.add(os.path.abspath(uri.removeprefix("file://")))
+        return sorted(folders, key=len, reverse=True)
 
     def check(self) -> None:
         """Open every store once so a misconfiguration stops the worker at start."""

@@ -61,8 +61,13 @@ class Settings:
     web_host: str = _setting("127.0.0.1", "Host name peers use to reach this worker's web.")
     api_url: str = _setting("", "Worker API used by CLI commands "
                                 "(default http://127.0.0.1:$IMGPIPE_WEB_PORT).")
-    api_token: str = _setting("", "Bearer token the API requires (empty: no auth).",
+    api_token: str = _setting("", "Admin bearer token (tenant 'default'); the CLI sends and "
+                              "signs with it (empty and no tokens file: no auth).",
                               secret=True)
+    api_tokens_file: str = _setting("", "JSON file of tokens bound to tenants, priorities and "
+                                    "admin rights (docs/api.md#tenants).")
+    allow_open_api: bool = _setting(False, "Let a worker serve its API on a non-loopback "
+                                    "address without any token (for a trusted network).")
     batch_size: int = _setting(8, "Most normal-priority jobs in one processing batch.",
                                minimum=1)
     batch_window: float = _setting(0.01, "Seconds a normal-priority batch waits to fill "
@@ -229,17 +234,27 @@ class Settings:
 
 
 def _convert(name: str, raw: str, f: dataclasses.Field) -> Any:
-    converters: dict[Any, Callable[[str], Any]] = {"int": int, "float": float, "str": str}
+    converters: dict[Any, Callable[[str], Any]] = {"int": int, "float": float, "str": str,
+                                                   "bool": _boolean}
     kind = f.type if isinstance(f.type, str) else f.type.__name__
     try:
         value = converters[kind](raw.strip())
     except ValueError:
-        raise ConfigError(f"{name} must be {'an integer' if kind == 'int' else 'a number'}, "
-                          f"got {raw!r}") from None
+        expected = {"int": "an integer", "bool": "true or false"}.get(kind, "a number")
+        raise ConfigError(f"{name} must be {expected}, got {raw!r}") from None
     minimum = f.metadata.get("min")
     if minimum is not None and value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {raw!r}")
     return value
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
 
 
 def markdown_table() -> str:

@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ImageRejected, InvalidRequest
-from pipeline.models import JOB_ID_RE, JobRequest, job_request_from_dict
+from pipeline.models import (
+    DEFAULT_TENANT,
+    QUALIFIED_JOB_ID_RE,
+    JobRequest,
+    job_request_from_dict,
+)
 from pipeline.ops import parse_variant_specs
 from pipeline.ops.decode import open_checked
 
@@ -58,17 +63,19 @@ def _force(value: Any) -> bool:
 def job_id_of(fields: Mapping[str, Any]) -> str:
     """The submission's job_id (checked), or a new random one."""
     job_id = fields.get("job_id") or uuid.uuid4().hex
-    if not isinstance(job_id, str) or not JOB_ID_RE.match(job_id):
+    if not isinstance(job_id, str) or not QUALIFIED_JOB_ID_RE.match(job_id):
         raise InvalidRequest("job_id must be 1-128 characters of letters, digits, '.', '_' "
                              "or '-', starting with a letter or digit", "bad_job_id")
     return job_id
 
 
-def build_request(fields: Mapping[str, Any], source: str) -> JobRequest:
+def build_request(fields: Mapping[str, Any], source: str, tenant: str = DEFAULT_TENANT
+                  ) -> JobRequest:
     """A JobRequest from submission fields (shape only; ``admit`` checks the rest).
 
     ``variant`` (repeated CLI specs) and ``variants`` are alternatives; a missing
-    job_id gets a random one, a given one makes the submission idempotent.
+    job_id gets a random one, a given one makes the submission idempotent. ``tenant``
+    is the caller's, used when the fields name none.
     """
     unknown = sorted(set(fields) - SUBMIT_FIELDS - {"source"})
     if unknown:
@@ -81,7 +88,7 @@ def build_request(fields: Mapping[str, Any], source: str) -> JobRequest:
         "job_id": job_id_of(fields),
         "source": source,
         "variants": _variants(fields.get("variants") or fields.get("variant")),
-        "tenant": fields.get("tenant") or "default",
+        "tenant": fields.get("tenant") or tenant,
         "force": _force(fields.get("force")),
         "submitted_at": time.time(),
     }

@@ -7,7 +7,7 @@ import re
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-from pipeline.errors import SourceNotAllowed
+from pipeline.errors import ImageRejected, SourceNotAllowed
 
 _KEY_SEGMENT = re.compile(r"^[A-Za-z0-9._=-]+$")
 
@@ -67,9 +67,15 @@ class ObjectStore(ABC):
         uri = self.uri_for(key)
         data = path.read_bytes()
         if self.exists(uri):
-            if self.get(uri, len(data)) != data:
-                raise SourceNotAllowed(f"{uri} already exists with other content",
-                                       "source_exists")
+            try:
+                same = self.get(uri, len(data)) == data
+            except ImageRejected as exc:  # the stored object is larger: not the same
+                if exc.code != "source_too_large":
+                    raise
+                same = False
+            if not same:
+                raise SourceNotAllowed("a source for this job_id is already stored with "
+                                       "other content", "source_exists")
             return uri
         return self.put(key, data, content_type)
 

@@ -20,7 +20,8 @@ from faust.web import Request, Response, View
 from pipeline import metrics
 from pipeline.app import app, runtime, settings, source_topic, topic_names
 from pipeline.errors import ImageRejected, ImgpipeError, InvalidRequest, SourceNotAllowed
-from pipeline.models import expand_outputs
+from pipeline.models import QUALIFIED_JOB_ID_RE, expand_outputs, loads_bounded, qualify_job_id
+from pipeline.tenancy import ANYONE, NotAuthorized, Principal
 from pipeline.uploads import SUBMIT_FIELDS, build_request, check_upload, job_id_of, source_key
 from pipeline.web.peers import fetch_json, gather, is_self
 from tables.jobs import active_partitions, active_states, jobs
@@ -28,6 +29,8 @@ from tables.transitions import public_view
 
 log = logging.getLogger(__name__)
 MAX_FIELD_BYTES = 64 * 1024
+#: All the form fields of one submission together (besides the image).
+MAX_FORM_BYTES = 256 * 1024
 CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp",
                  "avif": "image/avif"}
 _ingest = source_topic(topic_names.ingest)
@@ -37,29 +40,67 @@ class UploadTooLarge(ImgpipeError):
     default_code = "upload_too_large"
 
 
-def error_response(view: View, exc: ImgpipeError) -> Response:
-    """The 4xx for a refused submission: the message, its code, and a metric."""
+def principal_of(request: web.Request) -> Principal:
+    """The caller, as the auth middleware named it."""
+    return request.get("principal", ANYONE)
+
+
+def http_status(exc: ImgpipeError) -> int:
+    """The HTTP status of a refusal."""
+    if exc.retryable:
+        return 503
     if isinstance(exc, UploadTooLarge) or exc.code in ("source_too_large", "too_large"):
-        status = 413
-    elif exc.code == "source_exists":
-        status = 409
-    elif isinstance(exc, SourceNotAllowed):
-        status = 403
-    elif isinstance(exc, ImageRejected):
-        status = 422
-    else:
-        status = 400
+        return 413
+    if exc.code == "source_exists":
+        return 409
+    if isinstance(exc, SourceNotAllowed | NotAuthorized):
+        return 403
+    if isinstance(exc, ImageRejected):
+        return 422
+    return 400
+
+
+def public_message(exc: ImgpipeError) -> str:
+    """The refusal's message without this server's folders (and no detail at all of a
+    storage outage, which only the operator can act on)."""
+    if exc.retryable:
+        return "storage is unavailable right now; try again later"
+    message = exc.message
+    for folder in runtime.private_folders():
+        message = message.replace(folder, "<store>")
+    return message
+
+
+def error_response(view: View, exc: ImgpipeError) -> Response:
+    """The 4xx/5xx for a refused submission: the message, its code, and a metric."""
     metrics.API_SUBMISSIONS.labels(exc.code).inc()
-    return view.json({"error": exc.message, "code": exc.code}, status=status)
+    return view.json({"error": public_message(exc), "code": exc.code},
+                     status=http_status(exc))
 
 
 async def read_form(request: web.Request, folder: Path) -> tuple[dict[str, Any], Path | None]:
     """Fields of a multipart form, the ``image`` part streamed to a file in ``folder``
     and cut off at IMGPIPE_MAX_SOURCE_BYTES."""
+    try:
+        return await _read_form(request, folder)
+    except ImgpipeError:
+        raise
+    except Exception as exc:  # aiohttp's parser on a malformed body (bad boundary, NUL...)
+        raise InvalidRequest(f"the multipart body is malformed ({type(exc).__name__})",
+                             "bad_form") from None
+
+
+async def _read_form(request: web.Request, folder: Path
+                     ) -> tuple[dict[str, Any], Path | None]:
     fields: dict[str, Any] = {}
     image: Path | None = None
+    form_bytes = 0
+    max_parts = len(SUBMIT_FIELDS) + settings.max_variants + 1
     reader = await request.multipart()
-    while (part := await reader.next()) is not None:
+    for _ in range(max_parts + 1):
+        part = await reader.next()
+        if part is None:
+            return fields, image
         if not isinstance(part, BodyPartReader):
             raise InvalidRequest("nested multipart bodies are not accepted", "bad_form")
         if part.name == "image":
@@ -69,8 +110,11 @@ async def read_form(request: web.Request, folder: Path) -> tuple[dict[str, Any],
             await _save_part(part, image, settings.max_source_bytes)
         elif part.name in SUBMIT_FIELDS:
             value = (await part.read_chunk(MAX_FIELD_BYTES + 1)).decode("utf-8", "replace")
-            if len(value) > MAX_FIELD_BYTES:
-                raise InvalidRequest(f"field {part.name!r} is too long", "bad_form")
+            form_bytes += len(value)
+            if len(value) > MAX_FIELD_BYTES or form_bytes > MAX_FORM_BYTES:
+                raise UploadTooLarge(f"field {part.name!r} is too long (fields may hold "
+                                     f"{MAX_FIELD_BYTES} bytes each, {MAX_FORM_BYTES} in all)",
+                                     "form_too_large")
             if part.name == "variant":
                 fields.setdefault("variant", []).append(value)
             else:
@@ -78,7 +122,7 @@ async def read_form(request: web.Request, folder: Path) -> tuple[dict[str, Any],
         else:
             raise InvalidRequest(f"unknown form field {part.name!r} (accepted: image, "
                                  f"{', '.join(sorted(SUBMIT_FIELDS))})", "unknown_field")
-    return fields, image
+    raise InvalidRequest(f"the form has more than {max_parts} parts", "bad_form")
 
 
 async def _save_part(part: BodyPartReader, path: Path, limit: int) -> None:
@@ -93,10 +137,8 @@ async def _save_part(part: BodyPartReader, path: Path, limit: int) -> None:
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError as exc:
-        raise InvalidRequest(f"body is not valid JSON: {exc}", "malformed_json") from None
+    body = loads_bounded(await request.content.read(MAX_FORM_BYTES + 1),
+                         max_bytes=MAX_FORM_BYTES)
     if not isinstance(body, dict):
         raise InvalidRequest("body must be a JSON object", "malformed_event")
     if not isinstance(body.get("source"), str) or not body["source"]:
@@ -114,6 +156,7 @@ async def submit(request: web.Request) -> dict[str, Any]:
         raise UploadTooLarge(f"the request is {request.content_length} bytes; images may "
                              f"be at most IMGPIPE_MAX_SOURCE_BYTES={settings.max_source_bytes}")
     loop = asyncio.get_running_loop()
+    caller = principal_of(request)
     if request.content_type == "multipart/form-data":
         folder = Path(tempfile.mkdtemp(prefix="upload-", dir=settings.data_dir))
         try:
@@ -122,23 +165,28 @@ async def submit(request: web.Request) -> dict[str, Any]:
                 raise InvalidRequest("the form has no \"image\" file part", "missing_field")
             extension = await loop.run_in_executor(
                 None, check_upload, image, settings.max_source_pixels)
-            fields["job_id"] = job_id_of(fields)
+            tenant = fields.get("tenant") or caller.tenant
+            build_request(fields, "-", tenant)  # every field checked before a key is made
+            fields["job_id"] = qualify_job_id(tenant, job_id_of(fields))
             key = source_key(fields["job_id"], f".{extension}")
-            job = build_request(fields, source=runtime.object_store.uri_for(key))
-            runtime.admission.validate(job)
+            job, _ = runtime.admission.admit_request(
+                build_request(fields, runtime.object_store.uri_for(key), tenant), caller)
             await loop.run_in_executor(None, runtime.object_store.put_new_file, key, image,
                                        "application/octet-stream")
         finally:
             shutil.rmtree(folder, ignore_errors=True)
     elif request.content_type == "application/json":
         body = await _json_body(request)
-        job = build_request({k: v for k, v in body.items() if k != "source"}, body["source"])
-        runtime.admission.validate(job)
+        job, _ = runtime.admission.admit_request(build_request(
+            {k: v for k, v in body.items() if k != "source"}, body["source"],
+            body.get("tenant") if isinstance(body.get("tenant"), str) else caller.tenant),
+            caller)
     else:
         raise InvalidRequest("send multipart/form-data with an \"image\" file part, or "
                              "application/json with a \"source\" URI", "unsupported_media_type")
-    delivery = await _ingest.send(key=job.job_id.encode(), value=job.to_json())
-    await delivery
+    value = job.to_json()
+    await (await _ingest.send(key=job.job_id.encode(), value=value,
+                              headers=caller.sign(value)))
     metrics.API_SUBMISSIONS.labels("accepted").inc()
     return {"job_id": job.job_id, "status": "SUBMITTED", "source": job.source,
             "priority": job.priority, "status_url": f"/api/jobs/{job.job_id}"}
@@ -163,11 +211,15 @@ class JobList(View):
         try:
             limit = max(1, min(1000, int(request.query.get("limit", "100"))))
         except ValueError:
-            return self.json({"error": "limit must be an integer"}, status=400)
+            return self.json({"error": "limit must be an integer", "code": "bad_param"},
+                             status=400)
+
+        caller = principal_of(request)
 
         async def local() -> dict[str, Any]:
             states = [s for s in active_states(active_partitions())
-                      if (not status or s["status"] == status)
+                      if caller.may_see(s["job_id"])
+                      and (not status or s["status"] == status)
                       and (not priority or s.get("priority") == priority)]
             states.sort(key=lambda s: s.get("updated_at") or 0, reverse=True)
             return {"jobs": [public_view(s) for s in states[:limit]]}
@@ -190,16 +242,23 @@ async def _load_changelog_metadata() -> None:
 
 async def job_state(request: Request, job_id: str) -> tuple[int, Any]:
     """A job's public state from whichever worker owns its key: (HTTP status, body).
-    Another worker is asked over HTTP (its GET /api/jobs/{id}), with the caller's token."""
+    Another worker is asked over HTTP (its GET /api/jobs/{id}), with the caller's token.
+    A caller addresses its own tenant's jobs (admins: any); others' do not exist."""
+    scoped = principal_of(request).scope(job_id) if QUALIFIED_JOB_ID_RE.match(job_id) \
+        else None
+    if scoped is None:
+        return 404, {"error": f"no job {job_id[:200]!r}", "code": "not_found"}
+    job_id = scoped
     await _load_changelog_metadata()
     try:
         owner = app.router.key_store(jobs.name, job_id.encode())
     except KeyError:
-        return 503, {"error": "partitions are being assigned; try again shortly"}
+        return 503, {"error": "partitions are being assigned; try again shortly",
+                     "code": "rebalancing"}
     if is_self(owner):
         state = jobs.get(job_id)
         if state is None:
-            return 404, {"error": f"no job {job_id!r}", "job_id": job_id}
+            return 404, {"error": f"no job {job_id!r}", "code": "not_found", "job_id": job_id}
         return 200, public_view(state)
     headers = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
     return await fetch_json(owner.with_path(f"/api/jobs/{job_id}"), headers)
@@ -222,14 +281,14 @@ class JobOutput(View):
             return self.json(state, status=status)
         output = next((o for o in expand_outputs(state) if o["variant"] == variant), None)
         if output is None:
-            return self.json({"error": f"job {job_id!r} has no output {variant!r}"},
-                             status=404)
+            return self.json({"error": f"job {state['job_id']!r} has no output "
+                                       f"{variant[:64]!r}", "code": "not_found"}, status=404)
         loop = asyncio.get_running_loop()
         try:
             data = await loop.run_in_executor(None, runtime.object_store.get, output["uri"],
                                               output["bytes"] + 1)
         except ImgpipeError as exc:
-            return self.json({"error": exc.message, "code": exc.code},
+            return self.json({"error": public_message(exc), "code": exc.code},
                              status=503 if exc.retryable else 404)
         return self.bytes(data, content_type=CONTENT_TYPES.get(output["format"],
                                                                "application/octet-stream"),

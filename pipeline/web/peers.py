@@ -44,7 +44,8 @@ async def fetch_json(url: URL, headers: dict[str, str]) -> tuple[int, Any]:
             return reply.status, await reply.json(content_type=None)
     except (TimeoutError, OSError, ValueError, aiohttp.ClientError) as exc:
         log.warning("peer %s did not answer: %r", url, exc)
-        return 502, {"error": f"worker {url.host}:{url.port} did not answer: {exc!r}"}
+        return 502, {"error": f"worker {url.host}:{url.port} did not answer "
+                              f"({type(exc).__name__})", "code": "peer_unavailable"}
 
 
 async def gather(path: str, query: dict[str, str], headers: dict[str, str],

@@ -2,15 +2,18 @@
 
 - The dashboard is served at ``/`` (Faust's placeholder index there is dropped) and its
   files under ``/static/``.
-- With IMGPIPE_API_TOKEN set, every path but the health probes, ``/metrics`` and the
-  dashboard's own files needs ``Authorization: Bearer <token>`` — Faust's ``/table/`` and
-  ``/router/`` pages included. Peers forward the header when they route a request.
+- Every request but the health probes, ``/metrics`` and the dashboard's own files is
+  authenticated (pipeline.tenancy): the caller's Principal is ``request["principal"]``.
+  With tokens configured, ``/api/*`` needs a valid ``Authorization: Bearer <token>`` and
+  everything else (Faust's ``/table/`` and ``/router/`` pages) an admin token. Peers
+  forward the header when they route a request.
+- Every error answer is JSON ``{"error": ..., "code": ...}``, never a traceback or HTML.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,9 @@ from typing import Any
 from aiohttp import web
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
+from pipeline.tenancy import Tenancy, check_exposure
+
+log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 #: Paths anyone may GET: orchestrator probes, the Prometheus scrape, the dashboard shell
 #: (its data calls carry the token).
@@ -27,25 +33,55 @@ OPEN_PREFIXES = ("/static/",)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _error(status: int, message: str) -> web.Response:
+def error_json(status: int, message: str, code: str, **extra: Any) -> web.Response:
+    """The one shape of every error answer."""
     return web.Response(status=status, content_type="application/json",
-                        text=json.dumps({"error": message}))
+                        text=json.dumps({"error": message, "code": code, **extra}))
 
 
-def token_middleware(token: str) -> Any:
-    """aiohttp middleware: 401 without the bearer token, except on open paths."""
-    expected = f"Bearer {token}".encode()
+_CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
+          405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type"}
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """aiohttp middleware: router and handler failures answer JSON, without details of
+    the server (an unexpected exception is logged here and answered 500)."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_json(exc.status, exc.reason, _CODES.get(exc.status, "http_error"))
+    except Exception:
+        log.exception("unexpected error answering %s %s", request.method, request.path)
+        return error_json(500, "internal error; the worker's log has the details",
+                          "internal_error")
+    if response.status >= 400 and response.content_type != "application/json":
+        # Faust's own pages and aiohttp's defaults answer text: keep one error shape.
+        status = response.status
+        return error_json(status, response.reason or "error", _CODES.get(status, "http_error"))
+    return response
+
+
+def auth_middleware(tenancy: Tenancy) -> Any:
+    """aiohttp middleware: names the caller (``request["principal"]``); 401 without a
+    known token, 403 for an admin page without an admin token; open paths pass."""
 
     @web.middleware
-    async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in OPEN_PATHS or request.path.startswith(OPEN_PREFIXES):
             return await handler(request)
-        supplied = request.headers.get("Authorization", "").encode()
-        if not hmac.compare_digest(supplied, expected):
-            return _error(401, "missing or wrong bearer token (Authorization: Bearer ...)")
+        principal = tenancy.authenticate(request.headers.get("Authorization"))
+        if principal is None:
+            return error_json(401, "missing or wrong bearer token (Authorization: Bearer ...)",
+                              "unauthenticated")
+        if not request.path.startswith("/api/") and not principal.admin:
+            return error_json(403, "this page needs an admin token", "forbidden")
+        request["principal"] = principal
         return await handler(request)
 
-    return require_token
+    return authenticate
 
 
 class PipelineWeb(AiohttpWeb):
@@ -56,8 +92,10 @@ class PipelineWeb(AiohttpWeb):
     def __init__(self, app: Any, **kwargs: Any) -> None:
         super().__init__(app, **kwargs)
         settings = app.pipeline_settings
-        if settings.api_token:
-            self.web_app.middlewares.append(token_middleware(settings.api_token))
+        tenancy = Tenancy.from_settings(settings.api_token, settings.api_tokens_file)
+        check_exposure(settings.web_bind, tenancy, settings.allow_open_api)
+        self.web_app.middlewares.append(json_errors)
+        self.web_app.middlewares.append(auth_middleware(tenancy))
         self.web_app.router.add_static("/static/", STATIC_DIR, append_version=False)
         self.web_app.router.add_get("/", self._dashboard)
 

@@ -12,6 +12,8 @@ from faust.web import Request, Response, View
 from pipeline import metrics
 from pipeline.app import app, kafka_reader, lag_probe, topic_names
 from pipeline.deadletters import DeadLetterReader
+from pipeline.tenancy import ANYONE, Principal
+from pipeline.web.jobs import principal_of
 from pipeline.web.peers import gather
 from tables.jobs import active_partitions, active_states
 from tables.stats import WINDOW_SECONDS, local_windows
@@ -22,15 +24,17 @@ dead_letters = DeadLetterReader(kafka_reader, topic_names.dlq)
 _reported: set[tuple[str, str]] = set()
 
 
-def local_counts() -> dict[str, Any]:
-    """Job counts by status and by (status, priority) of this worker's active partitions."""
+def local_counts(caller: Principal = ANYONE) -> dict[str, Any]:
+    """Job counts by status and by (status, priority) of this worker's active partitions:
+    the caller's jobs (admins: all). Throughput windows count every tenant's jobs, so
+    only admins get them."""
     partitions = active_partitions()
-    states = active_states(partitions)
+    states = [s for s in active_states(partitions) if caller.may_see(s["job_id"])]
     by_status = Counter(s["status"] for s in states)
     by_priority = Counter(f"{s['status']}|{s.get('priority') or 'unknown'}" for s in states)
     return {"partitions": sorted(partitions), "by_status": dict(by_status),
             "by_status_priority": dict(by_priority),
-            "throughput": local_windows(partitions)}
+            "throughput": local_windows(partitions) if caller.admin else []}
 
 
 def merge_counts(parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -61,14 +65,18 @@ class Stats(View):
     and partition, for the whole group (``?scope=local``: this worker's part only)."""
 
     async def get(self, request: Request) -> Response:
+        caller = principal_of(request)
         if request.query.get("scope") == "local":
-            return self.json(local_counts())
+            return self.json(local_counts(caller))
 
         async def local() -> dict[str, Any]:
-            return local_counts()
+            return local_counts(caller)
 
         bodies, errors = await gather("/api/stats", {}, dict(request.headers), local)
         answer = merge_counts(bodies)
+        if not caller.admin:  # consumer lag is every tenant's traffic
+            answer["errors"] = errors
+            return self.json(answer)
         try:
             lags = await lag_probe.measure()
             answer["lag"] = [lag.to_dict() for lag in lags]
@@ -89,8 +97,14 @@ class DeadLetters(View):
         try:
             limit = max(1, min(500, int(request.query.get("limit", "50"))))
         except ValueError:
-            return self.json({"error": "limit must be an integer"}, status=400)
-        records = await dead_letters.recent(limit)
+            return self.json({"error": "limit must be an integer", "code": "bad_param"},
+                             status=400)
+        caller = principal_of(request)
+        if caller.admin:
+            records = await dead_letters.recent(limit)
+        else:  # a tenant sees the dead letters of its own jobs among the newest
+            records = [r for r in await dead_letters.recent(500)
+                       if r.get("job_id") and caller.may_see(r["job_id"])][:limit]
         return self.json({"topic": topic_names.dlq, "records": records})
 
 

@@ -1,0 +1,135 @@
+"""Poison ingest events: parsing and every probe of a raw event are total.
+
+Anything an event holds either parses or becomes an InvalidRequest with a reason; the
+job-id probe the agents use for dead letters never raises at all.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agents.events import job_id_hint
+from pipeline.errors import InvalidRequest
+from pipeline.models import (
+    MAX_EVENT_DEPTH,
+    QUALIFIED_JOB_ID_RE,
+    loads_bounded,
+    parse_job_request,
+)
+from pipeline.processing import RETRY_DELAY_CAP, retry_hold
+
+VALID = {"job_id": "job-1", "source": "file:///x/a.jpg",
+         "variants": {"thumb": [{"op": "resize", "width": 10}]}}
+
+
+def raw(**changes) -> bytes:
+    return json.dumps({**VALID, **changes}).encode()
+
+
+def poison() -> dict[str, tuple[bytes | None, str]]:
+    """Each kind of poison event and the reason it must be refused with."""
+    now = time.time()
+    return {
+        "nested-lists-3000": (b"[" * 3000 + b"]" * 3000, "too_deep"),
+        "nested-objects-3000": (b'{"a":' * 3000 + b"1" + b"}" * 3000, "too_deep"),
+        "unclosed-nesting": (b"[" * 5000, "too_deep"),
+        "deep-inside-a-field": (raw(replayed_from=json.loads("[" * 40 + "]" * 40)), "too_deep"),
+        "deep-job-id": (b'{"job_id": ' + b"[" * 2000 + b"]" * 2000 + b"}", "too_deep"),
+        "over-64k": (raw(source="file:///" + "a" * 70_000), "event_too_large"),
+        "utf16": (json.dumps(VALID).encode("utf-16"), "malformed_json"),
+        "latin1": ('{"job_id": "caf\u00e9"}'.encode("latin-1"), "malformed_json"),
+        "nan-literal": (b'{"job_id": "a", "submitted_at": NaN}', "malformed_json"),
+        "huge-integer": (b'{"job_id": "a", "attempt": ' + b"9" * 5000 + b"}", "malformed_json"),
+        "submitted-at-infinity": (raw(submitted_at=float("inf")), "malformed_json"),
+        "submitted-at-1e400": (raw()[:-1] + b', "submitted_at": 1e400}', "bad_submitted_at"),
+        "submitted-at-far-future": (raw(submitted_at=now + 10 * 365 * 86400),
+                                    "bad_submitted_at"),
+        "submitted-at-1e12": (raw(submitted_at=1e12), "bad_submitted_at"),
+        "submitted-at-negative": (raw(submitted_at=-5), "bad_submitted_at"),
+        "tombstone": (None, "empty_event"),
+        "bom": (b"\xef\xbb\xbf" + raw(), "malformed_json"),
+        "job-id-of-other-tenant": (raw(job_id="acme:x", tenant="mallory"), "bad_job_id"),
+        "job-id-with-slash": (raw(job_id="z/../../etc"), "bad_job_id"),
+        "job-id-two-colons": (raw(job_id="a:b:c"), "bad_job_id"),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(poison()))
+def test_each_poison_event_is_refused_with_its_reason(name):
+    payload, code = poison()[name]
+    with pytest.raises(InvalidRequest) as info:
+        parse_job_request(payload)
+    assert info.value.code == code, info.value.message
+    assert len(info.value.message) < 400
+
+
+@pytest.mark.parametrize("name", sorted(poison()))
+def test_the_job_id_probe_never_raises(name):
+    payload, _ = poison()[name]
+    for key in (b"job-1", None, b"\xff\xfe" * 600, "k"):
+        hint = job_id_hint(SimpleNamespace(value=payload, key=key))
+        assert hint in (None, "job-1", "k", "acme:x")
+
+
+def test_nesting_inside_strings_does_not_count():
+    text = json.dumps({**VALID, "source": "file:///" + "[{" * 500 + "\\\"]"})
+    assert parse_job_request(text.encode()).source.startswith("file:///[{")
+    assert loads_bounded(b"[" * MAX_EVENT_DEPTH + b"]" * MAX_EVENT_DEPTH) is not None
+
+
+def test_job_ids_are_qualified_by_tenant():
+    assert parse_job_request(raw()).job_id == "job-1"  # tenant "default": bare
+    acme = parse_job_request(raw(tenant="acme"))
+    assert (acme.job_id, acme.tenant) == ("acme:job-1", "acme")
+    named = parse_job_request(raw(job_id="acme:job-1"))
+    assert (named.job_id, named.tenant) == ("acme:job-1", "acme")
+    assert parse_job_request(raw(), default_tenant="bulk").job_id == "bulk:job-1"
+    assert parse_job_request(acme.to_json()) == acme
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=512))
+def test_arbitrary_bytes_parse_or_are_refused(data):
+    try:
+        parse_job_request(data)
+    except InvalidRequest as exc:
+        assert exc.code
+    hint = job_id_hint(SimpleNamespace(value=data, key=data[:40]))
+    assert hint is None or QUALIFIED_JOB_ID_RE.match(hint)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=True) | st.integers() | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(
+        st.sampled_from(["job_id", "source", "variants", "tenant", "priority", "attempt",
+                         "submitted_at", "force", "replayed_from", "x"]), children, max_size=6),
+    max_leaves=40)
+
+
+@settings(max_examples=400, deadline=None)
+@given(json_values)
+def test_arbitrary_json_parses_or_is_refused(value):
+    payload = json.dumps(value).encode()
+    try:
+        request = parse_job_request(payload)
+    except InvalidRequest as exc:
+        assert exc.code and exc.message
+    else:
+        assert request.job_id and request.tenant
+    hint = job_id_hint(SimpleNamespace(value=payload, key=None))
+    assert hint is None or QUALIFIED_JOB_ID_RE.match(hint)
+
+
+def test_retry_records_are_held_at_most_the_largest_backoff():
+    now = 1_800_000_000.0
+    assert retry_hold(now + 2.5, now) == 2.5
+    assert retry_hold(now - 10, now) == 0.0
+    assert retry_hold(now + 30 * 365 * 86400, now) == RETRY_DELAY_CAP
+    for bad in (float("nan"), float("inf"), "soon", None, True, [1]):
+        assert retry_hold(bad, now) == 0.0
