@@ -8,12 +8,13 @@ import time
 
 from agents.events import job_id_hint, key_text, origin, raw_value
 from agents.routing import confirm, dead_letter, send, topic
-from pipeline.app import app, topic_names
+from pipeline.app import app, settings, topic_names
 from pipeline.models import MAX_EVENT_BYTES, job_request_from_dict, loads_bounded
 from pipeline.models import dead_letter as dead_letter_record
-from pipeline.processing import retry_hold
+from pipeline.processing import longest_backoff, retry_hold
 
 log = logging.getLogger(__name__)
+_LONGEST_HOLD = longest_backoff(settings.retry_backoff, settings.max_attempts)
 
 
 @app.agent(topic(topic_names.retry), name="retry", concurrency=1)
@@ -23,7 +24,7 @@ async def retry(stream):
     async for event in stream.events():
         try:
             data = loads_bounded(raw_value(event), max_bytes=2 * MAX_EVENT_BYTES)
-            await asyncio.sleep(retry_hold(data.get("retry_at"), time.time()))
+            await asyncio.sleep(retry_hold(data.get("retry_at"), time.time(), _LONGEST_HOLD))
             if "request" in data:
                 request = job_request_from_dict(data["request"])
                 await confirm([await send(topic_names.priority[request.priority],

@@ -44,14 +44,20 @@ def retry_delay(attempt: int, base: float, cap: float = RETRY_DELAY_CAP) -> floa
     return random.uniform(ceiling / 2, ceiling)
 
 
-def retry_hold(retry_at: object, now: float) -> float:
+def retry_hold(retry_at: object, now: float, longest: float = RETRY_DELAY_CAP) -> float:
     """Seconds the retry agent holds a record: until its retry_at, but never longer than
-    the largest backoff the pipeline gives (a record claiming a retry 30 years ahead must
-    not hold up every retry behind it), and not at all if retry_at is no number."""
+    ``longest``, the largest backoff the pipeline gives (a record claiming a retry 30
+    years ahead must not hold up every retry behind it); not at all if retry_at is no
+    number."""
     if isinstance(retry_at, bool) or not isinstance(retry_at, int | float) \
             or not math.isfinite(retry_at):
         return 0.0
-    return min(max(0.0, retry_at - now), RETRY_DELAY_CAP)
+    return min(max(0.0, retry_at - now), longest)
+
+
+def longest_backoff(base: float, max_attempts: int) -> float:
+    """The largest delay ``retry_delay`` gives under this retry policy."""
+    return min(RETRY_DELAY_CAP, base * 2 ** max_attempts)
 
 
 def classify(request: JobRequest, result: JobResult | BaseException,

@@ -6,7 +6,9 @@ Each entry maps a name to (bytes, the rejection code the engine must give).
 from __future__ import annotations
 
 import io
+import json
 import struct
+import time
 import zlib
 
 import numpy as np
@@ -90,4 +92,42 @@ def corpus() -> dict[str, tuple[bytes, str]]:
         "bmp-bomb": (bmp_with_size(40_000, 40_000), "decompression_bomb"),
         "gif-bomb": (gif_bomb(), "decompression_bomb"),
         "ico-unsupported": (ico.getvalue(), "unsupported_format"),
+    }
+
+
+VALID_EVENT = {"job_id": "job-1", "source": "file:///x/a.jpg",
+         "variants": {"thumb": [{"op": "resize", "width": 10}]}}
+
+
+def raw_event(**changes) -> bytes:
+    """A valid ingest event's JSON with ``changes``."""
+    return json.dumps({**VALID_EVENT, **changes}).encode()
+
+
+def poison_events() -> dict[str, tuple[bytes | None, str]]:
+    """Each kind of poison event and the reason it must be refused with."""
+    now = time.time()
+    return {
+        "nested-lists-3000": (b"[" * 3000 + b"]" * 3000, "too_deep"),
+        "nested-objects-3000": (b'{"a":' * 3000 + b"1" + b"}" * 3000, "too_deep"),
+        "unclosed-nesting": (b"[" * 5000, "too_deep"),
+        "deep-inside-a-field": (raw_event(replayed_from=json.loads("[" * 40 + "]" * 40)),
+                                "too_deep"),
+        "deep-job-id": (b'{"job_id": ' + b"[" * 2000 + b"]" * 2000 + b"}", "too_deep"),
+        "over-64k": (raw_event(source="file:///" + "a" * 70_000), "event_too_large"),
+        "utf16": (json.dumps(VALID_EVENT).encode("utf-16"), "malformed_json"),
+        "latin1": ('{"job_id": "caf\u00e9"}'.encode("latin-1"), "malformed_json"),
+        "nan-literal": (b'{"job_id": "a", "submitted_at": NaN}', "malformed_json"),
+        "huge-integer": (b'{"job_id": "a", "attempt": ' + b"9" * 5000 + b"}", "malformed_json"),
+        "submitted-at-infinity": (raw_event(submitted_at=float("inf")), "malformed_json"),
+        "submitted-at-1e400": (raw_event()[:-1] + b', "submitted_at": 1e400}', "bad_submitted_at"),
+        "submitted-at-far-future": (raw_event(submitted_at=now + 10 * 365 * 86400),
+                                    "bad_submitted_at"),
+        "submitted-at-1e12": (raw_event(submitted_at=1e12), "bad_submitted_at"),
+        "submitted-at-negative": (raw_event(submitted_at=-5), "bad_submitted_at"),
+        "tombstone": (None, "empty_event"),
+        "bom": (b"\xef\xbb\xbf" + raw_event(), "malformed_json"),
+        "job-id-of-other-tenant": (raw_event(job_id="acme:x", tenant="mallory"), "bad_job_id"),
+        "job-id-with-slash": (raw_event(job_id="z/../../etc"), "bad_job_id"),
+        "job-id-two-colons": (raw_event(job_id="a:b:c"), "bad_job_id"),
     }

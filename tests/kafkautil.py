@@ -8,14 +8,18 @@ import json
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 
-def produce_raw(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes | None]]
+def produce_raw(bootstrap: str, topic: str, records: list[tuple], partition: int | None = None
                 ) -> None:
+    """Produce (key, value) or (key, value, headers) records in order, each acked."""
+
     async def run() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
+                                    max_request_size=4 * 1024 * 1024)
         await producer.start()
         try:
-            for key, value in records:
-                await (await producer.send(topic, key=key, value=value))
+            for key, value, *headers in records:
+                await (await producer.send(topic, key=key, value=value, partition=partition,
+                                           headers=headers[0] if headers else None))
         finally:
             await producer.stop()
 

@@ -7,7 +7,6 @@ job-id probe the agents use for dead letters never raises at all.
 from __future__ import annotations
 
 import json
-import time
 from types import SimpleNamespace
 
 import pytest
@@ -23,41 +22,9 @@ from pipeline.models import (
     parse_job_request,
 )
 from pipeline.processing import RETRY_DELAY_CAP, retry_hold
-
-VALID = {"job_id": "job-1", "source": "file:///x/a.jpg",
-         "variants": {"thumb": [{"op": "resize", "width": 10}]}}
-
-
-def raw(**changes) -> bytes:
-    return json.dumps({**VALID, **changes}).encode()
-
-
-def poison() -> dict[str, tuple[bytes | None, str]]:
-    """Each kind of poison event and the reason it must be refused with."""
-    now = time.time()
-    return {
-        "nested-lists-3000": (b"[" * 3000 + b"]" * 3000, "too_deep"),
-        "nested-objects-3000": (b'{"a":' * 3000 + b"1" + b"}" * 3000, "too_deep"),
-        "unclosed-nesting": (b"[" * 5000, "too_deep"),
-        "deep-inside-a-field": (raw(replayed_from=json.loads("[" * 40 + "]" * 40)), "too_deep"),
-        "deep-job-id": (b'{"job_id": ' + b"[" * 2000 + b"]" * 2000 + b"}", "too_deep"),
-        "over-64k": (raw(source="file:///" + "a" * 70_000), "event_too_large"),
-        "utf16": (json.dumps(VALID).encode("utf-16"), "malformed_json"),
-        "latin1": ('{"job_id": "caf\u00e9"}'.encode("latin-1"), "malformed_json"),
-        "nan-literal": (b'{"job_id": "a", "submitted_at": NaN}', "malformed_json"),
-        "huge-integer": (b'{"job_id": "a", "attempt": ' + b"9" * 5000 + b"}", "malformed_json"),
-        "submitted-at-infinity": (raw(submitted_at=float("inf")), "malformed_json"),
-        "submitted-at-1e400": (raw()[:-1] + b', "submitted_at": 1e400}', "bad_submitted_at"),
-        "submitted-at-far-future": (raw(submitted_at=now + 10 * 365 * 86400),
-                                    "bad_submitted_at"),
-        "submitted-at-1e12": (raw(submitted_at=1e12), "bad_submitted_at"),
-        "submitted-at-negative": (raw(submitted_at=-5), "bad_submitted_at"),
-        "tombstone": (None, "empty_event"),
-        "bom": (b"\xef\xbb\xbf" + raw(), "malformed_json"),
-        "job-id-of-other-tenant": (raw(job_id="acme:x", tenant="mallory"), "bad_job_id"),
-        "job-id-with-slash": (raw(job_id="z/../../etc"), "bad_job_id"),
-        "job-id-two-colons": (raw(job_id="a:b:c"), "bad_job_id"),
-    }
+from tests.hostile import VALID_EVENT as VALID
+from tests.hostile import poison_events as poison
+from tests.hostile import raw_event as raw
 
 
 @pytest.mark.parametrize("name", sorted(poison()))
