@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline import metrics
-from pipeline.models import JobRequest, OutputInfo
+from pipeline.models import JobRequest, OutputInfo, storage_path
 from pipeline.objects import ObjectStore
 from pipeline.ops import Chain, Encoded, Limits, decode
 from pipeline.ops.base import RunContext
@@ -30,7 +30,8 @@ def _area(size: tuple[int, int]) -> int:
 
 def output_key(request: JobRequest, variant: str, extension: str) -> str:
     """Deterministic data-lake key, so a retried or replayed job overwrites in place."""
-    return f"outputs/dt={request.submitted_date}/{request.job_id}/{variant}.{extension}"
+    return (f"outputs/dt={request.submitted_date}/{storage_path(request.job_id)}/"
+            f"{variant}.{extension}")
 
 
 @dataclass(frozen=True)

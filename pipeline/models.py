@@ -154,6 +154,13 @@ def qualify_job_id(tenant: str, job_id: str) -> str:
     return job_id if tenant == DEFAULT_TENANT else f"{tenant}:{job_id}"
 
 
+def storage_path(job_id: str) -> str:
+    """The object-store folder part of a job: ``<id>`` for tenant "default", else
+    ``tenant=<tenant>/<id>`` (no bare id contains '=', so the two never meet)."""
+    tenant, sep, own = job_id.partition(":")
+    return f"tenant={tenant}/{own}" if sep else job_id
+
+
 _JSON_STRUCTURE = re.compile(r'[\[\]{}"\\]')
 
 

@@ -20,6 +20,7 @@ from pipeline.models import (
     QUALIFIED_JOB_ID_RE,
     JobRequest,
     job_request_from_dict,
+    storage_path,
 )
 from pipeline.ops import parse_variant_specs
 from pipeline.ops.decode import open_checked
@@ -110,4 +111,4 @@ def source_key(job_id: str, suffix: str) -> str:
     """The claim-check key of a submitted source, in the data-lake layout
     ``sources/dt=YYYY-MM-DD/<job_id>/source<suffix>`` (suffix: ".jpg", or "")."""
     day = time.strftime("%Y-%m-%d", time.gmtime())
-    return f"sources/dt={day}/{job_id}/source{suffix}"
+    return f"sources/dt={day}/{storage_path(job_id)}/source{suffix}"
