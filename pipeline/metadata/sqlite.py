@@ -6,7 +6,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from pipeline.errors import MetadataUnavailable
+from pipeline.errors import ConfigError, MetadataUnavailable
 from pipeline.metadata.base import JobRecord, MetadataStore
 from pipeline.models import OutputInfo
 
@@ -51,12 +51,17 @@ class SqliteMetadataStore(MetadataStore):
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30,
-                                     isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30,
+                                         isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"IMGPIPE_METADATA_URL: cannot open the SQLite database "
+                              f"{self.path} ({getattr(exc, 'strerror', None) or exc}); "
+                              "point it at a writable file") from None
         self.migrate()
 
     @classmethod

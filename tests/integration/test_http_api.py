@@ -103,7 +103,8 @@ def test_json_submission_by_uri_is_idempotent(cluster, tmp_path):
                "variants": {"small": [{"op": "resize", "width": 30},
                                       {"op": "encode", "format": "png"}]}}
     status, body = post_json(f"{cluster.urls[1]}/api/jobs", payload)
-    assert status == 202 and body["job_id"] == job_id
+    assert status == 202 and body["job_id"] == f"acme:{job_id}"  # qualified by tenant
+    job_id = body["job_id"]
     done = wait_terminal(cluster.urls[0], job_id)
     assert done["status"] == "DONE" and done["tenant"] == "acme"
     assert [(o["width"], o["height"]) for o in done["outputs"]] == [(30, 20)]
@@ -113,7 +114,8 @@ def test_json_submission_by_uri_is_idempotent(cluster, tmp_path):
     time.sleep(2)
     again = wait_terminal(cluster.urls[1], job_id)
     assert again["history"] == done["history"] and again["attempts"] == done["attempts"]
-    outputs = list((cluster.root / "objects" / "outputs").rglob(f"{job_id}/*"))
+    outputs = list((cluster.root / "objects" / "outputs").rglob(
+        f"tenant=acme/{job_id.split(':')[1]}/*"))
     assert [p.name for p in outputs] == ["small.png"]
 
 

@@ -84,7 +84,7 @@ def window(pipeline, tmp_path_factory):
         if name == "inside":
             time.sleep(1.5)
             start = time.time()
-        bursts[name] = [f"win-{name}-{i}" for i in range(count)]
+        bursts[name] = [f"acme:win-{name}-{i}" for i in range(count)]  # tenant-qualified
         produce_raw(settings.bootstrap_servers, settings.topic("ingest"),
                     [job(j, source, tenant="acme") for j in bursts[name]])
         if name == "inside":
@@ -114,7 +114,7 @@ def test_dry_run_sends_nothing_and_force_reprocesses_without_duplicates(pipeline
     settings = pipeline.settings
     ids = bursts["inside"]
     args = ["replay", "--topic", "ingest", "--from-time", f"{start:.3f}", "--to-time",
-            f"{end:.3f}", "--filter", "tenant=acme,job_id=win-inside-*", "--json"]
+            f"{end:.3f}", "--filter", "tenant=acme,job_id=acme:win-inside-*", "--json"]
     ingest_before = len(read_topic(settings.bootstrap_servers, settings.topic("ingest")))
     code, dry = pipeline.cli_json(*args, "--dry-run")
     assert code == 0 and dry["sent"] == 0 and dry["would_send"] == len(ids)

@@ -69,8 +69,8 @@ def test_two_tenants_cannot_touch_each_others_jobs(secured):
                  f"/api/jobs/{job}%2F..%2F..%2Fhealthz"):
         status, body = get_json(base + path, ACME)
         assert status == 404 and body["code"] == "not_found", (path, body)
-    status, headers, data = request("GET", f"{base}/api/jobs/acme:{job}/outputs/thumb",
-                                    headers={"Authorization": f"Bearer {ACME}"})
+    status, _, data = request("GET", f"{base}/api/jobs/acme:{job}/outputs/thumb",
+                              headers={"Authorization": f"Bearer {ACME}"})
     assert status == 200 and data.startswith(b"\x89PNG")
 
     # force or overwrite the other's job: refused before anything is produced

@@ -1,0 +1,63 @@
+"""Command-line refusals: one line on stderr, exit 2, before anything starts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def imgpipe(*args: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("IMGPIPE_")}
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args],
+                          env={**clean, **env}, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("port", ["0", "70000", "-1", "http"])
+def test_kafka_up_refuses_ports_outside_the_range(port, tmp_path):
+    result = imgpipe("kafka", "up", "--port", port, "--data-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "--port" in result.stderr and "Traceback" not in result.stderr
+    assert not list(tmp_path.iterdir())  # nothing started or written
+
+
+def test_a_worker_refuses_an_open_api_on_a_public_address(tmp_path):
+    result = imgpipe("worker", IMGPIPE_WEB_BIND="0.0.0.0",
+                     IMGPIPE_DATA_DIR=str(tmp_path / "w"),
+                     IMGPIPE_BROKER="kafka://127.0.0.1:1")
+    assert result.returncode == 2, result.stderr[-2000:]
+    [line] = result.stderr.strip().splitlines()
+    assert "IMGPIPE_API_TOKEN" in line and "IMGPIPE_ALLOW_OPEN_API" in line
+
+
+def test_a_worker_with_a_broken_metadata_store_stops_before_joining(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = imgpipe("worker", IMGPIPE_METADATA_URL=f"sqlite:///{blocker}/sub/metadata.db",
+                     IMGPIPE_OBJECT_STORE=f"file://{tmp_path / 'objects'}",
+                     IMGPIPE_DATA_DIR=str(tmp_path / "w"),
+                     IMGPIPE_BROKER="kafka://127.0.0.1:1")
+    assert result.returncode == 2, result.stderr[-2000:]
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("imgpipe: error:") and "IMGPIPE_METADATA_URL" in line
+
+
+def test_a_bad_tokens_file_stops_the_worker_with_one_line(tmp_path):
+    result = imgpipe("worker", IMGPIPE_API_TOKENS_FILE=str(tmp_path / "missing.json"),
+                     IMGPIPE_DATA_DIR=str(tmp_path / "w"))
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert "IMGPIPE_API_TOKENS_FILE" in line
+
+
+def test_token_new_prints_an_entry_the_worker_accepts(tmp_path):
+    result = imgpipe("token", "new", "--tenant", "acme", "--priority", "low")
+    assert result.returncode == 0
+    path = tmp_path / "tokens.json"
+    path.write_text('{"tokens": [' + result.stdout.strip() + "]}")
+    check = imgpipe("config", IMGPIPE_API_TOKENS_FILE=str(path))
+    assert check.returncode == 0
+    bad = imgpipe("token", "new", "--tenant", "a/b")
+    assert bad.returncode == 2 and "tenant" in bad.stderr
