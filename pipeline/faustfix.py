@@ -1,4 +1,5 @@
-"""Two fixes to faust-streaming 0.15.x's consumer that make delivery at-least-once again.
+"""Fixes to faust-streaming 0.15.x: two in the consumer that make delivery at-least-once
+again, one in the partition assignor that gives every worker work.
 
 Faust's fetch loop takes a batch of records from aiokafka (whose fetch position moves
 past all of them) and then yields them one by one. It silently skips the rest of a batch
@@ -18,7 +19,16 @@ paused meanwhile (a full stream buffer pauses it). Nothing re-reads those record
 
 Upstream: faust-streaming issue #596 (records dropped around rebalances). Effects in
 this pipeline are idempotent, so reading a record twice is always safe; not reading it
-is not. ``install()`` is called once when the app module is imported.
+is not.
+
+3. With standby replicas (table_standby_replicas=1, our setting) Faust's co-partitioned
+   assignor keeps every member's old partitions up to ceil(partitions / members): four
+   partitions held 2 + 2 by two workers stay so when a third joins, which gets none,
+   and a scaled-out worker idles. Fix: after Faust's assignment, actives are levelled
+   (a partition moves from the member with the most to the one with the fewest until
+   they differ by at most one), the old owner keeping a standby copy where it can.
+
+``install()`` is called once when the app module is imported.
 """
 
 from __future__ import annotations
@@ -28,6 +38,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import faust
+from faust.assignor import partition_assignor as faust_partition_assignor
+from faust.assignor.copartitioned_assignor import CopartitionedAssignor
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
@@ -92,8 +104,38 @@ async def seek_in_consumer_thread(self: Any, tp: Any, offset: int) -> None:
     self._read_offset[tp] = offset if offset else None
 
 
+class LevelledCopartitionedAssignor(CopartitionedAssignor):
+    """Faust's co-partitioned assignor, then actives levelled across members (fix 3)."""
+
+    def get_assignment(self) -> Any:
+        assignment = super().get_assignment()
+        level_actives(self._client_assignments)
+        return assignment
+
+
+def level_actives(clients: dict[str, Any]) -> None:
+    """Move active partitions from the member holding the most to the one holding the
+    fewest until their counts differ by at most one. Each partition keeps exactly one
+    active owner and its number of standby copies (a receiver's standby copy swaps roles
+    with the giver)."""
+    names = sorted(clients)
+    while names:
+        poorest = clients[min(names, key=lambda n: len(clients[n].actives))]
+        richest = clients[max(names, key=lambda n: len(clients[n].actives))]
+        if len(richest.actives) - len(poorest.actives) <= 1:
+            return
+        # prefer a partition the receiver already has a standby copy of (warm state)
+        warm = sorted(richest.actives & poorest.standbys)
+        partition = warm[0] if warm else min(richest.actives)
+        richest.actives.remove(partition)
+        poorest.actives.add(partition)
+        if partition in poorest.standbys:
+            poorest.standbys.remove(partition)
+            richest.standbys.add(partition)
+
+
 def install() -> None:
-    """Apply both fixes (only to the faust-streaming versions they were written for)."""
+    """Apply the fixes (only to the faust-streaming versions they were written for)."""
     if not faust.__version__.startswith(PATCHED_VERSIONS):
         log.warning("faust-streaming %s: consumer fixes not applied (written for %s); "
                     "check faustfix.py against this version", faust.__version__,
@@ -101,3 +143,4 @@ def install() -> None:
         return
     faust_aiokafka.AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed
     faust_consumer.Consumer.getmany = _getmany
+    faust_partition_assignor.CopartitionedAssignor = LevelledCopartitionedAssignor

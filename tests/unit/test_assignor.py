@@ -1,0 +1,51 @@
+"""The levelled co-partitioned assignor: a worker that joins always gets work."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+
+import pytest
+from faust.assignor.client_assignment import CopartitionedAssignment
+
+from pipeline.faustfix import LevelledCopartitionedAssignor
+
+TOPICS = {"t.ingest", "t.jobs.normal"}
+
+
+def client(actives=(), standbys=()) -> CopartitionedAssignment:
+    return CopartitionedAssignment(actives=set(actives), standbys=set(standbys),
+                                   topics=TOPICS)
+
+
+def check(result: dict, partitions: int, replicas: int) -> None:
+    actives = Counter(p for c in result.values() for p in c.actives)
+    standbys = Counter(p for c in result.values() for p in c.standbys)
+    assert actives == dict.fromkeys(range(partitions), 1)
+    assert all(standbys[p] == replicas for p in range(partitions)), standbys
+    assert all(not (c.actives & c.standbys) for c in result.values())
+    counts = [len(c.actives) for c in result.values()]
+    assert max(counts) - min(counts) <= 1, counts
+
+
+@pytest.mark.parametrize("split", list(itertools.permutations([0, 1, 2, 3])))
+def test_a_third_worker_gets_partitions_from_a_two_two_split(split):
+    # two workers hold 2 + 2 partitions (standby copies of each other's), a third joins
+    first, second = set(split[:2]), set(split[2:])
+    result = LevelledCopartitionedAssignor(
+        topics=TOPICS, num_partitions=4, replicas=1,
+        cluster_asgn={"w1": client(first, second), "w2": client(second, first),
+                      "w3": client()}).get_assignment()
+    check(result, 4, 1)
+    assert result["w3"].actives
+
+
+@pytest.mark.parametrize(("partitions", "members"), [(4, 3), (8, 5), (8, 3), (6, 4), (3, 5)])
+def test_scale_out_one_member_at_a_time_stays_level(partitions, members):
+    state = {"w0": client(range(partitions))}
+    for joined in range(1, members):
+        state[f"w{joined}"] = client()
+        state = dict(LevelledCopartitionedAssignor(
+            topics=TOPICS, num_partitions=partitions, replicas=1,
+            cluster_asgn=state).get_assignment())
+        check(state, partitions, 1 if len(state) > 1 else 0)
