@@ -207,3 +207,17 @@ def test_tokens_of_other_tenants_never_reach_a_default_tenant_job(secured):
     assert status == 202 and ":" not in body["job_id"]
     assert wait_terminal(base, body["job_id"], ADMIN)["status"] == "DONE"
     assert get_json(f"{base}/api/jobs/{body['job_id']}", ACME)[0] == 404
+
+
+def test_a_store_that_cannot_write_answers_503_without_details(secured):
+    base = secured.env["IMGPIPE_API_URL"]
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    blocker = secured.root / "objects" / "sources" / f"dt={day}" / "tenant=zeta"
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("a file where the tenant's folder would go")
+    try:
+        status, body = submit(base, ADMIN, 40, tenant="zeta")
+    finally:
+        blocker.unlink()
+    assert (status, body["code"]) == (503, "storage_unavailable"), body
+    assert str(secured.root) not in body["error"] and "try again" in body["error"]
