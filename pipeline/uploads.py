@@ -23,7 +23,7 @@ from pipeline.models import (
     storage_path,
 )
 from pipeline.ops import parse_variant_specs
-from pipeline.ops.decode import open_checked
+from pipeline.ops.decode import check_structure, open_checked
 
 #: Fields a submission may carry besides the image (multipart) or source (JSON).
 SUBMIT_FIELDS = frozenset({"job_id", "variants", "variant", "priority", "tenant", "force"})
@@ -103,6 +103,7 @@ def check_upload(path: Path, max_pixels: int) -> str:
     ImageRejected otherwise (not an image, unsupported, too many pixels)."""
     if path.stat().st_size == 0:
         raise ImageRejected("the uploaded image is empty (0 bytes)", "empty_source")
+    check_structure(path.read_bytes())
     with path.open("rb") as stream, open_checked(stream, max_pixels) as image:
         return _EXTENSIONS[image.format or ""]
 

@@ -64,6 +64,22 @@ def gif_bomb() -> bytes:
     return bytes(data)
 
 
+def jpeg_scan_bomb(scans: int = 500) -> bytes:
+    """A progressive JPEG whose last scan is repeated ``scans`` times (each repeat is a
+    full pass of the decoder)."""
+    data = encode(quadrants(64, 48), "JPEG", quality=80, progressive=True)
+    last = data.rindex(b"\xff\xda")
+    scan = data[last:-2]  # the last SOS segment and its entropy-coded data, before EOI
+    return data[:-2] + scan * scans + b"\xff\xd9"
+
+
+def png_chunk_bomb(chunks: int = 5000) -> bytes:
+    """A valid PNG with ``chunks`` empty private chunks before its pixels."""
+    png = encode(quadrants(16, 16), "PNG")
+    first_idat = png.index(b"IDAT") - 4
+    return png[:first_idat] + _png_chunk(b"zzZz", b"") * chunks + png[first_idat:]
+
+
 def corpus() -> dict[str, tuple[bytes, str]]:
     jpeg = encode(quadrants(64, 48), "JPEG", quality=90)
     png = encode(quadrants(64, 48), "PNG")
@@ -92,6 +108,8 @@ def corpus() -> dict[str, tuple[bytes, str]]:
         "bmp-bomb": (bmp_with_size(40_000, 40_000), "decompression_bomb"),
         "gif-bomb": (gif_bomb(), "decompression_bomb"),
         "ico-unsupported": (ico.getvalue(), "unsupported_format"),
+        "jpeg-scan-bomb": (jpeg_scan_bomb(), "too_many_scans"),
+        "png-chunk-bomb": (png_chunk_bomb(), "too_many_chunks"),
     }
 
 

@@ -29,3 +29,23 @@ def open_bytes(data: bytes) -> Image.Image:
     img = Image.open(io.BytesIO(data))
     img.load()
     return img
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean structural similarity of two images (grey, 11 px Gaussian window)."""
+    import cv2
+
+    def grey(x: np.ndarray) -> np.ndarray:
+        x = x.astype(np.float64)
+        return x if x.ndim == 2 else x[..., :3] @ np.array([0.299, 0.587, 0.114])
+
+    x, y = grey(a), grey(b)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+
+    def blur(z: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(z, (11, 11), 1.5)
+
+    mx, my = blur(x), blur(y)
+    vx, vy, cov = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    ssim_map = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return float(ssim_map.mean())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from pathlib import Path
 from urllib.parse import quote, unquote, urlparse
@@ -60,11 +61,16 @@ class LocalObjectStore(ObjectStore):
     def get(self, uri: str, max_bytes: int) -> bytes:
         path = self.locate(uri)
         try:
-            with path.open("rb") as handle:
-                size = os.fstat(handle.fileno()).st_size
-                if size > max_bytes:
-                    raise ImageRejected(f"source is {size} bytes, more than the {max_bytes} "
-                                        "byte limit", "source_too_large")
+            # O_NONBLOCK: a FIFO or device must be refused, not waited on forever.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+            with os.fdopen(fd, "rb") as handle:
+                status = os.fstat(handle.fileno())
+                if not stat.S_ISREG(status.st_mode):
+                    raise SourceNotAllowed("source is not a regular file",
+                                           "not_a_regular_file")
+                if status.st_size > max_bytes:
+                    raise ImageRejected(f"source is {status.st_size} bytes, more than the "
+                                        f"{max_bytes} byte limit", "source_too_large")
                 return handle.read(max_bytes + 1)
         except FileNotFoundError:
             raise SourceNotFound(f"no object at {uri}") from None

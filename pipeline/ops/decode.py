@@ -25,6 +25,11 @@ ORIENTATION_TAG = 0x0112
 
 # Our own header check below is the real guard; Pillow's is a second line of defence.
 Image.MAX_IMAGE_PIXELS = 200_000_000
+#: Most scans a JPEG may have (progressive encoders write about 10; each scan is a full
+#: pass of the decoder, so 5,000 repeated scans cost a minute).
+MAX_JPEG_SCANS = 100
+#: Most PNG chunks besides IDAT (each is a parse step before and after the pixels).
+MAX_PNG_CHUNKS = 1000
 
 #: (width, height, EXIF orientation) -> how far the source may shrink on load.
 ScalePlanner = Callable[[int, int, int], float]
@@ -38,6 +43,7 @@ def decode(data: bytes, *, max_pixels: int, load_scale: float | ScalePlanner = 1
     """
     if not data:
         raise ImageRejected("source is empty (0 bytes)", "empty_source")
+    check_structure(data)
     image = open_checked(io.BytesIO(data), max_pixels)
     with image:
         fmt = image.format or "unknown"
@@ -64,6 +70,31 @@ def decode(data: bytes, *, max_pixels: int, load_scale: float | ScalePlanner = 1
         raw_exif = image.info.get("exif")
         icc = image.info.get("icc_profile")
     return Frame(pixels, fmt.lower(), raw_exif, icc, orientation)
+
+
+def check_structure(data: bytes) -> None:
+    """Refuse files whose structure makes decoding cost explode, before any decoder runs:
+    JPEGs with more than MAX_JPEG_SCANS scans, PNGs with more than MAX_PNG_CHUNKS
+    ancillary chunks. (SOS markers cannot occur inside JPEG entropy-coded data, where
+    0xFF is always stuffed, so counting them is exact.)"""
+    if data[:2] == b"\xff\xd8":
+        scans = data.count(b"\xff\xda")
+        if scans > MAX_JPEG_SCANS:
+            raise ImageRejected(f"JPEG has {scans} scans, more than {MAX_JPEG_SCANS}",
+                                "too_many_scans")
+    elif data[:8] == b"\x89PNG\r\n\x1a\n":
+        offset, chunks = 8, 0
+        while offset + 8 <= len(data):
+            length = int.from_bytes(data[offset:offset + 4], "big")
+            kind = data[offset + 4:offset + 8]
+            if kind == b"IEND":
+                return
+            if kind != b"IDAT":
+                chunks += 1
+                if chunks > MAX_PNG_CHUNKS:
+                    raise ImageRejected(f"PNG has more than {MAX_PNG_CHUNKS} chunks besides "
+                                        "its pixels", "too_many_chunks")
+            offset += 12 + length
 
 
 def open_checked(stream: BinaryIO, max_pixels: int) -> Image.Image:
@@ -109,12 +140,21 @@ def _orientation(image: Image.Image) -> int:
 def _to_uint8_array(image: Image.Image) -> np.ndarray:
     """Normalise every mode (16-bit, palette, CMYK, LA, 1, I, F) to L, RGB or RGBA."""
     mode = image.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        arr = np.asarray(image).astype(np.float64)
-        peak = 65535.0 if mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
-        return np.clip(arr * (255.0 / peak) + 0.5, 0, 255).astype(np.uint8)
+    # Integer and float32 arithmetic: float64 copies of a 49 MP 16-bit image took 1 GB.
+    if mode.startswith("I;16"):
+        arr = np.asarray(image).astype(np.uint32)
+        arr *= 255
+        arr += 32767
+        arr //= 65535
+        return arr.astype(np.uint8)
+    if mode == "I":
+        arr = np.asarray(image)
+        if arr.max(initial=0) > 255:
+            return np.clip((arr.astype(np.float32) * (255.0 / 65535.0)) + 0.5, 0,
+                           255).astype(np.uint8)
+        return np.clip(arr, 0, 255).astype(np.uint8)
     if mode == "F":
-        arr = np.asarray(image, dtype=np.float64)
+        arr = np.asarray(image, dtype=np.float32)
         return np.clip(arr * 255.0 + 0.5, 0, 255).astype(np.uint8)
     if mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")

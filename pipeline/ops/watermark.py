@@ -47,7 +47,7 @@ class Watermark(Operation):
     def run(self, frame: Frame, args: dict[str, Any], ctx: RunContext) -> Frame:
         if args["text"]:
             overlay = _render_text(args["text"], max(8, round(frame.width * args["size"])),
-                                   parse_colour(args["colour"]))
+                                   parse_colour(args["colour"]), frame.width, frame.height)
         else:
             overlay = _load_overlay(ctx.load_image(args["image"], MAX_OVERLAY_PIXELS),
                                     max(1, round(frame.width * args["size"])))
@@ -56,9 +56,17 @@ class Watermark(Operation):
         return frame.replace(blend(frame.pixels, overlay, x, y, args["opacity"]))
 
 
-def _render_text(text: str, height: int, colour: tuple[int, int, int]) -> np.ndarray:
+def _render_text(text: str, height: int, colour: tuple[int, int, int], max_width: int,
+                 max_height: int) -> np.ndarray:
+    """The text as an RGBA overlay, shrunk to fit the image: a text wider or taller than
+    the image would be cut off anyway, and its canvas could take gigabytes (200
+    characters at the image's height)."""
     font = ImageFont.load_default(size=height)
-    left, top, right, bottom = font.getbbox(text)
+    left, top, right, bottom = font.getbbox(text)  # layout only: nothing is drawn yet
+    fit = min(1.0, max_width / max(1, right - left), max_height / max(1, bottom - top))
+    if fit < 1.0:
+        font = ImageFont.load_default(size=max(1, int(height * fit)))
+        left, top, right, bottom = font.getbbox(text)
     canvas = Image.new("RGBA", (max(1, right - left), max(1, bottom - top)), (0, 0, 0, 0))
     ImageDraw.Draw(canvas).text((-left, -top), text, font=font, fill=(*colour, 255))
     return np.asarray(canvas)
