@@ -52,3 +52,9 @@ def raw_value(event: Any) -> bytes | None:
     if value is None or isinstance(value, bytes):
         return value
     return str(value).encode()
+
+
+def records_of(events: list[Any]) -> list[tuple[str, int, int, str | None]]:
+    """(topic, partition, offset, key) of each event, for pipeline.inflight."""
+    return [(e.message.topic, e.message.partition, e.message.offset, key_text(e))
+            for e in events]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from agents.events import job_id_hint, key_text, origin, raw_value
+from agents.events import job_id_hint, key_text, origin, raw_value, records_of
 from agents.routing import Delivery, confirm, dead_letter, send, topic
 from pipeline import metrics
 from pipeline.app import app, runtime, settings, topic_names
 from pipeline.errors import PermanentError
+from pipeline.inflight import in_flight
 from pipeline.models import dead_letter as dead_letter_record
 from pipeline.tenancy import AUTH_HEADER, Principal
 from tables import transitions
@@ -93,16 +94,22 @@ async def ingest(stream):
     """Admit ingest events in batches; acks follow confirmed delivery of every route."""
     async for events in stream.take_events(settings.ingest_batch_size,
                                            within=settings.ingest_window):
-        pending: list[Delivery] = []
-        routed: list = []
-        for event in events:
-            pending += await admit_safely(event, routed)
-        await confirm(pending)
-        for request, delivery, event, seen_at in routed:
-            try:
-                record_queued(request, delivery, event, seen_at)
-            except Exception:  # the job is on its way; processing writes its state
-                log.exception("could not mark job_id=%s QUEUED", request.job_id)
+        with in_flight.batch(records_of(events)):
+            await admit_batch(events)
+
+
+async def admit_batch(events: list) -> None:
+    """Admit each event; acks follow the confirmed delivery of everything routed."""
+    pending: list[Delivery] = []
+    routed: list = []
+    for event in events:
+        pending += await admit_safely(event, routed)
+    await confirm(pending)
+    for request, delivery, event, seen_at in routed:
+        try:
+            record_queued(request, delivery, event, seen_at)
+        except Exception:  # the job is on its way; processing writes its state
+            log.exception("could not mark job_id=%s QUEUED", request.job_id)
 
 
 def record_queued(request, delivery: Delivery, event, seen_at: float | None) -> None:

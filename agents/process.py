@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import time
 
-from agents.events import job_id_hint, key_text, origin, raw_value
+from agents.events import job_id_hint, key_text, origin, raw_value, records_of
 from agents.routing import Delivery, confirm, dead_letter, send, topic
 from pipeline import metrics
 from pipeline.app import app, runtime, settings, topic_names
 from pipeline.errors import PermanentError
 from pipeline.faults import crash_point
+from pipeline.inflight import in_flight
 from pipeline.models import PRIORITIES
 from pipeline.models import dead_letter as dead_letter_record
 from pipeline.processing import DONE, FAILED, Outcome, run_batch
@@ -19,6 +20,8 @@ from tables.jobs import get_state, put_state
 from tables.stats import count_outcome
 
 log = logging.getLogger(__name__)
+#: Crashes of a job's worker (the first in-process, the second isolated) before it FAILs.
+CRASHES_TO_FAIL = 2
 
 
 async def apply_outcome(outcome: Outcome, event) -> list[Delivery]:
@@ -60,9 +63,10 @@ async def handle_batch(priority: str, events: list) -> None:
     pending: list[Delivery] = []
     work: dict = {}
     sources: dict = {}  # job_id -> the event it came in
+    isolated: set[str] = set()  # jobs that crashed a worker before: run in a child
     for event in events:
         try:
-            await take(event, work, sources, pending)
+            await take(event, work, sources, pending, isolated)
         except Exception:  # this event alone: the rest of the batch goes on
             log.exception("unexpected error taking %s", origin(event))
             pending.append(await dead_letter(dead_letter_record(
@@ -70,7 +74,10 @@ async def handle_batch(priority: str, events: list) -> None:
                 stage="process", raw=raw_value(event), source_topic=origin(event))))
     if work:
         metrics.BATCH_SIZE.labels(priority).observe(len(work))
-        outcomes = await run_batch(list(work.values()), runtime)
+        # The PROCESSING states (each naming its run) reach the changelog before any
+        # image work starts: if the work kills this worker, the next owner finds them.
+        await app.producer.flush()
+        outcomes = await run_batch(list(work.values()), runtime, isolated)
         crash_point("after_effects")  # outputs and metadata written, nothing acked
         for outcome in outcomes:
             pending += await apply_outcome(outcome, sources[outcome.request.job_id])
@@ -79,7 +86,8 @@ async def handle_batch(priority: str, events: list) -> None:
     metrics.BATCH_SECONDS.labels(priority).observe(time.perf_counter() - started)
 
 
-async def take(event, work: dict, sources: dict, pending: list[Delivery]) -> None:
+async def take(event, work: dict, sources: dict, pending: list[Delivery],
+               isolated: set[str]) -> None:
     """Admit one work record into the batch (``work``), or dead-letter it."""
     try:
         request, chains = runtime.admission.admit(raw_value(event))
@@ -96,9 +104,34 @@ async def take(event, work: dict, sources: dict, pending: list[Delivery]) -> Non
     if transitions.should_skip_processing(state, request):
         metrics.DUPLICATES.labels("process").inc()
         return
-    put_state(transitions.processing(state, request), event)
+    run = origin(event)
+    if transitions.crashed_run(state, run):
+        state = transitions.crashed(state)
+        metrics.CRASHES.inc()
+        log.warning("job_id=%s: its last run (%s) never finished; crash %d", request.job_id,
+                    run, state["crashes"])
+        if state["crashes"] >= CRASHES_TO_FAIL:
+            pending.extend(await give_up_crashed(request, state, event))
+            return
+    put_state(transitions.processing(state, request, run=run), event)
     work[request.job_id] = (request, chains)  # a job twice in one batch runs once
     sources[request.job_id] = event
+    if state and state.get("crashes"):
+        isolated.add(request.job_id)
+
+
+async def give_up_crashed(request, state: dict, event) -> list[Delivery]:
+    """FAILED worker_crashed, with the evidence in the dead letter and the results."""
+    error = PermanentError(f"the job's image work killed its worker {state['crashes']} "
+                           "times (in-process, then isolated); it will not run again "
+                           "unless forced", "worker_crashed")
+    state = transitions.failed(state, error)
+    put_state(state, event)
+    metrics.JOBS.labels("failed", request.priority).inc()
+    return [await dead_letter(dead_letter_record(
+        request.job_id, error.code, error.message, stage="process",
+        request=request.to_dict(), attempts=state.get("attempts", 0))),
+        await send(topic_names.results, request.job_id, transitions.result_record(state))]
 
 
 def _make_processor(priority: str):
@@ -107,7 +140,8 @@ def _make_processor(priority: str):
     async def process(stream):
         async for events in stream.take_events(size, within=window):
             try:
-                await handle_batch(priority, events)
+                with in_flight.batch(records_of(events)):
+                    await handle_batch(priority, events)
             except Exception:
                 # Never let an exception escape: Faust would ack and lose the batch.
                 log.exception("unexpected error in %s batch; sending it to retry", priority)

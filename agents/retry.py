@@ -6,9 +6,10 @@ import asyncio
 import logging
 import time
 
-from agents.events import job_id_hint, key_text, origin, raw_value
+from agents.events import job_id_hint, key_text, origin, raw_value, records_of
 from agents.routing import confirm, dead_letter, send, topic
 from pipeline.app import app, settings, topic_names
+from pipeline.inflight import in_flight
 from pipeline.models import MAX_EVENT_BYTES, job_request_from_dict, loads_bounded
 from pipeline.models import dead_letter as dead_letter_record
 from pipeline.processing import longest_backoff, retry_hold
@@ -22,23 +23,30 @@ async def retry(stream):
     """Backoffs grow with attempts, so holding the head of a partition costs little;
     processing of every other topic goes on meanwhile."""
     async for event in stream.events():
-        try:
-            data = loads_bounded(raw_value(event), max_bytes=2 * MAX_EVENT_BYTES)
-            await asyncio.sleep(retry_hold(data.get("retry_at"), time.time(), _LONGEST_HOLD))
-            if "request" in data:
-                request = job_request_from_dict(data["request"])
-                await confirm([await send(topic_names.priority[request.priority],
-                                          request.job_id, request.to_json())])
-            elif data.get("topic") in topic_names.priority.values():
-                # a salvaged work record: back to its work topic (already admitted)
-                await confirm([await send(data["topic"], key_text(event),
-                                          data["raw"].encode())])
-            else:  # an older salvaged record: let ingest judge it again
-                await confirm([await send(topic_names.ingest, key_text(event),
-                                          data["raw"].encode())])
-        except Exception as exc:
-            log.warning("unusable retry record %s: %s", origin(event), exc)
-            await confirm([await dead_letter(dead_letter_record(
-                job_id_hint(event), "bad_retry_record", str(exc), stage="retry",
-                raw=raw_value(event), source_topic=origin(event)))])
+        with in_flight.batch(records_of([event])):
+            await requeue(event)
+
+
+async def requeue(event) -> None:
+    """Hold one retry record until its time, then send it back to work (or dead-letter
+    it if it is unusable)."""
+    try:
+        data = loads_bounded(raw_value(event), max_bytes=2 * MAX_EVENT_BYTES)
+        await asyncio.sleep(retry_hold(data.get("retry_at"), time.time(), _LONGEST_HOLD))
+        if "request" in data:
+            request = job_request_from_dict(data["request"])
+            await confirm([await send(topic_names.priority[request.priority],
+                                      request.job_id, request.to_json())])
+        elif data.get("topic") in topic_names.priority.values():
+            # a salvaged work record: back to its work topic (already admitted)
+            await confirm([await send(data["topic"], key_text(event),
+                                      data["raw"].encode())])
+        else:  # an older salvaged record: let ingest judge it again
+            await confirm([await send(topic_names.ingest, key_text(event),
+                                      data["raw"].encode())])
+    except Exception as exc:
+        log.warning("unusable retry record %s: %s", origin(event), exc)
+        await confirm([await dead_letter(dead_letter_record(
+            job_id_hint(event), "bad_retry_record", str(exc), stage="retry",
+            raw=raw_value(event), source_topic=origin(event)))])
 

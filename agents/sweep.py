@@ -16,6 +16,7 @@ import time
 from agents.routing import confirm, send
 from pipeline import faustfix, metrics
 from pipeline.app import app, lag_probe, settings
+from pipeline.inflight import in_flight
 from pipeline.lag import PartitionLag
 from pipeline.stalls import StallWatch
 from tables.jobs import jobs
@@ -39,12 +40,14 @@ async def sweep() -> None:
         return
     committed = {key: lag.committed for key, lag in lags.items() if lag.committed is not None}
     assigned = {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
-    # Records this worker has read past but never delivered are as lost as committed
-    # ones (faust drops re-fetched records below its read offset).
-    for tp, offset in list(app.consumer._read_offset.items()):
-        if offset is not None and (tp.topic, tp.partition) in assigned:
-            key = (tp.topic, tp.partition)
-            committed[key] = max(committed.get(key, 0), offset + 1)
+    in_flight.forget_except(assigned)
+    # Records this worker's agents handled are done too, committed or not yet; records
+    # merely fetched (waiting in a stream buffer) are not: they are queued, not lost.
+    for topic, partition in assigned:
+        handled = in_flight.finished_through(topic, partition)
+        if handled is not None:
+            key = (topic, partition)
+            committed[key] = max(committed.get(key, 0), handled + 1)
     now = time.time()
     for job_id, at in list(_resent.items()):  # older entries can no longer hold a job back
         if now - at > settings.sweep_stale_after:
@@ -52,6 +55,7 @@ async def sweep() -> None:
     lost = [state for state in jobs.values()
             if state and tuple(state.get("routed") or ())[:2] in assigned
             and now - _resent.get(state["job_id"], 0) > settings.sweep_stale_after
+            and not in_flight.running(state["job_id"])
             and lost_in_transit(state, committed, now, settings.sweep_stale_after)]
     futures = []
     for state in lost:
@@ -77,6 +81,8 @@ async def unstick_partitions(lags: dict[tuple[str, int], PartitionLag]) -> None:
     _stalls.forget_except(mine)
     now = time.monotonic()
     for tp in mine:
+        if in_flight.busy(tp.topic):  # a long batch is running: waiting is not a stall
+            continue
         lag = lags[(tp.topic, tp.partition)]
         delivered = app.consumer._read_offset.get(tp)
         if _stalls.stalled(tp, delivered, lag.committed, lag.end_offset, now):

@@ -1,14 +1,23 @@
-"""Crash points: a test hook to kill a worker at an exact place in the processing path.
+"""Test hooks to make a worker fail at an exact place (never armed in production).
 
-A SIGKILL from outside cannot be timed between "outputs written" and "offsets
-committed"; this can. Set IMGPIPE_CRASH_AT to a point's name (and IMGPIPE_CRASH_MARKER
-to a file path, so it fires once across restarts). Unset, it costs one dict lookup.
+Crash points: A SIGKILL from outside cannot be timed between "outputs written" and
+"offsets committed"; this can. Set IMGPIPE_CRASH_AT to a point's name (and
+IMGPIPE_CRASH_MARKER to a file path, so it fires once across restarts). Unset, it costs
+one dict lookup.
+
+Job faults: IMGPIPE_FAULT_JOBS (a substring of job ids) and IMGPIPE_FAULT_ACTION make
+the image work of a matching job abort the process (``abort``), allocate memory until it
+is killed (``oom``), sleep (``sleep:SECONDS``) or sleep and then fail
+(``fail-after:SECONDS``), wherever that work runs (worker thread or isolated child).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
+
+from pipeline.errors import PermanentError
 
 POINTS = ("after_effects", "after_results")
 
@@ -23,3 +32,21 @@ def crash_point(name: str) -> None:
             return
         Path(marker).write_text(name)
     os._exit(137)
+
+
+def job_fault(job_id: str) -> None:
+    """Act out IMGPIPE_FAULT_ACTION if ``job_id`` matches IMGPIPE_FAULT_JOBS."""
+    marker = os.environ.get("IMGPIPE_FAULT_JOBS")
+    if not marker or marker not in job_id:
+        return
+    action, _, arg = os.environ.get("IMGPIPE_FAULT_ACTION", "abort").partition(":")
+    if action == "abort":
+        os.abort()
+    if action == "oom":
+        hog = []
+        while True:
+            hog.append(bytearray(64 << 20))
+    if action in ("sleep", "fail-after"):
+        time.sleep(float(arg or 1))
+    if action == "fail-after":
+        raise PermanentError("injected failure (IMGPIPE_FAULT_ACTION)", "injected")

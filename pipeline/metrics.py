@@ -34,6 +34,8 @@ REPLAYED = Counter("imgpipe_replayed_total", "Replayed jobs seen at ingest, by t
                    ["source_topic", "outcome"])
 STALLS = Counter("imgpipe_partition_stalls_total", "Source partitions read again from their "
                  "committed offset because they had waiting records but made no progress.")
+CRASHES = Counter("imgpipe_job_crashes_total", "Jobs found started and never finished: "
+                  "their worker died running them (they run isolated next).")
 SWEPT = Counter("imgpipe_swept_total", "Jobs re-sent by the sweeper because their work "
                 "message was committed without being processed.")
 API_SUBMISSIONS = Counter("imgpipe_api_submissions_total", "Jobs submitted over HTTP, by "

@@ -12,13 +12,16 @@ import math
 import random
 import time
 from dataclasses import dataclass, field
+from functools import partial
 
 from pipeline import metrics
-from pipeline.engine import JobResult
+from pipeline.engine import Engine, JobResult
 from pipeline.errors import ImgpipeError, PermanentError, RetryableError
+from pipeline.faults import job_fault
+from pipeline.isolation import run_isolated
 from pipeline.metadata import JobRecord
 from pipeline.models import JobRequest, OutputInfo, Status
-from pipeline.ops import Chain
+from pipeline.ops import Chain, Encoded
 from pipeline.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -97,26 +100,55 @@ def job_record(outcome: Outcome, now: float) -> JobRecord:
     )
 
 
-async def run_job(request: JobRequest, chains: dict[str, Chain], runtime: Runtime
-                  ) -> JobResult:
-    """Fetch on the I/O pool, render on the image threads, store outputs concurrently."""
+def render_job(engine: Engine | None, job_id: str, data: bytes, chains: dict[str, Chain]
+               ) -> tuple[dict[str, Encoded], str]:
+    """The image work of one job (``engine`` None: this process's own, in an isolated
+    child)."""
+    job_fault(job_id)
+    return (engine or _child_engine()).render(data, chains)
+
+
+def _child_engine() -> Engine:
+    global _CHILD_RUNTIME
+    if _CHILD_RUNTIME is None:
+        from pipeline.settings import Settings
+
+        _CHILD_RUNTIME = Runtime(Settings.from_env())
+    return _CHILD_RUNTIME.engine
+
+
+_CHILD_RUNTIME: Runtime | None = None
+
+
+async def run_job(request: JobRequest, chains: dict[str, Chain], runtime: Runtime,
+                  isolated: bool = False) -> JobResult:
+    """Fetch on the I/O pool, render on the image threads (``isolated``: in a child
+    process with a deadline and a memory limit), store outputs concurrently."""
     engine = runtime.engine
     data = await runtime.io.run(engine.fetch, request)
-    encoded, fingerprint = await runtime.executor.run(request.priority or "normal",
-                                                      engine.render, data, chains)
+    settings = runtime.settings
+    if isolated:
+        render = partial(run_isolated, render_job, None, request.job_id, data, chains,
+                         deadline=settings.job_deadline,
+                         memory_bytes=settings.isolated_memory_mb << 20)
+    else:
+        render = partial(render_job, engine, request.job_id, data, chains)
+    encoded, fingerprint = await runtime.executor.run(request.priority or "normal", render)
     outputs = await asyncio.gather(*(runtime.io.run(engine.store, request, name, enc)
                                      for name, enc in encoded.items()))
     return JobResult(list(outputs), fingerprint)
 
 
-async def run_batch(work: list[tuple[JobRequest, dict[str, Chain]]], runtime: Runtime
-                    ) -> list[Outcome]:
-    """Process every job of the batch concurrently, then write all metadata in one commit."""
+async def run_batch(work: list[tuple[JobRequest, dict[str, Chain]]], runtime: Runtime,
+                    isolated: frozenset[str] | set[str] = frozenset()) -> list[Outcome]:
+    """Process every job of the batch concurrently (those in ``isolated`` in child
+    processes), then write all metadata in one commit."""
     settings = runtime.settings
     metrics.IN_FLIGHT.inc(len(work))
     try:
         results = await asyncio.gather(
-            *(run_job(request, chains, runtime) for request, chains in work),
+            *(run_job(request, chains, runtime, request.job_id in isolated)
+              for request, chains in work),
             return_exceptions=True)
     finally:
         metrics.IN_FLIGHT.dec(len(work))

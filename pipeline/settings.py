@@ -107,6 +107,12 @@ class Settings:
                                            "transit.", minimum=0.5)
     sweep_stale_after: float = _setting(60.0, "Seconds a job must sit unchanged before the "
                                               "sweeper may re-send it.", minimum=0.0)
+    job_deadline: float = _setting(300.0, "Seconds an isolated job (one that crashed a worker "
+                                   "before) may run before it is stopped: FAILED "
+                                   "deadline_exceeded.", minimum=1.0)
+    isolated_memory_mb: int = _setting(2048, "Address-space limit (MiB) of an isolated job's "
+                                       "process: over it the job fails, not the worker.",
+                                       minimum=256)
     max_attempts: int = _setting(3, "Attempts before a transiently failing job is FAILED.",
                                  minimum=1)
     retry_backoff: float = _setting(1.0, "Base seconds of exponential retry backoff.",

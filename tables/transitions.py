@@ -113,9 +113,25 @@ def rejected(state: dict[str, Any] | None, job_id: str, error: ImgpipeError,
 
 
 def processing(state: dict[str, Any] | None, request: JobRequest,
-               now: float | None = None) -> dict[str, Any]:
+               now: float | None = None, run: str | None = None) -> dict[str, Any]:
+    """Image work starts; ``run`` (the work record's topic/partition/offset) identifies
+    this run, so a redelivery of the same record finds it unfinished (crashed_run)."""
     base = _new(request.job_id, request) if state is None else state
-    return _advance(base, Status.PROCESSING, now, attempts=request.attempt + 1)
+    return _advance(base, Status.PROCESSING, now, attempts=request.attempt + 1, run=run)
+
+
+def crashed_run(state: dict[str, Any] | None, run: str) -> bool:
+    """True if the work record ``run`` was started before and never finished: the
+    worker running it died (a finished run is DONE, FAILED or RETRYING)."""
+    return bool(state and state["status"] == Status.PROCESSING and state.get("run") == run)
+
+
+def crashed(state: dict[str, Any], now: float | None = None) -> dict[str, Any]:
+    """Count one crash of the job's worker (history entry CRASHED)."""
+    now = round(time.time() if now is None else now, 3)
+    history = [*state.get("history", []), {"status": "CRASHED", "at": now}][-HISTORY_LIMIT:]
+    return {**state, "crashes": state.get("crashes", 0) + 1, "history": history,
+            "updated_at": now}
 
 
 def done(state: dict[str, Any], outputs: list[OutputInfo], now: float | None = None,
