@@ -74,8 +74,8 @@ async def handle_batch(priority: str, events: list) -> None:
                 stage="process", raw=raw_value(event), source_topic=origin(event))))
     if work:
         metrics.BATCH_SIZE.labels(priority).observe(len(work))
-        # The PROCESSING states (each naming its run) reach the changelog before any
-        # image work starts: if the work kills this worker, the next owner finds them.
+        # The PROCESSING states (each counting a started run) reach the changelog before
+        # any image work starts: if the work kills this worker, the next owner sees it.
         await app.producer.flush()
         outcomes = await run_batch(list(work.values()), runtime, isolated)
         crash_point("after_effects")  # outputs and metadata written, nothing acked
@@ -104,16 +104,15 @@ async def take(event, work: dict, sources: dict, pending: list[Delivery],
     if transitions.should_skip_processing(state, request):
         metrics.DUPLICATES.labels("process").inc()
         return
-    run = origin(event)
-    if transitions.crashed_run(state, run):
+    if transitions.unfinished_runs(state):
         state = transitions.crashed(state)
         metrics.CRASHES.inc()
-        log.warning("job_id=%s: its last run (%s) never finished; crash %d", request.job_id,
-                    run, state["crashes"])
+        log.warning("job_id=%s: a run of it never finished (its worker died); crash %d",
+                    request.job_id, state["crashes"])
         if state["crashes"] >= CRASHES_TO_FAIL:
             pending.extend(await give_up_crashed(request, state, event))
             return
-    put_state(transitions.processing(state, request, run=run), event)
+    put_state(transitions.processing(state, request), event)
     work[request.job_id] = (request, chains)  # a job twice in one batch runs once
     sources[request.job_id] = event
     if state and state.get("crashes"):

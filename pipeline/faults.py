@@ -7,7 +7,8 @@ one dict lookup.
 
 Job faults: IMGPIPE_FAULT_JOBS (a substring of job ids) and IMGPIPE_FAULT_ACTION make
 the image work of a matching job abort the process (``abort``), allocate memory until it
-is killed (``oom``), sleep (``sleep:SECONDS``) or sleep and then fail
+is killed (``oom``), abort in a worker but run out of memory when isolated
+(``crash-then-oom``), sleep (``sleep:SECONDS``) or sleep and then fail
 (``fail-after:SECONDS``), wherever that work runs (worker thread or isolated child).
 """
 
@@ -40,9 +41,10 @@ def job_fault(job_id: str) -> None:
     if not marker or marker not in job_id:
         return
     action, _, arg = os.environ.get("IMGPIPE_FAULT_ACTION", "abort").partition(":")
-    if action == "abort":
+    if action == "abort" or (action == "crash-then-oom"
+                             and not os.environ.get("IMGPIPE_ISOLATED_CHILD")):
         os.abort()
-    if action == "oom":
+    if action in ("oom", "crash-then-oom"):
         hog = []
         while True:
             hog.append(bytearray(64 << 20))

@@ -11,6 +11,7 @@ the job, never of the worker.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import resource
 import signal
 from collections.abc import Callable
@@ -31,6 +32,7 @@ class DeadlineExceeded(PermanentError):
 
 def _child_main(conn: Any, fn: Callable[..., Any], args: tuple, memory_bytes: int,
                 cpu_seconds: int) -> None:
+    os.environ["IMGPIPE_ISOLATED_CHILD"] = "1"
     if memory_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     if cpu_seconds:

@@ -113,42 +113,54 @@ def rejected(state: dict[str, Any] | None, job_id: str, error: ImgpipeError,
 
 
 def processing(state: dict[str, Any] | None, request: JobRequest,
-               now: float | None = None, run: str | None = None) -> dict[str, Any]:
-    """Image work starts; ``run`` (the work record's topic/partition/offset) identifies
-    this run, so a redelivery of the same record finds it unfinished (crashed_run)."""
+               now: float | None = None) -> dict[str, Any]:
+    """Image work starts: one more run started (``starts``), which the outcome of the
+    run marks finished (``finished``). A start never finished means the worker running
+    it died (unfinished_runs)."""
     base = _new(request.job_id, request) if state is None else state
-    return _advance(base, Status.PROCESSING, now, attempts=request.attempt + 1, run=run)
+    return _advance(base, Status.PROCESSING, now, attempts=request.attempt + 1,
+                    starts=base.get("starts", 0) + 1)
 
 
-def crashed_run(state: dict[str, Any] | None, run: str) -> bool:
-    """True if the work record ``run`` was started before and never finished: the
-    worker running it died (a finished run is DONE, FAILED or RETRYING)."""
-    return bool(state and state["status"] == Status.PROCESSING and state.get("run") == run)
+def unfinished_runs(state: dict[str, Any] | None) -> int:
+    """Runs of the job that started and never reached an outcome: crashes of the worker
+    that ran them (however the job came back: redelivery, re-routing, the sweeper)."""
+    if not state:
+        return 0
+    return max(0, state.get("starts", 0) - state.get("finished", 0))
 
 
 def crashed(state: dict[str, Any], now: float | None = None) -> dict[str, Any]:
-    """Count one crash of the job's worker (history entry CRASHED)."""
+    """Count the job's unfinished runs as crashes (history entry CRASHED each)."""
+    lost = unfinished_runs(state)
     now = round(time.time() if now is None else now, 3)
-    history = [*state.get("history", []), {"status": "CRASHED", "at": now}][-HISTORY_LIMIT:]
-    return {**state, "crashes": state.get("crashes", 0) + 1, "history": history,
+    history = [*state.get("history", []), *[{"status": "CRASHED", "at": now}] * lost]
+    return {**state, "crashes": state.get("crashes", 0) + lost,
+            "finished": state.get("starts", 0), "history": history[-HISTORY_LIMIT:],
             "updated_at": now}
+
+
+def _finished(state: dict[str, Any]) -> dict[str, Any]:
+    return {**state, "finished": state.get("starts", 0)}
 
 
 def done(state: dict[str, Any], outputs: list[OutputInfo], now: float | None = None,
          phash: str | None = None) -> dict[str, Any]:
     folder, compact = compact_outputs(outputs)
-    return _without_request(_advance(state, Status.DONE, now, outputs=compact,
+    return _without_request(_advance(_finished(state), Status.DONE, now, outputs=compact,
                                      outputs_at=folder, error=None, phash=phash))
 
 
 def retrying(state: dict[str, Any], error: ImgpipeError, retry_at: float,
              now: float | None = None) -> dict[str, Any]:
-    return _advance(state, Status.RETRYING, now, error=error_dict(error), retry_at=retry_at)
+    return _advance(_finished(state), Status.RETRYING, now, error=error_dict(error),
+                    retry_at=retry_at)
 
 
 def failed(state: dict[str, Any], error: ImgpipeError, now: float | None = None
            ) -> dict[str, Any]:
-    return _without_request(_advance(state, Status.FAILED, now, error=error_dict(error)))
+    return _without_request(_advance(_finished(state), Status.FAILED, now,
+                                     error=error_dict(error)))
 
 
 def _without_request(state: dict[str, Any]) -> dict[str, Any]:
@@ -177,8 +189,12 @@ def is_duplicate_submission(state: dict[str, Any] | None, request: JobRequest,
 
 
 def should_skip_processing(state: dict[str, Any] | None, request: JobRequest) -> bool:
-    """True if a (re)delivered processing message has nothing left to do."""
-    return bool(state and state["status"] == Status.DONE and not request.force)
+    """True if a (re)delivered processing message has nothing left to do: the job is
+    DONE, or FAILED (a second copy of its work record, e.g. one re-routed by ingest while
+    the first was redelivered, must not run a failed job again). A resubmission queues
+    the job again first (QUEUED), so it runs."""
+    return bool(state and state["status"] in (Status.DONE, Status.FAILED)
+                and not request.force)
 
 
 def result_record(state: dict[str, Any]) -> dict[str, Any]:

@@ -97,3 +97,24 @@ def test_a_job_in_flight_keeps_just_enough_to_send_it_again(request_):
     assert "job_id" not in processing["request"] and "source" not in processing["request"]
     older = {**processing, "request": request_.to_dict()}
     assert t.request_of(older) == request_
+
+
+def test_a_run_that_never_finished_counts_as_a_crash_however_the_job_comes_back():
+    from pipeline.errors import PermanentError
+    from pipeline.models import JobRequest
+    from tables import transitions as t
+
+    request = JobRequest("j", "file:///s", {"v": []}, "normal")
+    started = t.processing(t.queued(None, request, "ingest/0/1"), request)
+    assert t.unfinished_runs(started) == 1
+    # the worker died; ingest saw its event again and queued the job again
+    requeued = t.queued(started, request, "ingest/0/1")
+    assert t.unfinished_runs(requeued) == 1
+    counted = t.crashed(requeued)
+    assert counted["crashes"] == 1 and t.unfinished_runs(counted) == 0
+    assert counted["history"][-1]["status"] == "CRASHED"
+    again = t.processing(counted, request)
+    assert t.unfinished_runs(t.failed(again, PermanentError("x"))) == 0
+    assert t.unfinished_runs(t.retrying(again, PermanentError("x"), 0.0)) == 0
+    assert t.unfinished_runs(t.done(again, [])) == 0
+    assert t.unfinished_runs(None) == 0
