@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from pipeline import metrics
+from pipeline.budget import OverBudget, estimate_cost
 from pipeline.engine import Engine, JobResult
 from pipeline.errors import ImgpipeError, PermanentError, RetryableError
 from pipeline.faults import job_fault
@@ -127,13 +128,22 @@ async def run_job(request: JobRequest, chains: dict[str, Chain], runtime: Runtim
     engine = runtime.engine
     data = await runtime.io.run(engine.fetch, request)
     settings = runtime.settings
+    cost = estimate_cost(data, chains, settings.max_source_pixels)
+    if cost.memory > settings.max_job_memory_mb << 20:
+        raise OverBudget(f"the job needs about {cost.megabytes} MiB, more than "
+                         f"IMGPIPE_MAX_JOB_MEMORY_MB={settings.max_job_memory_mb}: ask for "
+                         "smaller variants or send a smaller source")
+    isolated = isolated or cost.memory > settings.isolate_above_mb << 20
     if isolated:
         render = partial(run_isolated, render_job, None, request.job_id, data, chains,
                          deadline=settings.job_deadline,
-                         memory_bytes=settings.isolated_memory_mb << 20)
+                         memory_bytes=max(settings.isolated_memory_mb << 20,
+                                          cost.memory + (1 << 30)))
     else:
         render = partial(render_job, engine, request.job_id, data, chains)
-    encoded, fingerprint = await runtime.executor.run(request.priority or "normal", render)
+    async with runtime.memory_gate.hold(cost):
+        encoded, fingerprint = await runtime.executor.run(request.priority or "normal",
+                                                          render)
     outputs = await asyncio.gather(*(runtime.io.run(engine.store, request, name, enc)
                                      for name, enc in encoded.items()))
     return JobResult(list(outputs), fingerprint)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from pipeline.admission import AdmissionPolicy
+from pipeline.budget import MemoryGate, default_budget
 from pipeline.engine import Engine, EngineLimits
 from pipeline.executor import BoundedExecutor
 from pipeline.metadata import MetadataStore, open_metadata_store
@@ -38,6 +39,11 @@ class Runtime:
     @cached_property
     def tenancy(self) -> Tenancy:
         return Tenancy.from_settings(self.settings.api_token, self.settings.api_tokens_file)
+
+    @cached_property
+    def memory_gate(self) -> MemoryGate:
+        budget = self.settings.memory_budget_mb << 20 or default_budget()
+        return MemoryGate(budget)
 
     @cached_property
     def limits(self) -> Limits:

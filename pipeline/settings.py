@@ -107,9 +107,17 @@ class Settings:
                                            "transit.", minimum=0.5)
     sweep_stale_after: float = _setting(60.0, "Seconds a job must sit unchanged before the "
                                               "sweeper may re-send it.", minimum=0.0)
-    job_deadline: float = _setting(300.0, "Seconds an isolated job (one that crashed a worker "
-                                   "before) may run before it is stopped: FAILED "
-                                   "deadline_exceeded.", minimum=1.0)
+    max_job_memory_mb: int = _setting(1536, "Largest estimated peak memory (MiB) of one job's "
+                                      "image work; over it the job FAILs memory_budget.",
+                                      minimum=16)
+    memory_budget_mb: int = _setting(0, "Estimated memory (MiB) of all running image work "
+                                     "together; jobs wait until theirs fits (0: 60% of the "
+                                     "container's or machine's memory).", minimum=0)
+    isolate_above_mb: int = _setting(512, "Jobs estimated above this (MiB) run isolated in a "
+                                     "child process, with a deadline.", minimum=1)
+    job_deadline: float = _setting(300.0, "Seconds an isolated job (an expensive one, or one "
+                                   "that crashed a worker before) may run before it is "
+                                   "stopped: FAILED deadline_exceeded.", minimum=1.0)
     isolated_memory_mb: int = _setting(2048, "Address-space limit (MiB) of an isolated job's "
                                        "process: over it the job fails, not the worker.",
                                        minimum=256)

@@ -52,6 +52,15 @@ class Chain:
     def _auto_orients(self) -> bool:
         return any(s.operation.name == "orient" and s.args["auto"] for s in self.steps)
 
+    def largest_pixels(self, width: int, height: int) -> int:
+        """The most pixels any step of this variant holds for a ``width`` x ``height``
+        source (an upscale before a crop counts): its share of a job's memory."""
+        largest = width * height
+        for step in self.steps:
+            width, height = step.operation.output_size(width, height, step.args)
+            largest = max(largest, width * height)
+        return largest
+
     def output_size(self, width: int, height: int) -> tuple[int, int]:
         """Size of this variant's output for a ``width`` x ``height`` source."""
         for step in self.steps:

@@ -1,0 +1,124 @@
+"""Job cost estimates and the worker's memory gate."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+
+import numpy as np
+import pytest
+
+from pipeline.budget import JobCost, MemoryGate, OverBudget, estimate_cost
+from pipeline.models import JobRequest
+from pipeline.ops import Limits, compile_variants, parse_variant_specs
+from pipeline.processing import DONE, FAILED, run_batch
+from pipeline.runtime import Runtime
+from pipeline.settings import Settings
+from tests.images import encode, quadrants
+
+LIMITS = Limits(max_output_pixels=10**8)
+
+
+def chains(*specs: str):
+    return compile_variants(parse_variant_specs(list(specs)), LIMITS, 16)
+
+
+def test_estimates_grow_with_pixels_depth_and_variants():
+    small = encode(quadrants(200, 100), "PNG")
+    large = encode(quadrants(2000, 1000), "PNG")
+    deep = encode(np.full((1000, 2000), 40000, np.uint16), "PNG")
+    thumb = chains("t=w:100,webp")
+    assert estimate_cost(small, thumb, 10**8).memory < estimate_cost(large, thumb, 10**8).memory
+    assert estimate_cost(large, thumb, 10**8).memory < estimate_cost(deep, thumb, 10**8).memory
+    upscale = compile_variants({"big": [
+        {"op": "resize", "width": 8000, "height": 4000, "mode": "exact", "upscale": True},
+        {"op": "encode", "format": "png"}]}, LIMITS, 16)
+    assert estimate_cost(large, upscale, 10**8).memory > 8000 * 4000 * 4  # the upscale
+    with pytest.raises(Exception) as info:
+        estimate_cost(b"", thumb, 10**8)
+    assert info.value.code == "empty_source"
+
+
+def test_the_gate_lets_jobs_in_while_they_fit_and_refuses_the_impossible():
+    async def scenario() -> list[str]:
+        gate = MemoryGate(100)
+        order: list[str] = []
+
+        async def job(name: str, size: int, pause: float) -> None:
+            async with gate.hold(JobCost(size)):
+                order.append(f"+{name}")
+                assert gate.in_use <= gate.budget
+                await asyncio.sleep(pause)
+            order.append(f"-{name}")
+
+        await asyncio.gather(job("a", 60, 0.05), job("b", 60, 0.01), job("c", 30, 0.01))
+        with pytest.raises(OverBudget):
+            async with gate.hold(JobCost(101)):
+                pass
+        return order
+
+    order = asyncio.run(scenario())
+    assert order.index("+b") > order.index("-a")  # b waited for a: 60 + 60 > 100
+
+
+class CountingGate(MemoryGate):
+    """The worker's gate, counting how many jobs held memory at once."""
+
+    def __init__(self, budget: int) -> None:
+        super().__init__(budget)
+        self.holding = self.most_at_once = 0
+
+    @asynccontextmanager
+    async def hold(self, cost: JobCost):
+        async with super().hold(cost):
+            self.holding += 1
+            self.most_at_once = max(self.most_at_once, self.holding)
+            try:
+                yield
+            finally:
+                self.holding -= 1
+
+
+def test_big_sixteen_bit_jobs_wait_for_each_other_under_a_small_budget(tmp_path):
+    # four 16-bit 16 MP sources at once on two image threads; the budget fits one
+    settings = Settings.from_env({"IMGPIPE_OBJECT_STORE": f"file://{tmp_path}/objects",
+                                  "IMGPIPE_METADATA_URL": f"sqlite:///{tmp_path}/m.db",
+                                  "IMGPIPE_IMAGE_THREADS": "2",
+                                  "IMGPIPE_ISOLATE_ABOVE_MB": "100000",
+                                  "IMGPIPE_MAX_JOB_MEMORY_MB": "100000"})
+    runtime = Runtime(settings)
+    try:
+        big = encode(np.full((4000, 4000), 30000, np.uint16), "PNG")
+        source = runtime.object_store.put("s/big.png", big, "image/png")
+        variants = compile_variants(parse_variant_specs(["t=w:256,webp"]), runtime.limits, 4)
+        cost = estimate_cost(big, variants, settings.max_source_pixels)
+        gate = runtime.__dict__["memory_gate"] = CountingGate(cost.memory * 3 // 2)
+        work = [(JobRequest(f"b{i}", source, {"t": []}, "normal"), variants)
+                for i in range(4)]
+        outcomes = asyncio.run(run_batch(work, runtime))
+        assert [o.kind for o in outcomes] == [DONE] * 4
+        assert gate.most_at_once == 1 and gate.in_use == 0
+        roomy = runtime.__dict__["memory_gate"] = CountingGate(cost.memory * 4)
+        asyncio.run(run_batch(work, runtime))
+        assert roomy.most_at_once >= 2  # with room, jobs overlap
+    finally:
+        runtime.close()
+
+
+def test_a_job_over_the_per_job_budget_fails_with_its_code(tmp_path):
+    settings = Settings.from_env({"IMGPIPE_OBJECT_STORE": f"file://{tmp_path}/objects",
+                                  "IMGPIPE_METADATA_URL": f"sqlite:///{tmp_path}/m.db",
+                                  "IMGPIPE_MAX_JOB_MEMORY_MB": "16"})
+    runtime = Runtime(settings)
+    try:
+        source = runtime.object_store.put("s/a.png", encode(quadrants(400, 300), "PNG"),
+                                          "image/png")
+        huge = compile_variants({"big": [
+            {"op": "resize", "width": 4000, "height": 3000, "mode": "exact",
+             "upscale": True},
+            {"op": "encode", "format": "png"}]}, runtime.limits, 4)
+        [outcome] = asyncio.run(run_batch(
+            [(JobRequest("h", source, {"t": []}, "normal"), huge)], runtime))
+        assert outcome.kind == FAILED and outcome.error.code == "memory_budget"
+    finally:
+        runtime.close()
