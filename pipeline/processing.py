@@ -7,6 +7,7 @@ in this module raises for a single bad job: every failure becomes an Outcome.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import random
@@ -141,7 +142,8 @@ async def run_job(request: JobRequest, chains: dict[str, Chain], runtime: Runtim
                                           cost.memory + (1 << 30)))
     else:
         render = partial(render_job, engine, request.job_id, data, chains)
-    async with runtime.memory_gate.hold(cost):
+    async with runtime.memory_gate.hold(cost), (
+            runtime.isolated_slots if isolated else contextlib.nullcontext()):
         encoded, fingerprint = await runtime.executor.run(request.priority or "normal",
                                                           render)
     outputs = await asyncio.gather(*(runtime.io.run(engine.store, request, name, enc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from functools import cached_property
 
 from pipeline.admission import AdmissionPolicy
@@ -44,6 +45,13 @@ class Runtime:
     def memory_gate(self) -> MemoryGate:
         budget = self.settings.memory_budget_mb << 20 or default_budget()
         return MemoryGate(budget)
+
+    @cached_property
+    def isolated_slots(self) -> asyncio.Semaphore:
+        """Isolated (long, expensive) jobs hold at most all image threads but one, so
+        one thread always serves ordinary jobs: a high-priority job never waits behind
+        expensive ones."""
+        return asyncio.Semaphore(max(1, self.settings.image_thread_count - 1))
 
     @cached_property
     def limits(self) -> Limits:
