@@ -114,9 +114,10 @@ class ApiClient:
                               "worker running? (`imgpipe worker`, or set IMGPIPE_API_URL)"
                               ) from None
 
-    def job(self, job_id: str, unavailable_for: float = 30.0) -> dict[str, Any] | None:
+    def job(self, job_id: str, unavailable_for: float = 60.0) -> dict[str, Any] | None:
         """The job's state, None if no worker knows it. A 503 (partitions not assigned
-        yet, e.g. during a rebalance) is retried for up to ``unavailable_for`` seconds."""
+        yet, or the job's owner died and the group is reassigning its keys) is retried
+        for up to ``unavailable_for`` seconds."""
         deadline = time.monotonic() + unavailable_for
         status, body = self.get_json(f"/api/jobs/{job_id}")
         while status == 503 and time.monotonic() < deadline:

@@ -261,14 +261,22 @@ async def job_state(request: Request, job_id: str) -> tuple[int, Any]:
             return 404, {"error": f"no job {job_id!r}", "code": "not_found", "job_id": job_id}
         return 200, public_view(state)
     headers = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
-    return await fetch_json(owner.with_path(f"/api/jobs/{job_id}"), headers)
+    status, body = await fetch_json(owner.with_path(f"/api/jobs/{job_id}"), headers)
+    if status == 502:  # the owner died or is moving: the group will reassign its keys
+        return 503, {**body, "code": "owner_unavailable"}
+    return status, body
 
 
 @app.page("/api/jobs/{job_id}")
 class JobDetail(View):
     async def get(self, request: Request, job_id: str) -> Response:
         status, body = await job_state(request, job_id)
-        return self.json(body, status=status)
+        return self.json(body, status=status, headers=retry_after(status))
+
+
+def retry_after(status: int) -> dict[str, str]:
+    """A 503 tells clients when to ask again (a rebalance takes seconds)."""
+    return {"Retry-After": "1"} if status == 503 else {}
 
 
 @app.page("/api/jobs/{job_id}/outputs/{variant}")
@@ -278,7 +286,7 @@ class JobOutput(View):
     async def get(self, request: Request, job_id: str, variant: str) -> Response:
         status, state = await job_state(request, job_id)
         if status != 200:
-            return self.json(state, status=status)
+            return self.json(state, status=status, headers=retry_after(status))
         output = next((o for o in expand_outputs(state) if o["variant"] == variant), None)
         if output is None:
             return self.json({"error": f"job {state['job_id']!r} has no output "
