@@ -87,24 +87,32 @@ class Supervisor:
             stop_worker(proc)
 
 
+def run_supervised(kafka, tmp_path, marked: str, others: str, count: int, **settings: str
+                   ) -> tuple[object, Supervisor, list[str], list[str], dict[str, dict]]:
+    """One marked job among ``count`` others on one partition, under a supervisor:
+    (env, supervisor, marked ids, other ids, final states)."""
+    env = make_env(kafka, tmp_path, IMGPIPE_FAULT_JOBS=marked, **settings)
+    env.cli("topics", "create", check=True)
+    partitions = env.settings.partitions
+    [bad] = same_partition_ids(f"{marked}-", 1, partitions)
+    rest = same_partition_ids(f"{others}-", count, partitions)
+    supervisor = Supervisor(env)
+    try:
+        produce_jobs(env, [*rest[:3], bad, *rest[3:]])
+        states = supervisor.wait_terminal([bad, *rest])
+    finally:
+        supervisor.stop()
+    return env, supervisor, [bad], rest, states
+
+
 @pytest.mark.parametrize(("action", "codes"), [
     ("abort", {"worker_crashed"}),
     ("crash-then-oom", {"memory_budget", "worker_crashed"}),
 ])
 def test_a_job_that_kills_its_worker_fails_within_two_crashes(kafka, tmp_path, action, codes):
-    env = make_env(kafka, tmp_path, IMGPIPE_FAULT_JOBS="poison", IMGPIPE_FAULT_ACTION=action,
-                   IMGPIPE_ISOLATED_MEMORY_MB="768", IMGPIPE_BATCH_SIZE="16",
-                   IMGPIPE_BATCH_WINDOW="0.5")
-    env.cli("topics", "create", check=True)
-    partitions = env.settings.partitions
-    poison = same_partition_ids("poison-", 1, partitions)
-    valid = same_partition_ids("valid-", 7, partitions)
-    supervisor = Supervisor(env)
-    try:
-        produce_jobs(env, [*valid[:3], *poison, *valid[3:]])
-        states = supervisor.wait_terminal([*poison, *valid])
-    finally:
-        supervisor.stop()
+    env, supervisor, poison, valid, states = run_supervised(
+        kafka, tmp_path, "poison", "valid", 7, IMGPIPE_FAULT_ACTION=action,
+        IMGPIPE_ISOLATED_MEMORY_MB="768", IMGPIPE_BATCH_SIZE="16", IMGPIPE_BATCH_WINDOW="0.5")
     [bad] = poison
     assert states[bad]["status"] == "FAILED" and states[bad]["error_code"] in codes, states[bad]
     assert supervisor.restarts == 1, "one crash in-process, then the job runs isolated"
@@ -116,19 +124,9 @@ def test_a_job_that_kills_its_worker_fails_within_two_crashes(kafka, tmp_path, a
 
 
 def test_a_long_job_that_fails_runs_once(kafka, tmp_path):
-    env = make_env(kafka, tmp_path, IMGPIPE_FAULT_JOBS="slow", IMGPIPE_FAULT_ACTION=(
-        "fail-after:15"), IMGPIPE_SWEEP_INTERVAL="1", IMGPIPE_SWEEP_STALE_AFTER="3",
-        IMGPIPE_IMAGE_THREADS="1")
-    env.cli("topics", "create", check=True)
-    partitions = env.settings.partitions
-    slow = same_partition_ids("slow-", 1, partitions)
-    behind = same_partition_ids("behind-", 6, partitions)
-    supervisor = Supervisor(env)
-    try:
-        produce_jobs(env, [*slow, *behind])
-        states = supervisor.wait_terminal([*slow, *behind])
-    finally:
-        supervisor.stop()
+    env, supervisor, slow, behind, states = run_supervised(
+        kafka, tmp_path, "slow", "behind", 6, IMGPIPE_FAULT_ACTION="fail-after:15",
+        IMGPIPE_SWEEP_INTERVAL="1", IMGPIPE_SWEEP_STALE_AFTER="3", IMGPIPE_IMAGE_THREADS="1")
     [long_job] = slow
     assert states[long_job]["status"] == "FAILED"
     runs = {j: [h["status"] for h in s["history"]].count("PROCESSING")

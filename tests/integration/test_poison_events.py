@@ -42,6 +42,13 @@ def ids_on_partition(partition: int, count: int, partitions: int, tag: str) -> l
     return ids
 
 
+def stored_sample(env, tmp_path, name: str, width: int, height: int) -> str:
+    """A generated photo in the pipeline's object store; its URI."""
+    store = open_object_store(env.settings.object_store)
+    return store.put(f"sources/poison/{name}.jpg", write_samples(
+        tmp_path, 1, width, height)[0].read_bytes(), "image/jpeg")
+
+
 def wait_done(env, job_ids: list[str], timeout: float = 240) -> dict[str, dict]:
     base = env.env["IMGPIPE_API_URL"]
     states: dict[str, dict] = {}
@@ -61,9 +68,7 @@ def wait_done(env, job_ids: list[str], timeout: float = 240) -> dict[str, dict]:
 def test_poison_between_valid_jobs_loses_none_of_them(poisoned, tmp_path):
     env = poisoned
     settings = env.settings
-    store = open_object_store(settings.object_store)
-    source = store.put("sources/poison/ok.jpg",
-                       write_samples(tmp_path, 1, 160, 120)[0].read_bytes(), "image/jpeg")
+    source = stored_sample(env, tmp_path, "ok", 160, 120)
     valid = ids_on_partition(0, 24, settings.partitions, "valid")
     poison = poison_events()
     records, expected = [], Counter()
@@ -93,9 +98,7 @@ def test_poison_between_valid_jobs_loses_none_of_them(poisoned, tmp_path):
 def test_a_retry_record_from_the_far_future_does_not_hold_retries(poisoned, tmp_path):
     env = poisoned
     settings = env.settings
-    store = open_object_store(settings.object_store)
-    source = store.put("sources/poison/late.jpg",
-                       write_samples(tmp_path, 1, 120, 90)[0].read_bytes(), "image/jpeg")
+    source = stored_sample(env, tmp_path, "late", 120, 90)
     job_id = f"late-{uuid.uuid4().hex[:8]}"
     job = {"job_id": job_id, "source": source, "variants": VARIANTS, "priority": "normal",
            "tenant": "default", "submitted_at": time.time(), "attempt": 1}
@@ -110,9 +113,7 @@ def test_metrics_stay_bounded_whatever_events_carry(poisoned, tmp_path):
     env = poisoned
     settings = env.settings
     base = env.env["IMGPIPE_API_URL"]
-    store = open_object_store(settings.object_store)
-    source = store.put("sources/poison/m.jpg",
-                       write_samples(tmp_path, 1, 64, 48)[0].read_bytes(), "image/jpeg")
+    source = stored_sample(env, tmp_path, "m", 64, 48)
     done_id = f"metric-{uuid.uuid4().hex[:8]}"
     produce_raw(settings.bootstrap_servers, settings.topic("ingest"), [(
         done_id.encode(), json.dumps({"job_id": done_id, "source": source,
