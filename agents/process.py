@@ -101,8 +101,8 @@ async def take(event, work: dict, sources: dict, pending: list[Delivery],
             source_topic=origin(event))))
         return
     state = get_state(request.job_id)
-    if transitions.should_skip_processing(state, request):
-        metrics.DUPLICATES.labels("process").inc()
+    if request.job_id in work or transitions.should_skip_processing(state, request):
+        metrics.DUPLICATES.labels("process").inc()  # a second copy in this batch, or done
         return
     if transitions.unfinished_runs(state):
         state = transitions.crashed(state)
@@ -113,7 +113,7 @@ async def take(event, work: dict, sources: dict, pending: list[Delivery],
             pending.extend(await give_up_crashed(request, state, event))
             return
     put_state(transitions.processing(state, request), event)
-    work[request.job_id] = (request, chains)  # a job twice in one batch runs once
+    work[request.job_id] = (request, chains)
     sources[request.job_id] = event
     if state and state.get("crashes"):
         isolated.add(request.job_id)

@@ -122,3 +122,56 @@ def test_a_job_over_the_per_job_budget_fails_with_its_code(tmp_path):
         assert outcome.kind == FAILED and outcome.error.code == "memory_budget"
     finally:
         runtime.close()
+
+
+PEAK_SCRIPT = """
+import asyncio, json, resource, sys
+import numpy as np
+from pipeline.budget import MemoryGate, estimate_cost
+from pipeline.models import JobRequest
+from pipeline.ops import compile_variants, parse_variant_specs
+from pipeline.processing import run_batch
+from pipeline.runtime import Runtime
+from pipeline.settings import Settings
+from tests.images import encode
+
+root, gated = sys.argv[1], sys.argv[2] == "gated"
+settings = Settings.from_env({"IMGPIPE_OBJECT_STORE": f"file://{root}/objects",
+                              "IMGPIPE_METADATA_URL": f"sqlite:///{root}/m.db",
+                              "IMGPIPE_IMAGE_THREADS": "4",
+                              "IMGPIPE_ISOLATE_ABOVE_MB": "100000",
+                              "IMGPIPE_MAX_JOB_MEMORY_MB": "100000"})
+runtime = Runtime(settings)
+big = encode(np.full((7000, 7000), 30000, np.uint16), "PNG")  # 49 MP, 16-bit
+source = runtime.object_store.put("s/big.png", big, "image/png")
+variants = compile_variants(parse_variant_specs(["t=w:256,webp"]), runtime.limits, 4)
+cost = estimate_cost(big, variants, settings.max_source_pixels)
+runtime.__dict__["memory_gate"] = MemoryGate(cost.memory * 11 // 10 if gated else 1 << 40)
+del big
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss << 10
+work = [(JobRequest(f"b{i}", source, {"t": []}, "normal"), variants) for i in range(4)]
+kinds = [o.kind for o in asyncio.run(run_batch(work, runtime))]
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss << 10
+print(json.dumps({"kinds": kinds, "base": base, "peak": peak, "estimate": cost.memory}))
+"""
+
+
+def test_four_49_mp_sixteen_bit_jobs_stay_under_the_budget(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def run(mode: str) -> dict:
+        result = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(tmp_path / mode), mode],
+                                capture_output=True, text=True, timeout=600,
+                                cwd=Path(__file__).resolve().parents[2])
+        assert result.returncode == 0, result.stderr[-3000:]
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    gated = run("gated")
+    assert gated["kinds"] == ["done"] * 4
+    # one job at a time: the image work's peak stays within one estimate
+    assert gated["peak"] - gated["base"] < gated["estimate"], gated
+    free = run("free")  # the same four jobs on four threads without the gate
+    assert free["peak"] - free["base"] > gated["peak"] - gated["base"], (free, gated)
