@@ -79,7 +79,12 @@ class Chain:
                 frame = shared[prefix]
                 continue
             w, h = step.operation.output_size(frame.width, frame.height, step.args)
-            if w * h > limits.max_output_pixels or max(w, h) > limits.max_dimension:
+            # Only a step that grows the image can break the output limit: the source's
+            # own size was judged by the source pixel limit (a 49 MP photo's thumbnail
+            # must not fail because its no-op orient step "makes" 49 MP).
+            grows = w * h > frame.width * frame.height or max(w, h) > max(frame.width,
+                                                                         frame.height)
+            if grows and (w * h > limits.max_output_pixels or max(w, h) > limits.max_dimension):
                 raise ImageRejected(f"{step.operation.name} would make a {w}x{h} image, more "
                                     "than the output limit", "output_too_large")
             larger = (_downscaled_sibling(shared, prefix, frame, w, h)

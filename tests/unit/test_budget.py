@@ -150,7 +150,8 @@ runtime.__dict__["memory_gate"] = MemoryGate(cost.memory * 11 // 10 if gated els
 del big
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss << 10
 work = [(JobRequest(f"b{i}", source, {"t": []}, "normal"), variants) for i in range(4)]
-kinds = [o.kind for o in asyncio.run(run_batch(work, runtime))]
+outcomes = asyncio.run(run_batch(work, runtime))
+kinds = [o.kind if o.kind == "done" else o.error.code for o in outcomes]
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss << 10
 print(json.dumps({"kinds": kinds, "base": base, "peak": peak, "estimate": cost.memory}))
 """
