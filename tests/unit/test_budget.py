@@ -176,3 +176,39 @@ def test_four_49_mp_sixteen_bit_jobs_stay_under_the_budget(tmp_path):
     assert gated["peak"] - gated["base"] < gated["estimate"], gated
     free = run("free")  # the same four jobs on four threads without the gate
     assert free["peak"] - free["base"] > gated["peak"] - gated["base"], (free, gated)
+
+
+def test_a_high_priority_job_does_not_wait_behind_expensive_low_jobs(tmp_path):
+    # two image threads; two expensive (isolated) low jobs arrive first, then a small
+    # high one: it must finish before either low job does
+    from pipeline.processing import run_job
+
+    settings = Settings.from_env({"IMGPIPE_OBJECT_STORE": f"file://{tmp_path}/objects",
+                                  "IMGPIPE_METADATA_URL": f"sqlite:///{tmp_path}/m.db",
+                                  "IMGPIPE_IMAGE_THREADS": "2",
+                                  "IMGPIPE_ISOLATE_ABOVE_MB": "64"})
+    runtime = Runtime(settings)
+    try:
+        store = runtime.object_store
+        big = store.put("s/big.png", encode(quadrants(3000, 2000), "PNG"), "image/png")
+        small = store.put("s/small.png", encode(quadrants(64, 48), "PNG"), "image/png")
+        slow = compile_variants({"v": [{"op": "sharpen", "sigma": 6.0, "amount": 0.2}] * 12
+                                 + [{"op": "encode", "format": "png"}]}, runtime.limits, 4)
+        quick = compile_variants(parse_variant_specs(["t=w:32,png"]), runtime.limits, 4)
+        finished: list[str] = []
+
+        async def job(name: str, source: str, variants, priority: str) -> None:
+            await run_job(JobRequest(name, source, {"v": []}, priority), variants, runtime)
+            finished.append(name)
+
+        async def scenario() -> None:
+            lows = [asyncio.create_task(job(f"low{i}", big, slow, "low")) for i in range(2)]
+            while not runtime.isolated_slots.locked():  # the first low job holds its slot
+                await asyncio.sleep(0.01)
+            await job("high", small, quick, "high")
+            await asyncio.gather(*lows)
+
+        asyncio.run(scenario())
+        assert finished[0] == "high", finished
+    finally:
+        runtime.close()
