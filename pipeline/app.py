@@ -97,8 +97,8 @@ def create_app(settings: Settings) -> faust.App:
     )
 
 
-faustfix.install()
 settings = Settings.from_env()
+faustfix.install(settings.topic_prefix)
 runtime = Runtime(settings)
 topic_names = TopicNames.from_settings(settings)
 app = create_app(settings)

@@ -21,14 +21,20 @@ Upstream: faust-streaming issue #596 (records dropped around rebalances). Effect
 this pipeline are idempotent, so reading a record twice is always safe; not reading it
 is not.
 
-3. With standby replicas (table_standby_replicas=1, our setting) Faust's co-partitioned
+3. Faust treats a jump in a partition's offsets as a gap (compaction, transaction
+   markers) and commits past it. Our source topics have neither, so a jump only means
+   records the fetcher skipped; committing past them lost an ingest event for good (a
+   worker SIGKILLed during a rebalance, seen once in the fault suite). Fix: for our
+   source topics no gap is recorded, so commits stop before the skipped records; the
+   sweeper's stall check (agents/sweep.py) then reads the partition again from there.
+4. With standby replicas (table_standby_replicas=1, our setting) Faust's co-partitioned
    assignor keeps every member's old partitions up to ceil(partitions / members): four
    partitions held 2 + 2 by two workers stay so when a third joins, which gets none,
    and a scaled-out worker idles. Fix: after Faust's assignment, actives are levelled
    (a partition moves from the member with the most to the one with the fewest until
    they differ by at most one), the old owner keeping a standby copy where it can.
 
-``install()`` is called once when the app module is imported.
+``install(prefix)`` is called once when the app module is imported.
 """
 
 from __future__ import annotations
@@ -105,7 +111,7 @@ async def seek_in_consumer_thread(self: Any, tp: Any, offset: int) -> None:
 
 
 class LevelledCopartitionedAssignor(CopartitionedAssignor):
-    """Faust's co-partitioned assignor, then actives levelled across members (fix 3)."""
+    """Faust's co-partitioned assignor, then actives levelled across members (fix 4)."""
 
     def get_assignment(self) -> Any:
         assignment = super().get_assignment()
@@ -134,8 +140,25 @@ def level_actives(clients: dict[str, Any]) -> None:
             richest.standbys.add(partition)
 
 
-def install() -> None:
-    """Apply the fixes (only to the faust-streaming versions they were written for)."""
+#: Topic-name prefixes whose offsets have no gaps (fix 3): ours.
+_GAPLESS: list[str] = []
+_add_gap_of_faust = faust_consumer.Consumer._add_gap
+
+
+async def _add_gap(self: Any, tp: Any, offset_from: int, offset_to: int) -> None:
+    """Consumer._add_gap, except on our source topics (fix 3)."""
+    if tp.topic.startswith(tuple(_GAPLESS)):
+        log.warning("%s: records %d..%d were skipped by the fetcher; not committing past "
+                    "them (they are read again)", tp, offset_from, offset_to - 1)
+        return
+    await _add_gap_of_faust(self, tp, offset_from, offset_to)
+
+
+def install(topic_prefix: str = "") -> None:
+    """Apply the fixes (only to the faust-streaming versions they were written for);
+    ``topic_prefix`` names our source topics (fix 3)."""
+    if topic_prefix:
+        _GAPLESS.append(topic_prefix + ".")
     if not faust.__version__.startswith(PATCHED_VERSIONS):
         log.warning("faust-streaming %s: consumer fixes not applied (written for %s); "
                     "check faustfix.py against this version", faust.__version__,
@@ -143,4 +166,5 @@ def install() -> None:
         return
     faust_aiokafka.AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed
     faust_consumer.Consumer.getmany = _getmany
+    faust_consumer.Consumer._add_gap = _add_gap
     faust_partition_assignor.CopartitionedAssignor = LevelledCopartitionedAssignor

@@ -49,3 +49,24 @@ def test_scale_out_one_member_at_a_time_stays_level(partitions, members):
             topics=TOPICS, num_partitions=partitions, replicas=1,
             cluster_asgn=state).get_assignment())
         check(state, partitions, 1 if len(state) > 1 else 0)
+
+
+def test_skipped_records_of_our_topics_are_never_committed_past(monkeypatch):
+    import asyncio
+
+    from aiokafka import TopicPartition
+
+    from pipeline import faustfix
+
+    recorded = []
+
+    async def faust_add_gap(self, tp, begin, end):
+        recorded.append((tp.topic, begin, end))
+
+    monkeypatch.setattr(faustfix, "_add_gap_of_faust", faust_add_gap)
+    monkeypatch.setattr(faustfix, "_GAPLESS", ["t1234.", "other."])
+    asyncio.run(faustfix._add_gap(None, TopicPartition("t1234.ingest", 0), 5, 9))
+    asyncio.run(faustfix._add_gap(None, TopicPartition("t1234-jobs-changelog", 0), 5, 9))
+    # our source topics have no gaps (only skipped records): nothing is recorded as one;
+    # anything else (a compacted changelog) keeps Faust's gap handling
+    assert recorded == [("t1234-jobs-changelog", 5, 9)]
