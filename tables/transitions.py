@@ -114,20 +114,18 @@ def rejected(state: dict[str, Any] | None, job_id: str, error: ImgpipeError,
 
 def processing(state: dict[str, Any] | None, request: JobRequest,
                now: float | None = None) -> dict[str, Any]:
-    """Image work starts: one more run started (``starts``), which the outcome of the
-    run marks finished (``finished``). A start never finished means the worker running
-    it died (unfinished_runs)."""
+    """Image work starts: one more run is open until the run's outcome closes it (the
+    field is absent once none is). A run still open when the job comes back means the
+    worker running it died (unfinished_runs)."""
     base = _new(request.job_id, request) if state is None else state
     return _advance(base, Status.PROCESSING, now, attempts=request.attempt + 1,
-                    starts=base.get("starts", 0) + 1)
+                    open=base.get("open", 0) + 1)
 
 
 def unfinished_runs(state: dict[str, Any] | None) -> int:
     """Runs of the job that started and never reached an outcome: crashes of the worker
     that ran them (however the job came back: redelivery, re-routing, the sweeper)."""
-    if not state:
-        return 0
-    return max(0, state.get("starts", 0) - state.get("finished", 0))
+    return int(state.get("open", 0)) if state else 0
 
 
 def crashed(state: dict[str, Any], now: float | None = None) -> dict[str, Any]:
@@ -135,13 +133,13 @@ def crashed(state: dict[str, Any], now: float | None = None) -> dict[str, Any]:
     lost = unfinished_runs(state)
     now = round(time.time() if now is None else now, 3)
     history = [*state.get("history", []), *[{"status": "CRASHED", "at": now}] * lost]
-    return {**state, "crashes": state.get("crashes", 0) + lost,
-            "finished": state.get("starts", 0), "history": history[-HISTORY_LIMIT:],
-            "updated_at": now}
+    return {**_finished(state), "crashes": state.get("crashes", 0) + lost,
+            "history": history[-HISTORY_LIMIT:], "updated_at": now}
 
 
 def _finished(state: dict[str, Any]) -> dict[str, Any]:
-    return {**state, "finished": state.get("starts", 0)}
+    # No field at all once no run is open: finished states stay as small as before.
+    return {k: v for k, v in state.items() if k != "open"}
 
 
 def done(state: dict[str, Any], outputs: list[OutputInfo], now: float | None = None,
