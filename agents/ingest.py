@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 
 from agents.events import job_id_hint, key_text, origin, raw_value, records_of
-from agents.routing import Delivery, confirm, dead_letter, send, topic
+from agents.routing import Delivery, confirm, dead_letter_event, send, topic
 from pipeline import metrics
 from pipeline.app import app, runtime, settings, topic_names
 from pipeline.errors import PermanentError
 from pipeline.inflight import in_flight
-from pipeline.models import dead_letter as dead_letter_record
-from pipeline.tenancy import AUTH_HEADER, Principal
+from pipeline.tenancy import Principal, signature_of
 from tables import transitions
 from tables.jobs import get_state, put_state
 from tables.stats import count_outcome
@@ -35,7 +34,7 @@ async def admit(event, routed: list) -> list[Delivery]:
         # Re-key so every event and the state of this job share one partition.
         log.info("re-keying job_id=%s (event key %r)", request.job_id, key_text(event))
         return [await send(topic_names.ingest, request.job_id, raw,
-                           headers=_signature(event))]
+                           headers=signature_of(event.headers))]
     state = get_state(request.job_id)
     event_origin = origin(event)
     duplicate = transitions.is_duplicate_submission(state, request, event_origin)
@@ -66,15 +65,7 @@ async def reject(event, raw: bytes | None, exc: PermanentError, sender: Principa
     if (job_id and key_text(event) == job_id and sender is not None
             and sender.may_see(job_id) and get_state(job_id) is None):
         put_state(transitions.rejected(None, job_id, exc), event)
-    return await dead_letter(dead_letter_record(
-        job_id, exc.code, exc.message, stage="ingest", raw=raw, source_topic=origin(event)))
-
-
-def _signature(event) -> list[tuple[str, bytes]]:
-    """The event's imgpipe-auth header, to keep on a re-sent copy."""
-    headers = event.headers or {}
-    items = headers.items() if isinstance(headers, dict) else headers
-    return [(k, v) for k, v in items if k == AUTH_HEADER and isinstance(v, bytes)][:1]
+    return await dead_letter_event(event, exc.code, exc.message, "ingest", job_id)
 
 
 async def admit_safely(event, routed: list) -> list[Delivery]:
@@ -84,9 +75,8 @@ async def admit_safely(event, routed: list) -> list[Delivery]:
         return await admit(event, routed)
     except Exception:
         log.exception("unexpected error admitting %s", origin(event))
-        return [await dead_letter(dead_letter_record(
-            job_id_hint(event), "internal_error", "unexpected error at ingest",
-            stage="ingest", raw=raw_value(event), source_topic=origin(event)))]
+        return [await dead_letter_event(event, "internal_error", "unexpected error at ingest",
+                                        "ingest")]
 
 
 @app.agent(topic(topic_names.ingest), name="ingest", concurrency=1)

@@ -6,7 +6,7 @@ import logging
 import time
 
 from agents.events import job_id_hint, key_text, origin, raw_value, records_of
-from agents.routing import Delivery, confirm, dead_letter, send, topic
+from agents.routing import Delivery, confirm, dead_letter, dead_letter_event, send, topic
 from pipeline import metrics
 from pipeline.app import app, runtime, settings, topic_names
 from pipeline.errors import PermanentError
@@ -69,9 +69,8 @@ async def handle_batch(priority: str, events: list) -> None:
             await take(event, work, sources, pending, isolated)
         except Exception:  # this event alone: the rest of the batch goes on
             log.exception("unexpected error taking %s", origin(event))
-            pending.append(await dead_letter(dead_letter_record(
-                job_id_hint(event), "internal_error", "unexpected error before processing",
-                stage="process", raw=raw_value(event), source_topic=origin(event))))
+            pending.append(await dead_letter_event(
+                event, "internal_error", "unexpected error before processing", "process"))
     if work:
         metrics.BATCH_SIZE.labels(priority).observe(len(work))
         # The PROCESSING states (each counting a started run) reach the changelog before
@@ -96,9 +95,8 @@ async def take(event, work: dict, sources: dict, pending: list[Delivery],
         if job_id and key_text(event) == job_id:
             put_state(transitions.failed(get_state(job_id) or transitions.rejected(
                 None, job_id, exc), exc), event)
-        pending.append(await dead_letter(dead_letter_record(
-            job_id, exc.code, exc.message, stage="process", raw=raw_value(event),
-            source_topic=origin(event))))
+        pending.append(await dead_letter_event(event, exc.code, exc.message, "process",
+                                               job_id))
         return
     state = get_state(request.job_id)
     if request.job_id in work or transitions.should_skip_processing(state, request):

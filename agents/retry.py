@@ -6,12 +6,11 @@ import asyncio
 import logging
 import time
 
-from agents.events import job_id_hint, key_text, origin, raw_value, records_of
-from agents.routing import confirm, dead_letter, send, topic
+from agents.events import key_text, origin, raw_value, records_of
+from agents.routing import confirm, dead_letter_event, send, topic
 from pipeline.app import app, settings, topic_names
 from pipeline.inflight import in_flight
 from pipeline.models import MAX_EVENT_BYTES, job_request_from_dict, loads_bounded
-from pipeline.models import dead_letter as dead_letter_record
 from pipeline.processing import longest_backoff, retry_hold
 
 log = logging.getLogger(__name__)
@@ -46,7 +45,4 @@ async def requeue(event) -> None:
                                       data["raw"].encode())])
     except Exception as exc:
         log.warning("unusable retry record %s: %s", origin(event), exc)
-        await confirm([await dead_letter(dead_letter_record(
-            job_id_hint(event), "bad_retry_record", str(exc), stage="retry",
-            raw=raw_value(event), source_topic=origin(event)))])
-
+        await confirm([await dead_letter_event(event, "bad_retry_record", str(exc), "retry")])

@@ -10,8 +10,10 @@ from typing import Any
 
 from aiokafka import errors as kafka_errors
 
+from agents.events import job_id_hint, origin, raw_value
 from pipeline import metrics
 from pipeline.app import app, source_topic, topic_names
+from pipeline.models import dead_letter as dead_letter_record
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,15 @@ async def dead_letter(record: dict[str, Any]) -> Delivery:
     log.warning("dead-letter job_id=%s stage=%s reason=%s: %s", record["job_id"],
                 record["stage"], record["reason"], record["error"])
     return await send(topic_names.dlq, record["job_id"], record)
+
+
+async def dead_letter_event(event: Any, reason: str, message: str, stage: str,
+                            job_id: str | None = None) -> Delivery:
+    """Dead-letter an event that could not be used, with its raw value and origin (and
+    ``job_id``, else the best the event names)."""
+    return await dead_letter(dead_letter_record(
+        job_id or job_id_hint(event), reason, message, stage=stage, raw=raw_value(event),
+        source_topic=origin(event)))
 
 
 async def confirm(deliveries: list[Delivery]) -> None:

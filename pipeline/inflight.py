@@ -9,7 +9,6 @@ not a stall). Pure bookkeeping, no Faust.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -23,7 +22,6 @@ class InFlight:
 
     def __init__(self) -> None:
         self._jobs: Counter[str] = Counter()
-        self._topics: dict[str, float] = {}  # topic -> since when a batch of it runs
         self._topic_batches: Counter[str] = Counter()
         self._finished: dict[tuple[str, int], int] = {}  # highest offset handled
 
@@ -35,9 +33,7 @@ class InFlight:
         jobs = [job_id for *_, job_id in records if job_id]
         topics = {topic for topic, *_ in records}
         self._jobs.update(jobs)
-        for topic in topics:
-            self._topic_batches[topic] += 1
-            self._topics.setdefault(topic, time.monotonic())
+        self._topic_batches.update(topics)
         ok = False
         try:
             yield
@@ -45,11 +41,8 @@ class InFlight:
         finally:
             self._jobs.subtract(jobs)
             self._jobs += Counter()  # drop zero counts
-            for topic in topics:
-                self._topic_batches[topic] -= 1
-                if self._topic_batches[topic] <= 0:
-                    del self._topic_batches[topic]
-                    self._topics.pop(topic, None)
+            self._topic_batches.subtract(topics)
+            self._topic_batches += Counter()
             if ok:
                 for topic, partition, offset, _ in records:
                     key = (topic, partition)
@@ -61,7 +54,7 @@ class InFlight:
 
     def busy(self, topic: str) -> bool:
         """True if a batch of ``topic`` is being handled here."""
-        return topic in self._topics
+        return self._topic_batches[topic] > 0
 
     def finished_through(self, topic: str, partition: int) -> int | None:
         """The highest offset of ``topic``/``partition`` this worker has handled."""

@@ -137,15 +137,22 @@ def tenant_of(job_id: str) -> str:
     return tenant if sep else DEFAULT_TENANT
 
 
+def check_job_id(job_id: object) -> str:
+    """``job_id`` if it is a well-formed (bare or qualified) job id, else InvalidRequest
+    ``bad_job_id``."""
+    if not isinstance(job_id, str) or not QUALIFIED_JOB_ID_RE.match(job_id):
+        raise InvalidRequest("job_id must be 1-128 characters of letters, digits, '.', '_' "
+                             "or '-', starting with a letter or digit", "bad_job_id")
+    return job_id
+
+
 def qualify_job_id(tenant: str, job_id: str) -> str:
     """The pipeline's key for a client's job id: two tenants never share one.
 
     ``job_id`` may already be qualified with ``tenant``; qualified with another tenant,
     it is refused (InvalidRequest ``bad_job_id``).
     """
-    if not isinstance(job_id, str) or not QUALIFIED_JOB_ID_RE.match(job_id):
-        raise InvalidRequest("job_id must be 1-128 characters of letters, digits, '.', '_' "
-                             "or '-', starting with a letter or digit", "bad_job_id")
+    check_job_id(job_id)
     if ":" in job_id:
         if tenant_of(job_id) != tenant:
             raise InvalidRequest("job_id names another tenant than the request's",

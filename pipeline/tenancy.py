@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ConfigError, InvalidRequest
-from pipeline.models import DEFAULT_TENANT, PRIORITIES, TENANT_RE, tenant_of
+from pipeline.models import DEFAULT_TENANT, PRIORITIES, TENANT_RE, qualify_job_id, tenant_of
 
 AUTH_HEADER = "imgpipe-auth"
 MIN_TOKEN_LENGTH = 12
@@ -68,7 +68,7 @@ class Principal:
         """The qualified id a caller means by ``job_id`` (its own tenant's when bare),
         None if it names a job the caller may not see."""
         if ":" not in job_id and not self.admin:
-            job_id = job_id if self.tenant == DEFAULT_TENANT else f"{self.tenant}:{job_id}"
+            job_id = qualify_job_id(self.tenant, job_id)
         return job_id if self.may_see(job_id) else None
 
     def sign(self, value: bytes) -> list[tuple[str, bytes]]:
@@ -149,6 +149,12 @@ def token_principal(api_token: str, tokens_file: str) -> Principal:
         if found is not None:
             return found
     return Principal(DEFAULT_TENANT, admin=True, secret=api_token.encode())
+
+
+def signature_of(headers: Any) -> list[tuple[str, bytes]]:
+    """An event's imgpipe-auth header, to keep on a copy sent on (none if it has none)."""
+    signature = _header(headers, AUTH_HEADER)
+    return [(AUTH_HEADER, signature.encode())] if signature else []
 
 
 def _header(headers: Any, name: str) -> str | None:

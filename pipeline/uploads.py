@@ -17,8 +17,8 @@ from typing import Any
 from pipeline.errors import ImageRejected, InvalidRequest
 from pipeline.models import (
     DEFAULT_TENANT,
-    QUALIFIED_JOB_ID_RE,
     JobRequest,
+    check_job_id,
     job_request_from_dict,
     storage_path,
 )
@@ -63,11 +63,7 @@ def _force(value: Any) -> bool:
 
 def job_id_of(fields: Mapping[str, Any]) -> str:
     """The submission's job_id (checked), or a new random one."""
-    job_id = fields.get("job_id") or uuid.uuid4().hex
-    if not isinstance(job_id, str) or not QUALIFIED_JOB_ID_RE.match(job_id):
-        raise InvalidRequest("job_id must be 1-128 characters of letters, digits, '.', '_' "
-                             "or '-', starting with a letter or digit", "bad_job_id")
-    return job_id
+    return check_job_id(fields.get("job_id") or uuid.uuid4().hex)
 
 
 def build_request(fields: Mapping[str, Any], source: str, tenant: str = DEFAULT_TENANT

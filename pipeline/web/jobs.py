@@ -11,6 +11,7 @@ import asyncio
 import logging
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,9 @@ from faust.web import Request, Response, View
 from pipeline import metrics
 from pipeline.app import app, runtime, settings, source_topic, topic_names
 from pipeline.errors import ImageRejected, ImgpipeError, InvalidRequest, SourceNotAllowed
-from pipeline.models import QUALIFIED_JOB_ID_RE, expand_outputs, loads_bounded, qualify_job_id
+from pipeline.models import QUALIFIED_JOB_ID_RE, expand_outputs, loads_bounded
 from pipeline.tenancy import ANYONE, NotAuthorized, Principal
-from pipeline.uploads import SUBMIT_FIELDS, build_request, check_upload, job_id_of, source_key
+from pipeline.uploads import SUBMIT_FIELDS, build_request, check_upload, source_key
 from pipeline.web.peers import fetch_json, gather, is_self
 from tables.jobs import active_partitions, active_states, jobs
 from tables.transitions import public_view
@@ -165,12 +166,11 @@ async def submit(request: web.Request) -> dict[str, Any]:
                 raise InvalidRequest("the form has no \"image\" file part", "missing_field")
             extension = await loop.run_in_executor(
                 None, check_upload, image, settings.max_source_pixels)
-            tenant = fields.get("tenant") or caller.tenant
-            build_request(fields, "-", tenant)  # every field checked before a key is made
-            fields["job_id"] = qualify_job_id(tenant, job_id_of(fields))
-            key = source_key(fields["job_id"], f".{extension}")
+            # every field checked (and the id qualified) before the source's key is made
+            shaped = build_request(fields, "-", caller.tenant)
+            key = source_key(shaped.job_id, f".{extension}")
             job, _ = runtime.admission.admit_request(
-                build_request(fields, runtime.object_store.uri_for(key), tenant), caller)
+                replace(shaped, source=runtime.object_store.uri_for(key)), caller)
             await loop.run_in_executor(None, runtime.object_store.put_new_file, key, image,
                                        "application/octet-stream")
         finally:
@@ -178,8 +178,7 @@ async def submit(request: web.Request) -> dict[str, Any]:
     elif request.content_type == "application/json":
         body = await _json_body(request)
         job, _ = runtime.admission.admit_request(build_request(
-            {k: v for k, v in body.items() if k != "source"}, body["source"],
-            body.get("tenant") if isinstance(body.get("tenant"), str) else caller.tenant),
+            {k: v for k, v in body.items() if k != "source"}, body["source"], caller.tenant),
             caller)
     else:
         raise InvalidRequest("send multipart/form-data with an \"image\" file part, or "

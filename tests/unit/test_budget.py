@@ -12,9 +12,8 @@ from pipeline.budget import JobCost, MemoryGate, OverBudget, estimate_cost
 from pipeline.models import JobRequest
 from pipeline.ops import Limits, compile_variants, parse_variant_specs
 from pipeline.processing import DONE, FAILED, run_batch
-from pipeline.runtime import Runtime
-from pipeline.settings import Settings
 from tests.images import encode, quadrants
+from tests.runtimes import local_runtime
 
 LIMITS = Limits(max_output_pixels=10**8)
 
@@ -81,17 +80,12 @@ class CountingGate(MemoryGate):
 
 def test_big_sixteen_bit_jobs_wait_for_each_other_under_a_small_budget(tmp_path):
     # four 16-bit 16 MP sources at once on two image threads; the budget fits one
-    settings = Settings.from_env({"IMGPIPE_OBJECT_STORE": f"file://{tmp_path}/objects",
-                                  "IMGPIPE_METADATA_URL": f"sqlite:///{tmp_path}/m.db",
-                                  "IMGPIPE_IMAGE_THREADS": "2",
-                                  "IMGPIPE_ISOLATE_ABOVE_MB": "100000",
-                                  "IMGPIPE_MAX_JOB_MEMORY_MB": "100000"})
-    runtime = Runtime(settings)
-    try:
+    with local_runtime(tmp_path, image_threads="2", isolate_above_mb="100000",
+                       max_job_memory_mb="100000") as runtime:
         big = encode(np.full((4000, 4000), 30000, np.uint16), "PNG")
         source = runtime.object_store.put("s/big.png", big, "image/png")
         variants = compile_variants(parse_variant_specs(["t=w:256,webp"]), runtime.limits, 4)
-        cost = estimate_cost(big, variants, settings.max_source_pixels)
+        cost = estimate_cost(big, variants, runtime.settings.max_source_pixels)
         gate = runtime.__dict__["memory_gate"] = CountingGate(cost.memory * 3 // 2)
         work = [(JobRequest(f"b{i}", source, {"t": []}, "normal"), variants)
                 for i in range(4)]
@@ -101,16 +95,10 @@ def test_big_sixteen_bit_jobs_wait_for_each_other_under_a_small_budget(tmp_path)
         roomy = runtime.__dict__["memory_gate"] = CountingGate(cost.memory * 4)
         asyncio.run(run_batch(work, runtime))
         assert roomy.most_at_once >= 2  # with room, jobs overlap
-    finally:
-        runtime.close()
 
 
 def test_a_job_over_the_per_job_budget_fails_with_its_code(tmp_path):
-    settings = Settings.from_env({"IMGPIPE_OBJECT_STORE": f"file://{tmp_path}/objects",
-                                  "IMGPIPE_METADATA_URL": f"sqlite:///{tmp_path}/m.db",
-                                  "IMGPIPE_MAX_JOB_MEMORY_MB": "16"})
-    runtime = Runtime(settings)
-    try:
+    with local_runtime(tmp_path, max_job_memory_mb="16") as runtime:
         source = runtime.object_store.put("s/a.png", encode(quadrants(400, 300), "PNG"),
                                           "image/png")
         huge = compile_variants({"big": [
@@ -120,8 +108,6 @@ def test_a_job_over_the_per_job_budget_fails_with_its_code(tmp_path):
         [outcome] = asyncio.run(run_batch(
             [(JobRequest("h", source, {"t": []}, "normal"), huge)], runtime))
         assert outcome.kind == FAILED and outcome.error.code == "memory_budget"
-    finally:
-        runtime.close()
 
 
 PEAK_SCRIPT = """
@@ -131,28 +117,24 @@ from pipeline.budget import MemoryGate, estimate_cost
 from pipeline.models import JobRequest
 from pipeline.ops import compile_variants, parse_variant_specs
 from pipeline.processing import run_batch
-from pipeline.runtime import Runtime
-from pipeline.settings import Settings
 from tests.images import encode
+from tests.runtimes import local_runtime
 
 root, gated = sys.argv[1], sys.argv[2] == "gated"
-settings = Settings.from_env({"IMGPIPE_OBJECT_STORE": f"file://{root}/objects",
-                              "IMGPIPE_METADATA_URL": f"sqlite:///{root}/m.db",
-                              "IMGPIPE_IMAGE_THREADS": "4",
-                              "IMGPIPE_ISOLATE_ABOVE_MB": "100000",
-                              "IMGPIPE_MAX_JOB_MEMORY_MB": "100000"})
-runtime = Runtime(settings)
-big = encode(np.full((7000, 7000), 30000, np.uint16), "PNG")  # 49 MP, 16-bit
-source = runtime.object_store.put("s/big.png", big, "image/png")
-variants = compile_variants(parse_variant_specs(["t=w:256,webp"]), runtime.limits, 4)
-cost = estimate_cost(big, variants, settings.max_source_pixels)
-runtime.__dict__["memory_gate"] = MemoryGate(cost.memory * 11 // 10 if gated else 1 << 40)
-del big
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss << 10
-work = [(JobRequest(f"b{i}", source, {"t": []}, "normal"), variants) for i in range(4)]
-outcomes = asyncio.run(run_batch(work, runtime))
-kinds = [o.kind if o.kind == "done" else o.error.code for o in outcomes]
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss << 10
+with local_runtime(root, image_threads="4", isolate_above_mb="100000",
+                   max_job_memory_mb="100000") as runtime:
+    settings = runtime.settings
+    big = encode(np.full((7000, 7000), 30000, np.uint16), "PNG")  # 49 MP, 16-bit
+    source = runtime.object_store.put("s/big.png", big, "image/png")
+    variants = compile_variants(parse_variant_specs(["t=w:256,webp"]), runtime.limits, 4)
+    cost = estimate_cost(big, variants, settings.max_source_pixels)
+    runtime.__dict__["memory_gate"] = MemoryGate(cost.memory * 11 // 10 if gated else 1 << 40)
+    del big
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss << 10
+    work = [(JobRequest(f"b{i}", source, {"t": []}, "normal"), variants) for i in range(4)]
+    outcomes = asyncio.run(run_batch(work, runtime))
+    kinds = [o.kind if o.kind == "done" else o.error.code for o in outcomes]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss << 10
 print(json.dumps({"kinds": kinds, "base": base, "peak": peak, "estimate": cost.memory}))
 """
 
@@ -183,12 +165,7 @@ def test_a_high_priority_job_does_not_wait_behind_expensive_low_jobs(tmp_path):
     # high one: it must finish before either low job does
     from pipeline.processing import run_job
 
-    settings = Settings.from_env({"IMGPIPE_OBJECT_STORE": f"file://{tmp_path}/objects",
-                                  "IMGPIPE_METADATA_URL": f"sqlite:///{tmp_path}/m.db",
-                                  "IMGPIPE_IMAGE_THREADS": "2",
-                                  "IMGPIPE_ISOLATE_ABOVE_MB": "64"})
-    runtime = Runtime(settings)
-    try:
+    with local_runtime(tmp_path, image_threads="2", isolate_above_mb="64") as runtime:
         store = runtime.object_store
         big = store.put("s/big.png", encode(quadrants(3000, 2000), "PNG"), "image/png")
         small = store.put("s/small.png", encode(quadrants(64, 48), "PNG"), "image/png")
@@ -210,5 +187,3 @@ def test_a_high_priority_job_does_not_wait_behind_expensive_low_jobs(tmp_path):
 
         asyncio.run(scenario())
         assert finished[0] == "high", finished
-    finally:
-        runtime.close()

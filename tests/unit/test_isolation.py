@@ -13,9 +13,8 @@ from pipeline.isolation import ChildDied, DeadlineExceeded, run_isolated
 from pipeline.models import JobRequest
 from pipeline.ops import compile_variants, parse_variant_specs
 from pipeline.processing import DONE, run_batch
-from pipeline.runtime import Runtime
-from pipeline.settings import Settings
 from tests.images import encode, quadrants
+from tests.runtimes import local_runtime
 
 
 def test_results_and_errors_come_back_from_the_child():
@@ -53,10 +52,7 @@ def test_a_child_over_its_memory_budget_fails_alone():
 
 
 def test_an_isolated_job_makes_the_same_outputs(tmp_path):
-    settings = Settings.from_env({"IMGPIPE_OBJECT_STORE": f"file://{tmp_path}/objects",
-                                  "IMGPIPE_METADATA_URL": f"sqlite:///{tmp_path}/m.db"})
-    runtime = Runtime(settings)
-    try:
+    with local_runtime(tmp_path) as runtime:
         source = runtime.object_store.put("s/a.png", encode(quadrants(160, 80), "PNG"),
                                           "image/png")
         chains = compile_variants(parse_variant_specs(["t=w:40,png"]), runtime.limits, 4)
@@ -67,5 +63,3 @@ def test_an_isolated_job_makes_the_same_outputs(tmp_path):
         inside, outside = (o.outputs[0] for o in outcomes)
         assert (inside.width, inside.height, inside.bytes) == (
             outside.width, outside.height, outside.bytes)
-    finally:
-        runtime.close()
