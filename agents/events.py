@@ -55,6 +55,6 @@ def raw_value(event: Any) -> bytes | None:
 
 
 def records_of(events: list[Any]) -> list[tuple[str, int, int, str | None]]:
-    """(topic, partition, offset, key) of each event, for pipeline.inflight."""
+    """(topic, partition, offset, key) of each event, for pipeline.worker.inflight."""
     return [(e.message.topic, e.message.partition, e.message.offset, key_text(e))
             for e in events]

@@ -7,10 +7,10 @@ import logging
 from agents.events import job_id_hint, key_text, origin, raw_value, records_of
 from agents.routing import Delivery, confirm, dead_letter_event, send, topic
 from pipeline import metrics
-from pipeline.app import app, runtime, settings, topic_names
 from pipeline.errors import PermanentError
-from pipeline.inflight import in_flight
 from pipeline.tenancy import Principal, signature_of
+from pipeline.worker.app import app, runtime, settings, topic_names
+from pipeline.worker.inflight import in_flight
 from tables import transitions
 from tables.jobs import get_state, put_state
 from tables.stats import count_outcome

@@ -8,13 +8,13 @@ import time
 from agents.events import job_id_hint, key_text, origin, raw_value, records_of
 from agents.routing import Delivery, confirm, dead_letter, dead_letter_event, send, topic
 from pipeline import metrics
-from pipeline.app import app, runtime, settings, topic_names
 from pipeline.errors import PermanentError
-from pipeline.faults import crash_point
-from pipeline.inflight import in_flight
+from pipeline.jobs.processing import DONE, FAILED, Outcome, run_batch
 from pipeline.models import PRIORITIES
 from pipeline.models import dead_letter as dead_letter_record
-from pipeline.processing import DONE, FAILED, Outcome, run_batch
+from pipeline.worker.app import app, runtime, settings, topic_names
+from pipeline.worker.faults import crash_point
+from pipeline.worker.inflight import in_flight
 from tables import transitions
 from tables.jobs import get_state, put_state
 from tables.stats import count_outcome

@@ -8,10 +8,10 @@ import time
 
 from agents.events import key_text, origin, raw_value, records_of
 from agents.routing import confirm, dead_letter_event, send, topic
-from pipeline.app import app, settings, topic_names
-from pipeline.inflight import in_flight
+from pipeline.jobs.processing import longest_backoff, retry_hold
 from pipeline.models import MAX_EVENT_BYTES, job_request_from_dict, loads_bounded
-from pipeline.processing import longest_backoff, retry_hold
+from pipeline.worker.app import app, settings, topic_names
+from pipeline.worker.inflight import in_flight
 
 log = logging.getLogger(__name__)
 _LONGEST_HOLD = longest_backoff(settings.retry_backoff, settings.max_attempts)

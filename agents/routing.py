@@ -12,8 +12,8 @@ from aiokafka import errors as kafka_errors
 
 from agents.events import job_id_hint, origin, raw_value
 from pipeline import metrics
-from pipeline.app import app, source_topic, topic_names
 from pipeline.models import dead_letter as dead_letter_record
+from pipeline.worker.app import app, source_topic, topic_names
 
 log = logging.getLogger(__name__)
 

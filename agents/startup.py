@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from pipeline.app import app, runtime
 from pipeline.errors import ImgpipeError
+from pipeline.worker.app import app, runtime
 
 log = logging.getLogger(__name__)
 

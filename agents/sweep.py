@@ -14,11 +14,12 @@ import logging
 import time
 
 from agents.routing import confirm, send
-from pipeline import faustfix, metrics
-from pipeline.app import app, lag_probe, settings
-from pipeline.inflight import in_flight
-from pipeline.lag import PartitionLag
-from pipeline.stalls import StallWatch
+from pipeline import metrics
+from pipeline.kafka.lag import PartitionLag
+from pipeline.worker import consumerfix as faustfix
+from pipeline.worker.app import app, lag_probe, settings
+from pipeline.worker.inflight import in_flight
+from pipeline.worker.stalls import StallWatch
 from tables.jobs import jobs
 from tables.transitions import lost_in_transit, request_of
 

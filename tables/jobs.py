@@ -16,7 +16,7 @@ import faust
 from aiokafka.partitioner import murmur2
 from faust.streams import _current_event  # see put_state
 
-from pipeline.app import app, settings
+from pipeline.worker.app import app, settings
 
 jobs = app.Table(
     "jobs",

@@ -12,7 +12,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from pipeline.app import app, settings, topic_names
+from pipeline.worker.app import app, settings, topic_names
 from tables.jobs import event_context
 
 log = logging.getLogger(__name__)

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import devservices, localkafka
+from pipeline.dev import services as devservices
+from pipeline.dev.workers import start_worker, stop_worker, wait_healthy
+from pipeline.kafka import local as localkafka
 from pipeline.settings import Settings
-from pipeline.workerproc import start_worker, stop_worker, wait_healthy
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pipeline.runtime import Runtime
 from pipeline.settings import Settings
+from pipeline.worker.runtime import Runtime
 
 
 @contextmanager

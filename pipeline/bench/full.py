@@ -26,8 +26,8 @@ from pipeline.bench.kafkatools import read_all
 from pipeline.bench.ops import VARIANTS, make_jpegs
 from pipeline.bench.procstat import cpu_seconds, peak_rss_mb
 from pipeline.bench.profile import sampled
-from pipeline.kafkaread import KafkaReader
-from pipeline.kafkasecurity import kafka_options
+from pipeline.kafka.reader import KafkaReader
+from pipeline.kafka.security import kafka_options
 
 CLAIM_CHECK_BYTES = 1024
 

@@ -10,11 +10,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import localkafka
-from pipeline.admin import create_topics
+from pipeline.dev.workers import start_worker, stop_worker, wait_healthy
+from pipeline.kafka import local as localkafka
+from pipeline.kafka.admin import create_topics
 from pipeline.objects import open_object_store
 from pipeline.settings import Settings
-from pipeline.workerproc import start_worker, stop_worker, wait_healthy
 
 
 @dataclass

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer
 
 from pipeline.bench.harness import BenchPipeline
 from pipeline.bench.kafkatools import produce, read_all, topic_partitions, wait_for_total
-from pipeline.kafkasecurity import kafka_options
+from pipeline.kafka.security import kafka_options
 from pipeline.models import JobRequest
 from pipeline.objects import open_object_store
 

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from pipeline.bench.harness import BenchPipeline
-from pipeline.kafkasecurity import kafka_options
+from pipeline.kafka.security import kafka_options
 from pipeline.models import JobRequest
 
 

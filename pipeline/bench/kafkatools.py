@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from pipeline.kafkaread import KafkaReader
-from pipeline.kafkasecurity import kafka_options
+from pipeline.kafka.reader import KafkaReader
+from pipeline.kafka.security import kafka_options
 from pipeline.settings import Settings
 
 

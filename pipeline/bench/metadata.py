@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pipeline import devservices
+from pipeline.dev import services as devservices
 from pipeline.metadata import JobRecord, MetadataStore, open_metadata_store
 from pipeline.models import OutputInfo
 

@@ -15,13 +15,14 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from pipeline.engine import Engine, EngineLimits
+from pipeline.dev.samples import photo_like
+from pipeline.imaging.decode import decode
+from pipeline.jobs.engine import Engine, EngineLimits
+from pipeline.jobs.sources import SourcePolicy
 from pipeline.models import JobRequest
 from pipeline.objects import MemoryObjectStore
-from pipeline.ops import Limits, compile_variants, decode
+from pipeline.ops import Limits, compile_variants
 from pipeline.ops.encode import DEFAULT_WEBP_METHOD
-from pipeline.samples import photo_like
-from pipeline.sources import SourcePolicy
 
 VARIANTS = {
     "large": [{"op": "resize", "width": 1280}, {"op": "encode", "format": "jpeg", "quality": 85}],

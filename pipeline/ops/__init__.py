@@ -2,9 +2,8 @@
 
 from pipeline.ops.base import Frame, Limits
 from pipeline.ops.chain import Chain, compile_chain, compile_variants
-from pipeline.ops.decode import decode
 from pipeline.ops.encode import Encoded
 from pipeline.ops.spec import DEFAULT_VARIANTS, parse_variant_specs
 
 __all__ = ["DEFAULT_VARIANTS", "Chain", "Encoded", "Frame", "Limits", "compile_chain",
-           "compile_variants", "decode", "parse_variant_specs"]
+           "compile_variants", "parse_variant_specs"]

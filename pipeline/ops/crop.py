@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.errors import ImageRejected, InvalidRequest
+from pipeline.imaging.gravity import GRAVITIES, place
 from pipeline.ops.base import Frame, Limits, Operation, Param
-from pipeline.ops.gravity import GRAVITIES, place
 
 
 class Crop(Operation):

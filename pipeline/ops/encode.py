@@ -10,8 +10,8 @@ import numpy as np
 from PIL import Image
 
 from pipeline.errors import InvalidRequest
+from pipeline.imaging.colour import flatten_alpha, parse_colour
 from pipeline.ops.base import Frame, Limits, Operation, Param
-from pipeline.ops.colour import flatten_alpha, parse_colour
 
 FORMATS = ("jpeg", "png", "webp", "avif")
 EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "avif": "avif"}

@@ -8,8 +8,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from pipeline.imaging.colour import background_for, parse_colour
 from pipeline.ops.base import Frame, Limits, Operation, Param
-from pipeline.ops.colour import background_for, parse_colour
 
 _RIGHT_ANGLES = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180,
                  270: cv2.ROTATE_90_CLOCKWISE}

@@ -9,9 +9,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from pipeline.errors import InvalidRequest
+from pipeline.imaging.colour import parse_colour
+from pipeline.imaging.gravity import GRAVITIES, place
 from pipeline.ops.base import Frame, Limits, Operation, Param, RunContext
-from pipeline.ops.colour import parse_colour
-from pipeline.ops.gravity import GRAVITIES, place
 
 MAX_TEXT = 200
 MAX_OVERLAY_PIXELS = 16_000_000

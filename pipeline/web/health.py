@@ -5,7 +5,7 @@ from __future__ import annotations
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from pipeline.app import app
+from pipeline.worker.app import app
 
 
 @app.page("/healthz")

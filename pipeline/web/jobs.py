@@ -19,12 +19,12 @@ from aiohttp import BodyPartReader, web
 from faust.web import Request, Response, View
 
 from pipeline import metrics
-from pipeline.app import app, runtime, settings, source_topic, topic_names
 from pipeline.errors import ImageRejected, ImgpipeError, InvalidRequest, SourceNotAllowed
+from pipeline.jobs.uploads import SUBMIT_FIELDS, build_request, check_upload, source_key
 from pipeline.models import QUALIFIED_JOB_ID_RE, expand_outputs, loads_bounded
 from pipeline.tenancy import ANYONE, NotAuthorized, Principal
-from pipeline.uploads import SUBMIT_FIELDS, build_request, check_upload, source_key
 from pipeline.web.peers import fetch_json, gather, is_self
+from pipeline.worker.app import app, runtime, settings, source_topic, topic_names
 from tables.jobs import active_partitions, active_states, jobs
 from tables.transitions import public_view
 

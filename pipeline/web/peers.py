@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from pipeline.app import app
+from pipeline.worker.app import app
 
 log = logging.getLogger(__name__)
 PEER_TIMEOUT = 5.0

@@ -10,11 +10,11 @@ from typing import Any
 from faust.web import Request, Response, View
 
 from pipeline import metrics
-from pipeline.app import app, kafka_reader, lag_probe, topic_names
-from pipeline.deadletters import DeadLetterReader
+from pipeline.kafka.deadletters import DeadLetterReader
 from pipeline.tenancy import ANYONE, Principal
 from pipeline.web.jobs import principal_of
 from pipeline.web.peers import gather
+from pipeline.worker.app import app, kafka_reader, lag_probe, topic_names
 from tables.jobs import active_partitions, active_states
 from tables.stats import WINDOW_SECONDS, local_windows
 

@@ -10,9 +10,9 @@ import urllib.request
 
 import pytest
 
+from pipeline.dev.samples import write_samples
 from pipeline.objects import open_object_store
 from pipeline.objects.local import path_from_file_uri
-from pipeline.samples import write_samples
 from tests.kafkautil import produce_raw, read_topic
 
 VARIANTS = {"small": [{"op": "resize", "width": 320}, {"op": "encode", "format": "jpeg"}],

@@ -1,6 +1,6 @@
 """Jobs that kill their worker, and jobs that run long (marker: faults).
 
-An env-guarded hook (pipeline/faults.py) makes the image work of marked jobs abort the
+An env-guarded hook (pipeline/worker/faults.py) makes the image work of marked jobs abort the
 process, exceed memory, or run long and fail. The worker is restarted whenever it dies,
 as Kubernetes would; nothing may crash-loop, and every other job finishes exactly once.
 """
@@ -13,8 +13,8 @@ import time
 import pytest
 from aiokafka.partitioner import murmur2
 
+from pipeline.dev.samples import write_samples
 from pipeline.objects import open_object_store
-from pipeline.samples import write_samples
 from tests.conftest import make_env
 from tests.faults.harness import VARIANTS, assert_exactly_once_effects
 from tests.http import get_json
@@ -81,7 +81,7 @@ class Supervisor:
             time.sleep(1)
 
     def stop(self) -> None:
-        from pipeline.workerproc import stop_worker
+        from pipeline.dev.workers import stop_worker
 
         for proc, _ in self.env.workers:
             stop_worker(proc)

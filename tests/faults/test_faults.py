@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from pipeline import localkafka
-from pipeline.workerproc import stop_worker
+from pipeline.dev.workers import stop_worker
+from pipeline.kafka import local as localkafka
 from tests.conftest import make_env
 from tests.faults.harness import (
     api_states,

@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from pipeline import localkafka
+from pipeline.dev.samples import write_samples
+from pipeline.dev.workers import start_worker
+from pipeline.kafka import local as localkafka
 from pipeline.metadata import open_metadata_store
 from pipeline.objects.gcs import make_client
-from pipeline.samples import write_samples
-from pipeline.workerproc import start_worker
 from tests.conftest import make_env, new_bucket, running_pipeline, spanner_url
 
 pytestmark = pytest.mark.kafka

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from pipeline.dev.samples import write_samples
 from pipeline.objects.local import path_from_file_uri
-from pipeline.samples import write_samples
 from tests.kafkautil import produce_raw, read_topic
 
 pytestmark = pytest.mark.kafka

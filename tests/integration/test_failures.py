@@ -7,13 +7,13 @@ import time
 
 import pytest
 
-from pipeline import devservices
-from pipeline.localkafka import free_port
+from pipeline.dev import services as devservices
+from pipeline.dev.samples import write_samples
+from pipeline.dev.workers import stop_worker
+from pipeline.kafka.local import free_port
 from pipeline.metadata import open_metadata_store
 from pipeline.objects import open_object_store
 from pipeline.objects.local import path_from_file_uri
-from pipeline.samples import write_samples
-from pipeline.workerproc import stop_worker
 from tests.conftest import make_env
 from tests.kafkautil import produce_raw, read_topic
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from pipeline.dev.samples import write_samples
 from pipeline.objects import open_object_store
-from pipeline.samples import write_samples
 from tests.conftest import running_pipeline
 from tests.hostile import corpus
 from tests.kafkautil import produce_raw, read_topic

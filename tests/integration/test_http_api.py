@@ -16,7 +16,7 @@ import yaml
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.client import store_sources
+from pipeline.cli.client import store_sources
 from tests.conftest import running_pipeline
 from tests.hostile import png_bomb
 from tests.http import get_json, post_form, post_json, request

@@ -11,7 +11,7 @@ import time
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from pipeline import localkafka
+from pipeline.kafka import local as localkafka
 from tests.conftest import make_env
 
 pytestmark = pytest.mark.kafka

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import localkafka
-from pipeline.samples import write_samples
-from pipeline.workerproc import stop_worker
+from pipeline.dev.samples import write_samples
+from pipeline.dev.workers import stop_worker
+from pipeline.kafka import local as localkafka
 from tests.conftest import PipelineEnv
 
 pytestmark = pytest.mark.kafka

@@ -20,9 +20,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
+from pipeline.dev.samples import write_samples
 from pipeline.lake.files import parse_key
 from pipeline.objects import open_object_store
-from pipeline.samples import write_samples
 from tests.conftest import new_bucket, running_pipeline
 
 pytestmark = pytest.mark.kafka

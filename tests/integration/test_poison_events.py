@@ -16,8 +16,8 @@ from collections import Counter
 import pytest
 from aiokafka.partitioner import murmur2
 
+from pipeline.dev.samples import write_samples
 from pipeline.objects import open_object_store
-from pipeline.samples import write_samples
 from tests.conftest import running_pipeline
 from tests.hostile import poison_events
 from tests.http import request

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from pipeline.dev.samples import write_samples
+from pipeline.dev.workers import stop_worker
 from pipeline.objects import open_object_store
-from pipeline.samples import write_samples
-from pipeline.workerproc import stop_worker
 from tests.conftest import make_env
 from tests.kafkautil import produce_raw, read_topic
 

@@ -9,10 +9,10 @@ import time
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from pipeline.dev.samples import write_samples
 from pipeline.metadata import open_metadata_store
 from pipeline.objects import open_object_store
 from pipeline.objects.local import path_from_file_uri
-from pipeline.samples import write_samples
 from tests.kafkautil import produce_raw, read_topic
 
 pytestmark = pytest.mark.kafka

@@ -2,12 +2,12 @@ import json
 
 import pytest
 
-from pipeline.admission import AdmissionPolicy
 from pipeline.errors import InvalidRequest, SourceNotAllowed
+from pipeline.jobs.admission import AdmissionPolicy
+from pipeline.jobs.sources import SourcePolicy
 from pipeline.objects import MemoryObjectStore
 from pipeline.ops import Limits
 from pipeline.settings import Settings
-from pipeline.sources import SourcePolicy
 
 STORE = MemoryObjectStore("adm")
 SOURCE = STORE.uri_for("sources/a/src.jpg")

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 from faust.assignor.client_assignment import CopartitionedAssignment
 
-from pipeline.faustfix import LevelledCopartitionedAssignor
+from pipeline.worker.consumerfix import LevelledCopartitionedAssignor
 
 TOPICS = {"t.ingest", "t.jobs.normal"}
 
@@ -56,7 +56,7 @@ def test_skipped_records_of_our_topics_are_never_committed_past(monkeypatch):
 
     from aiokafka import TopicPartition
 
-    from pipeline import faustfix
+    from pipeline.worker import consumerfix as faustfix
 
     recorded = []
 

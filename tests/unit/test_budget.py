@@ -8,10 +8,10 @@ from contextlib import asynccontextmanager
 import numpy as np
 import pytest
 
-from pipeline.budget import JobCost, MemoryGate, OverBudget, estimate_cost
+from pipeline.jobs.budget import JobCost, MemoryGate, OverBudget, estimate_cost
+from pipeline.jobs.processing import DONE, FAILED, run_batch
 from pipeline.models import JobRequest
 from pipeline.ops import Limits, compile_variants, parse_variant_specs
-from pipeline.processing import DONE, FAILED, run_batch
 from tests.images import encode, quadrants
 from tests.runtimes import local_runtime
 
@@ -113,10 +113,10 @@ def test_a_job_over_the_per_job_budget_fails_with_its_code(tmp_path):
 PEAK_SCRIPT = """
 import asyncio, json, resource, sys
 import numpy as np
-from pipeline.budget import MemoryGate, estimate_cost
+from pipeline.jobs.budget import MemoryGate, estimate_cost
 from pipeline.models import JobRequest
 from pipeline.ops import compile_variants, parse_variant_specs
-from pipeline.processing import run_batch
+from pipeline.jobs.processing import run_batch
 from tests.images import encode
 from tests.runtimes import local_runtime
 
@@ -163,7 +163,7 @@ def test_four_49_mp_sixteen_bit_jobs_stay_under_the_budget(tmp_path):
 def test_a_high_priority_job_does_not_wait_behind_expensive_low_jobs(tmp_path):
     # two image threads; two expensive (isolated) low jobs arrive first, then a small
     # high one: it must finish before either low job does
-    from pipeline.processing import run_job
+    from pipeline.jobs.processing import run_job
 
     with local_runtime(tmp_path, image_threads="2", isolate_above_mb="64") as runtime:
         store = runtime.object_store

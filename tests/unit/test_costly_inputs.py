@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from pipeline.errors import ImageRejected, PermanentError
+from pipeline.imaging.decode import MAX_JPEG_SCANS, _to_uint8_array, check_structure, decode
 from pipeline.objects.local import LocalObjectStore
-from pipeline.ops.decode import MAX_JPEG_SCANS, _to_uint8_array, check_structure, decode
 from pipeline.ops.filters import DIRECT_BLUR_SIGMA, gaussian_blur
 from pipeline.ops.watermark import _render_text
 from tests.hostile import jpeg_scan_bomb, png_chunk_bomb

@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from pipeline.errors import ImageRejected
-from pipeline.ops import Limits, compile_chain, decode
+from pipeline.imaging.decode import decode
+from pipeline.ops import Limits, compile_chain
 from tests.hostile import corpus
 from tests.images import open_bytes, quadrants
 

@@ -15,8 +15,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from pipeline import devservices
 from pipeline.cli import cli
+from pipeline.dev import services as devservices
 from pipeline.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,13 +15,13 @@ from hypothesis import strategies as st
 
 from agents.events import job_id_hint
 from pipeline.errors import InvalidRequest
+from pipeline.jobs.processing import RETRY_DELAY_CAP, retry_hold
 from pipeline.models import (
     MAX_EVENT_DEPTH,
     QUALIFIED_JOB_ID_RE,
     loads_bounded,
     parse_job_request,
 )
-from pipeline.processing import RETRY_DELAY_CAP, retry_hold
 from tests.hostile import VALID_EVENT as VALID
 from tests.hostile import poison_events as poison
 from tests.hostile import raw_event as raw

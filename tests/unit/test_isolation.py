@@ -9,10 +9,10 @@ import time
 import pytest
 
 from pipeline.errors import ImageRejected
-from pipeline.isolation import ChildDied, DeadlineExceeded, run_isolated
+from pipeline.jobs.isolation import ChildDied, DeadlineExceeded, run_isolated
+from pipeline.jobs.processing import DONE, run_batch
 from pipeline.models import JobRequest
 from pipeline.ops import compile_variants, parse_variant_specs
-from pipeline.processing import DONE, run_batch
 from tests.images import encode, quadrants
 from tests.runtimes import local_runtime
 

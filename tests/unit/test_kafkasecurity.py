@@ -11,7 +11,7 @@ import pytest
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 from pipeline.errors import ConfigError
-from pipeline.kafkasecurity import (
+from pipeline.kafka.security import (
     FileTokenProvider,
     client_options,
     faust_credentials,

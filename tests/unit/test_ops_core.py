@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import ImageRejected, InvalidRequest, PermanentError
-from pipeline.ops import Limits, compile_chain, compile_variants, decode, parse_variant_specs
+from pipeline.imaging.decode import decode
+from pipeline.ops import Limits, compile_chain, compile_variants, parse_variant_specs
 from pipeline.ops.spec import parse_variant_spec
 from tests.images import encode, open_bytes, quadrants
 

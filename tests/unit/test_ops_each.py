@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pipeline.dev.samples import photo_like
 from pipeline.errors import ImageRejected, InvalidRequest
-from pipeline.ops import Limits, compile_chain, decode
+from pipeline.imaging.decode import decode
+from pipeline.imaging.phash import hamming, phash
+from pipeline.ops import Limits, compile_chain
 from pipeline.ops.base import Frame, RunContext
-from pipeline.ops.phash import hamming, phash
 from pipeline.ops.spec import parse_variant_spec
-from pipeline.samples import photo_like
 from tests.images import encode, open_bytes, quadrants
 
 LIMITS = Limits()

@@ -2,14 +2,14 @@ import asyncio
 
 import pytest
 
-from pipeline.engine import JobResult
 from pipeline.errors import ImageRejected, MetadataUnavailable, StorageUnavailable
+from pipeline.jobs.engine import JobResult
+from pipeline.jobs.processing import DONE, FAILED, RETRY, classify, retry_delay, run_batch
 from pipeline.metadata import MetadataStore
 from pipeline.models import JobRequest
 from pipeline.ops import compile_variants, parse_variant_specs
-from pipeline.processing import DONE, FAILED, RETRY, classify, retry_delay, run_batch
-from pipeline.runtime import Runtime
 from pipeline.settings import Settings
+from pipeline.worker.runtime import Runtime
 from tests.images import encode, quadrants
 
 REQ = JobRequest("j1", "file:///s", {"v": []})

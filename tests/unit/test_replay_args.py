@@ -3,7 +3,7 @@ import json
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.replay import ReplayRange, parse_filter, parse_time, record_view
+from pipeline.kafka.replay import ReplayRange, parse_filter, parse_time, record_view
 
 
 def test_time_parsing():

@@ -2,7 +2,7 @@ import asyncio
 import threading
 import time
 
-from pipeline.scheduling import PriorityExecutor, PriorityPicker
+from pipeline.worker.scheduling import PriorityExecutor, PriorityPicker
 
 
 def test_highest_waiting_class_first_on_a_fresh_picker():

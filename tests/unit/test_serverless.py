@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import serverless
+from pipeline.jobs import serverless
+from pipeline.jobs.serverless import BatchRetry, decode_event, lambda_handler, process_records
 from pipeline.metadata import open_metadata_store
 from pipeline.models import JobRequest
 from pipeline.objects import open_object_store
-from pipeline.runtime import Runtime
-from pipeline.serverless import BatchRetry, decode_event, lambda_handler, process_records
 from pipeline.settings import Settings
+from pipeline.worker.runtime import Runtime
 from tests.images import encode, quadrants
 
 EVENT = json.loads((Path(__file__).parents[1] / "data" / "msk_event.json").read_text())
@@ -101,7 +101,7 @@ def test_a_transient_failure_makes_the_batch_retry(settings, monkeypatch):
     [entry] = asyncio.run(process_records(records, runtime))
     runtime.close()
     assert entry["outcome"] == "retry" and entry["error"] == "storage_unavailable"
-    monkeypatch.setattr("pipeline.serverless._runtime", lambda: Runtime(gs))
+    monkeypatch.setattr("pipeline.jobs.serverless._runtime", lambda: Runtime(gs))
     with pytest.raises(BatchRetry, match="transient"):
         lambda_handler(recorded_event({(0, 15): request}), None)
 

@@ -57,7 +57,7 @@ def test_a_worker_runs_only_the_agents_of_its_roles(roles, agents):
     import subprocess
     import sys
 
-    code = "from pipeline.app import app; app.discover(); print(','.join(app.agents))"
+    code = "from pipeline.worker.app import app; app.discover(); print(','.join(app.agents))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "IMGPIPE_AGENTS": roles}, timeout=120, check=True)
     assert out.stdout.strip().splitlines()[-1].split(",") == agents

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.stalls import StallWatch
+from pipeline.worker.stalls import StallWatch
 
 
 def test_a_partition_that_stops_moving_with_work_waiting_is_stalled_once_per_period():

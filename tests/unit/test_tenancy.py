@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from pipeline.admission import AdmissionPolicy
 from pipeline.errors import ConfigError, InvalidRequest
+from pipeline.jobs.admission import AdmissionPolicy
+from pipeline.jobs.sources import SourcePolicy
 from pipeline.models import parse_job_request
 from pipeline.objects.memory import MemoryObjectStore
 from pipeline.ops import Limits
-from pipeline.sources import SourcePolicy
 from pipeline.tenancy import (
     ANYONE,
     AUTH_HEADER,

@@ -1,7 +1,7 @@
 """Serverless entry point: the same processing core for a batch of Kafka records that a
 trigger delivers (AWS Lambda with an MSK or self-managed Kafka event source).
 
-Handler: ``pipeline.serverless.lambda_handler``. Point the trigger at the work topics
+Handler: ``pipeline.jobs.serverless.lambda_handler``. Point the trigger at the work topics
 (``<prefix>.jobs.high|normal|low``); configure the function with the usual IMGPIPE_*
 variables (object store, metadata store, limits). No Faust and no job table here: every
 record is admitted, processed and its outputs and metadata row written (idempotently, as
@@ -20,9 +20,9 @@ from functools import lru_cache
 from typing import Any
 
 from pipeline.errors import PermanentError, RetryableError
-from pipeline.processing import DONE, FAILED, run_batch
-from pipeline.runtime import Runtime
+from pipeline.jobs.processing import DONE, FAILED, run_batch
 from pipeline.settings import Settings
+from pipeline.worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
 KAFKA_SOURCES = ("aws:kafka", "SelfManagedKafka", "aws:SelfManagedKafka")

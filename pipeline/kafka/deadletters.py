@@ -8,7 +8,7 @@ import json
 import time
 from typing import Any
 
-from pipeline.kafkaread import KafkaReader
+from pipeline.kafka.reader import KafkaReader
 
 
 class DeadLetterReader:

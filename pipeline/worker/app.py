@@ -1,4 +1,4 @@
-"""The Faust application: ``faust -A pipeline.app worker`` or ``imgpipe worker``.
+"""The Faust application: ``faust -A pipeline.worker.app worker`` or ``imgpipe worker``.
 
 This module only wires things together. Agents live in ``agents/``, tables in
 ``tables/``; both are imported by Faust's autodiscovery when a worker starts.
@@ -12,15 +12,15 @@ import faust
 from faust.sensors.prometheus import FaustMetrics
 from prometheus_client import REGISTRY
 
-from pipeline import faustfix
-from pipeline.faustmetrics import LeanPrometheusMonitor
-from pipeline.kafkaread import KafkaReader
-from pipeline.kafkasecurity import faust_credentials, kafka_options
-from pipeline.lag import LagProbe
-from pipeline.runtime import Runtime
+from pipeline.kafka.lag import LagProbe
+from pipeline.kafka.reader import KafkaReader
+from pipeline.kafka.security import faust_credentials, kafka_options
+from pipeline.kafka.topics import TopicNames
 from pipeline.settings import Settings
-from pipeline.topics import TopicNames
 from pipeline.web.server import PipelineWeb
+from pipeline.worker import consumerfix as faustfix
+from pipeline.worker.runtime import Runtime
+from pipeline.worker.sensor import LeanPrometheusMonitor
 
 
 class PipelineApp(faust.App):

@@ -10,9 +10,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from pipeline.errors import ConfigError, broker_unreachable
-from pipeline.kafkasecurity import kafka_options
+from pipeline.kafka.security import kafka_options
+from pipeline.kafka.topics import TopicNames
 from pipeline.settings import Settings
-from pipeline.topics import TopicNames
 
 
 @dataclass(frozen=True)

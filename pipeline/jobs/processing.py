@@ -16,15 +16,15 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from pipeline import metrics
-from pipeline.budget import OverBudget, estimate_cost
-from pipeline.engine import Engine, JobResult
 from pipeline.errors import ImgpipeError, PermanentError, RetryableError
-from pipeline.faults import job_fault
-from pipeline.isolation import run_isolated
+from pipeline.jobs.budget import OverBudget, estimate_cost
+from pipeline.jobs.engine import Engine, JobResult
+from pipeline.jobs.isolation import run_isolated
 from pipeline.metadata import JobRecord
 from pipeline.models import JobRequest, OutputInfo, Status
 from pipeline.ops import Chain, Encoded
-from pipeline.runtime import Runtime
+from pipeline.worker.faults import job_fault
+from pipeline.worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

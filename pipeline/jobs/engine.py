@@ -11,13 +11,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline import metrics
+from pipeline.imaging.decode import decode
+from pipeline.imaging.phash import phash
+from pipeline.jobs.sources import SourcePolicy
 from pipeline.models import JobRequest, OutputInfo, storage_path
 from pipeline.objects import ObjectStore
-from pipeline.ops import Chain, Encoded, Limits, decode
+from pipeline.ops import Chain, Encoded, Limits
 from pipeline.ops.base import RunContext
 from pipeline.ops.chain import shared_prefixes
-from pipeline.ops.phash import phash
-from pipeline.sources import SourcePolicy
 
 
 def _observe_op(name: str, seconds: float) -> None:

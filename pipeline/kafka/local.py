@@ -25,7 +25,7 @@ from pathlib import Path
 from pipeline.errors import ConfigError
 
 KAFKA_VERSION = "4.1.1"
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 POM = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
 LOG4J_CONFIG = REPO_ROOT / "deploy" / "kafka" / "log4j2.yaml"
 DEFAULT_DATA_DIR = Path("var/kafka")

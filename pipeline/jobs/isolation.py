@@ -104,5 +104,5 @@ def preload() -> None:
     """Load the image modules into the forkserver once, so each child starts fast."""
     global _preloaded
     multiprocessing.get_context("forkserver").set_forkserver_preload(
-        ["pipeline.processing"])
+        ["pipeline.jobs.processing"])
     _preloaded = True

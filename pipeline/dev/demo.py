@@ -8,14 +8,14 @@ from pathlib import Path
 
 import click
 
-from pipeline import localkafka
-from pipeline.admin import create_topics
-from pipeline.client import ApiClient, job_summary, produce_requests, store_sources
+from pipeline.cli.client import ApiClient, job_summary, produce_requests, store_sources
+from pipeline.dev.samples import write_samples
+from pipeline.dev.workers import start_worker, stop_worker, wait_healthy
+from pipeline.kafka import local as localkafka
+from pipeline.kafka.admin import create_topics
 from pipeline.models import JobRequest
 from pipeline.ops import parse_variant_specs
-from pipeline.samples import write_samples
 from pipeline.settings import Settings
-from pipeline.workerproc import start_worker, stop_worker, wait_healthy
 
 
 def _say(message: str) -> None:

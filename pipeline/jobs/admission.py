@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from pipeline.errors import InvalidRequest
+from pipeline.jobs.sources import SourcePolicy
 from pipeline.models import JobRequest, parse_job_request
 from pipeline.ops import Chain, Limits, compile_variants
-from pipeline.sources import SourcePolicy
 from pipeline.tenancy import ANYONE, NotAuthorized, Principal
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ImageRejected, InvalidRequest
+from pipeline.imaging.decode import check_structure, open_checked
 from pipeline.models import (
     DEFAULT_TENANT,
     JobRequest,
@@ -23,7 +24,6 @@ from pipeline.models import (
     storage_path,
 )
 from pipeline.ops import parse_variant_specs
-from pipeline.ops.decode import check_structure, open_checked
 
 #: Fields a submission may carry besides the image (multipart) or source (JSON).
 SUBMIT_FIELDS = frozenset({"job_id", "variants", "variant", "priority", "tenant", "force"})

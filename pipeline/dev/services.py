@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import ConfigError
-from pipeline.localkafka import free_port
+from pipeline.kafka.local import free_port
 
 FAKE_GCS_MODULE = "github.com/fsouza/fake-gcs-server"
 KUSTOMIZE_MODULE = "sigs.k8s.io/kustomize/kustomize/v5"

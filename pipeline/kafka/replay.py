@@ -22,10 +22,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from pipeline.errors import ConfigError, broker_unreachable
-from pipeline.kafkasecurity import kafka_options
+from pipeline.kafka.security import kafka_options
+from pipeline.kafka.topics import SOURCE_TOPICS
 from pipeline.settings import Settings
 from pipeline.tenancy import token_principal
-from pipeline.topics import SOURCE_TOPICS
 
 FILTER_FIELDS = ("job_id", "tenant", "priority", "reason", "stage")
 

@@ -9,7 +9,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pipeline.kafkaread import KafkaReader
+from pipeline.kafka.reader import KafkaReader
 
 
 @dataclass(frozen=True)

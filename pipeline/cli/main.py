@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from pipeline import localkafka
 from pipeline.errors import ImgpipeError
+from pipeline.kafka import local as localkafka
 from pipeline.settings import Settings
 
 
@@ -110,7 +110,7 @@ def topics() -> None:
 @topics.command("create")
 def topics_create() -> None:
     """Create the source topics (idempotent) with IMGPIPE_PARTITIONS partitions."""
-    from pipeline.admin import create_topics
+    from pipeline.kafka.admin import create_topics
 
     for report in create_topics(_settings()):
         click.echo(f"{report.name:32} partitions={report.partitions:<3} "
@@ -155,15 +155,15 @@ def worker(ctx: click.Context, web_port: int | None, loglevel: str | None) -> No
     """Run a Faust worker (extra options go to `faust worker`)."""
     if web_port:
         os.environ["IMGPIPE_WEB_PORT"] = str(web_port)
-    from pipeline.runtime import Runtime
     from pipeline.tenancy import check_exposure
+    from pipeline.worker.runtime import Runtime
 
     checked = _settings()
     preflight = Runtime(checked)
     check_exposure(checked.web_bind, preflight.tenancy, checked.allow_open_api)
     preflight.check()  # stores and schema answer before the worker joins the group
     preflight.close()
-    from pipeline.app import app, settings
+    from pipeline.worker.app import app, settings
 
     sys.argv = ["imgpipe", "worker", "-l", loglevel or settings.log_level,
                 "--web-port", str(settings.web_port), *ctx.args]
@@ -190,7 +190,7 @@ def worker(ctx: click.Context, web_port: int | None, loglevel: str | None) -> No
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of jobs.")
 def submit(paths, variants, priority, tenant, force, job_ids, wait, timeout, as_json) -> None:
     """Store images in the object store and submit one job per image."""
-    from pipeline.client import (
+    from pipeline.cli.client import (
         ApiClient,
         cli_principal,
         job_summary,
@@ -232,7 +232,7 @@ def submit(paths, variants, priority, tenant, force, job_ids, wait, timeout, as_
 @click.option("--json", "as_json", is_flag=True)
 def status(job_id: str, as_json: bool) -> None:
     """Show one job's state (asks a worker's API)."""
-    from pipeline.client import ApiClient, job_summary
+    from pipeline.cli.client import ApiClient, job_summary
 
     state = ApiClient(_settings()).job(job_id)
     row = job_summary(job_id, state)
@@ -299,7 +299,7 @@ def token_new(tenant: str, priorities: tuple[str, ...], admin: bool) -> None:
 def replay(topic, from_beginning, from_offset, from_time, to_offset, to_time, partitions,
            filter_expr, target, rate, dry_run, force, as_json) -> None:
     """Re-send a slice of a topic's history into the pipeline (never commits on it)."""
-    from pipeline.replay import Replayer, ReplayRange, parse_time
+    from pipeline.kafka.replay import Replayer, ReplayRange, parse_time
 
     span = ReplayRange(from_beginning=from_beginning, from_offset=from_offset,
                        from_time=parse_time(from_time) if from_time else None,
@@ -332,7 +332,7 @@ def archive() -> None:
     import logging
     import signal
 
-    from pipeline.kafkasecurity import kafka_options
+    from pipeline.kafka.security import kafka_options
     from pipeline.lake.archiver import Archiver
     from pipeline.objects import open_object_store
 
@@ -657,7 +657,7 @@ def bench_executor(images: int, size: str, workers: int) -> None:
               help="Keep the worker and broker up until Ctrl-C.")
 def demo(images: int, keep_running: bool) -> None:
     """`make run`: Kafka, topics, a worker with its web view, and sample jobs."""
-    from pipeline.demo import run_demo
+    from pipeline.dev.demo import run_demo
 
     sys.exit(run_demo(_settings(), images, keep_running))
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import ImageRejected, PermanentError
+from pipeline.imaging.decode import check_structure, open_checked
 from pipeline.ops import Chain
-from pipeline.ops.decode import check_structure, open_checked
 
 #: Bytes per sample of Pillow modes (anything else: 1).
 _SAMPLE_BYTES = {"I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2, "I": 4, "F": 4}

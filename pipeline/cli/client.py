@@ -17,12 +17,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from pipeline.errors import ConfigError, ImageRejected, broker_unreachable
-from pipeline.kafkasecurity import kafka_options
+from pipeline.jobs.uploads import source_key
+from pipeline.kafka.security import kafka_options
 from pipeline.models import JobRequest, Status
 from pipeline.objects import open_object_store
 from pipeline.settings import Settings
 from pipeline.tenancy import ANYONE, Principal, token_principal
-from pipeline.uploads import source_key
 
 _EXTENSION = re.compile(r"^\.[A-Za-z0-9]{1,5}$")
 

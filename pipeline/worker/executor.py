@@ -1,6 +1,6 @@
 """A bounded thread pool for blocking I/O (storage, metadata) off the asyncio loop.
 
-Image work has its own priority-ordered pool: pipeline.scheduling.PriorityExecutor.
+Image work has its own priority-ordered pool: pipeline.worker.scheduling.PriorityExecutor.
 """
 
 from __future__ import annotations

@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 from functools import cached_property
 
-from pipeline.admission import AdmissionPolicy
-from pipeline.budget import MemoryGate, default_budget
-from pipeline.engine import Engine, EngineLimits
-from pipeline.executor import BoundedExecutor
+from pipeline.jobs.admission import AdmissionPolicy
+from pipeline.jobs.budget import MemoryGate, default_budget
+from pipeline.jobs.engine import Engine, EngineLimits
+from pipeline.jobs.sources import SourcePolicy
 from pipeline.metadata import MetadataStore, open_metadata_store
 from pipeline.objects import ObjectStore, open_object_store
 from pipeline.ops import Limits
-from pipeline.scheduling import PriorityExecutor
 from pipeline.settings import Settings
-from pipeline.sources import SourcePolicy
 from pipeline.tenancy import Tenancy
+from pipeline.worker.executor import BoundedExecutor
+from pipeline.worker.scheduling import PriorityExecutor
 
 
 class Runtime:

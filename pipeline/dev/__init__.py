@@ -1,0 +1,1 @@
+"""Local development: services (fake-gcs-server, emulators), worker processes, samples, the demo."""

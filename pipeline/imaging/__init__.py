@@ -1,0 +1,1 @@
+"""Image helpers that are not operations: decoding, perceptual hash, colour, gravity."""

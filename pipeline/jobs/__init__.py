@@ -1,0 +1,2 @@
+"""A job's domain: admission, the image engine, processing, sources, uploads, budgets,
+isolation."""

@@ -1,0 +1,1 @@
+"""Kafka plumbing: the local broker, readers, security, topics, admin, lag, dead letters, replay."""
