@@ -1,0 +1,88 @@
+"""imgpipe submit and status."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from pathlib import Path
+
+import click
+
+from pipeline.cli.common import print_jobs, progress, settings_from_env
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--variant", "variants", multiple=True, metavar="NAME=SPEC",
+              help="e.g. thumb=fit:256x256,webp:q80 (repeatable; default thumb + large).")
+@click.option("--priority", type=click.Choice(["high", "normal", "low"]), default=None,
+              help="Default: the tenant's rule (IMGPIPE_TENANT_PRIORITIES), else normal.")
+@click.option("--tenant", default=None,
+              help="Default: the tenant of IMGPIPE_API_TOKEN's token (admins: any).")
+@click.option("--force", is_flag=True, help="Reprocess even if the job is already DONE.")
+@click.option("--job-id", "job_ids", multiple=True,
+              help="Job id per path, in order (default: random).")
+@click.option("--wait", is_flag=True, help="Wait for every job to finish.")
+@click.option("--timeout", type=float, default=300.0, show_default=True,
+              help="Seconds --wait waits.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of jobs.")
+def submit(paths, variants, priority, tenant, force, job_ids, wait, timeout, as_json) -> None:
+    """Store images in the object store and submit one job per image."""
+    from pipeline.cli.client import (
+        ApiClient,
+        cli_principal,
+        job_summary,
+        produce_requests,
+        store_sources,
+    )
+    from pipeline.models import TENANT_RE, JobRequest, Status, qualify_job_id
+    from pipeline.ops import parse_variant_specs
+
+    settings = settings_from_env()
+    if job_ids and len(job_ids) != len(paths):
+        raise click.UsageError(f"--job-id given {len(job_ids)} times for {len(paths)} paths")
+    if tenant is not None and not TENANT_RE.match(tenant):
+        raise click.BadParameter("1-64 letters, digits, '.', '_' or '-'", param_hint="--tenant")
+    parsed = parse_variant_specs(variants)
+    # Without --tenant the jobs are the token's tenant's: ingest qualifies their ids and
+    # the API scopes the bare ids --wait asks for to the same tenant.
+    ids = [j if tenant is None else qualify_job_id(tenant, j)
+           for j in (job_ids or [uuid.uuid4().hex for _ in paths])]
+    submissions = store_sources(settings, paths, ids)
+    requests = [JobRequest(job_id=s.job_id, source=s.source, variants=parsed,
+                           priority=priority, tenant=tenant, force=force)
+                for s in submissions]
+    produce_requests(settings, requests, progress("submitted"), cli_principal(settings))
+    if not wait:
+        rows = [{"job_id": s.job_id, "path": s.path, "status": "SUBMITTED", "error": None,
+                 "outputs": []} for s in submissions]
+        print_jobs(rows, as_json)
+        return
+    states = ApiClient(settings).wait_for(ids, timeout, progress("finished"))
+    rows = [job_summary(job_id, states[job_id]) for job_id in ids]
+    print_jobs(rows, as_json)
+    if any(row["status"] != Status.DONE for row in rows):
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True)
+def status(job_id: str, as_json: bool) -> None:
+    """Show one job's state (asks a worker's API)."""
+    from pipeline.cli.client import ApiClient, job_summary
+
+    state = ApiClient(settings_from_env()).job(job_id)
+    row = job_summary(job_id, state)
+    if as_json:
+        click.echo(json.dumps(row, indent=2))
+    else:
+        print_jobs([row], False)
+        for entry in (state or {}).get("history", []):
+            click.echo(f"    {entry['status']:<11} at {entry['at']:.3f}")
+    sys.exit(0 if row["status"] == "DONE" else 1)
+
+
+COMMANDS = [submit, status]

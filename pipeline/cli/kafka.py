@@ -1,0 +1,77 @@
+"""imgpipe kafka (a local broker) and imgpipe topics."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from pipeline.cli.common import settings_from_env
+from pipeline.kafka import local as localkafka
+
+
+@click.group()
+def kafka() -> None:
+    """A real local Apache Kafka broker (KRaft) on 127.0.0.1."""
+
+
+_data_dir = click.option("--data-dir", type=click.Path(path_type=Path),
+                         default=localkafka.DEFAULT_DATA_DIR, show_default=True,
+                         help="Where the broker keeps its logs, config and pid.")
+
+
+@kafka.command("up")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="Client port (default: the port of IMGPIPE_BROKER, else 9092).")
+@click.option("--brokers", type=click.Choice(["1", "3"]), default="1", show_default=True,
+              help="3: a replicated cluster (RF 3, min ISR 2) for fault tests.")
+@_data_dir
+def kafka_up(port: int | None, brokers: str, data_dir: Path) -> None:
+    """Start the broker(s) (downloads jars once) and wait until they answer."""
+    if port is None:
+        port = int(settings_from_env().bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
+    state = localkafka.up(port, data_dir, echo=lambda m: click.echo(m, err=True),
+                          brokers=int(brokers))
+    click.echo(state.bootstrap)
+
+
+@kafka.command("down")
+@_data_dir
+def kafka_down(data_dir: Path) -> None:
+    """Stop the broker started from --data-dir."""
+    localkafka.down(data_dir, echo=lambda m: click.echo(m, err=True))
+
+
+@kafka.command("status")
+@_data_dir
+def kafka_status(data_dir: Path) -> None:
+    """Show whether the broker runs and answers (exit 1 if not)."""
+    state, answering = localkafka.status(data_dir)
+    if state is None:
+        click.echo(f"not running (data dir {data_dir.resolve()})")
+        sys.exit(1)
+    click.echo(f"{'running' if answering else 'degraded or starting'}: {state.bootstrap}")
+    for node in state.nodes:
+        alive = localkafka.pid_alive(node.pid)
+        click.echo(f"  node {node.node_id}: {node.address} pid {node.pid} "
+                   f"{'up' if alive else 'DOWN'}")
+    sys.exit(0 if answering else 1)
+
+
+@click.group()
+def topics() -> None:
+    """Source topics."""
+
+
+@topics.command("create")
+def topics_create() -> None:
+    """Create the source topics (idempotent) with IMGPIPE_PARTITIONS partitions."""
+    from pipeline.kafka.admin import create_topics
+
+    for report in create_topics(settings_from_env()):
+        click.echo(f"{report.name:32} partitions={report.partitions:<3} "
+                   f"{'created' if report.created else 'exists'}")
+
+
+COMMANDS = [kafka, topics]
