@@ -4,60 +4,60 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
-from agents.events import job_id_hint, key_text, origin, raw_value, records_of
-from agents.routing import Delivery, confirm, dead_letter, dead_letter_event, send, topic
+from agents.context import AgentContext, context_of
+from agents.events import key_text, origin, raw_value, records_of
+from agents.refusals import refuse
+from agents.routing import Delivery
 from pipeline import metrics
 from pipeline.errors import PermanentError
 from pipeline.jobs.processing import DONE, FAILED, Outcome, run_batch
 from pipeline.models import PRIORITIES
-from pipeline.models import dead_letter as dead_letter_record
-from pipeline.worker.app import app, runtime, settings, topic_names
+from pipeline.records import DeadLetter, RetryRecord
+from pipeline.worker.app import app
 from pipeline.worker.faults import crash_point
-from pipeline.worker.inflight import in_flight
 from tables import transitions
-from tables.jobs import get_state, put_state
-from tables.stats import count_outcome
 
 log = logging.getLogger(__name__)
 #: Crashes of a job's worker (the first in-process, the second isolated) before it FAILs.
 CRASHES_TO_FAIL = 2
 
 
-async def apply_outcome(outcome: Outcome, event) -> list[Delivery]:
+async def apply_outcome(ctx: AgentContext, outcome: Outcome, event: Any) -> list[Delivery]:
     """Record one finished job in the table and announce it on results / retry / dlq."""
     request = outcome.request
-    state = get_state(request.job_id) or transitions.processing(None, request)
+    state = ctx.states.get(request.job_id) or transitions.processing(None, request)
     if outcome.kind == DONE:
         state = transitions.done(state, outcome.outputs, phash=outcome.phash)
         metrics.JOBS.labels("done", request.priority).inc()
         metrics.JOB_LATENCY.labels(request.priority).observe(
             max(0.0, time.time() - request.submitted_at))
-        count_outcome(event, request.priority, "done")
+        ctx.count_outcome(event, request.priority, "done")
     elif outcome.kind == FAILED:
         state = transitions.failed(state, outcome.error)
         metrics.JOBS.labels("failed", request.priority).inc()
-        count_outcome(event, request.priority, "failed")
+        ctx.count_outcome(event, request.priority, "failed")
     else:
         state = transitions.retrying(state, outcome.error, outcome.retry_at)
         metrics.RETRIES.labels(outcome.error.code).inc()
-    put_state(state, event)
+    ctx.states.put(state, event)
     futures = []
     if outcome.kind == FAILED:
-        futures.append(await dead_letter(dead_letter_record(
+        futures.append(await ctx.outbox.dead_letter(DeadLetter.of_request(
             request.job_id, outcome.error.code, outcome.error.message, stage="process",
             request=request.to_dict(), attempts=request.attempt + 1)))
     if outcome.kind in (DONE, FAILED):
-        futures.append(await send(topic_names.results, request.job_id,
-                                  transitions.result_record(state)))
+        futures.append(await ctx.outbox.send(ctx.topics.results, request.job_id,
+                                             transitions.result_record(state).to_dict()))
     else:
-        futures.append(await send(topic_names.retry, request.job_id, {
-            "retry_at": outcome.retry_at, "error": outcome.error.to_dict(),
-            "request": request.with_attempt(request.attempt + 1).to_dict()}))
+        futures.append(await ctx.outbox.send(ctx.topics.retry, request.job_id, RetryRecord(
+            retry_at=outcome.retry_at, error=outcome.error.to_dict(),
+            request=request.with_attempt(request.attempt + 1).to_dict()).to_dict()))
     return futures
 
 
-async def handle_batch(priority: str, events: list) -> None:
+async def handle_batch(ctx: AgentContext, priority: str, events: list) -> None:
     """Process one batch; every event ends DONE, FAILED (dlq) or RETRYING (retry topic)."""
     started = time.perf_counter()
     pending: list[Delivery] = []
@@ -66,39 +66,34 @@ async def handle_batch(priority: str, events: list) -> None:
     isolated: set[str] = set()  # jobs that crashed a worker before: run in a child
     for event in events:
         try:
-            await take(event, work, sources, pending, isolated)
+            await take(ctx, event, work, sources, pending, isolated)
         except Exception:  # this event alone: the rest of the batch goes on
             log.exception("unexpected error taking %s", origin(event))
-            pending.append(await dead_letter_event(
+            pending.append(await ctx.outbox.dead_letter_event(
                 event, "internal_error", "unexpected error before processing", "process"))
     if work:
         metrics.BATCH_SIZE.labels(priority).observe(len(work))
         # The PROCESSING states (each counting a started run) reach the changelog before
         # any image work starts: if the work kills this worker, the next owner sees it.
-        await app.producer.flush()
-        outcomes = await run_batch(list(work.values()), runtime, isolated)
+        await ctx.outbox.flush()
+        outcomes = await run_batch(list(work.values()), ctx.runtime, isolated)
         crash_point("after_effects")  # outputs and metadata written, nothing acked
         for outcome in outcomes:
-            pending += await apply_outcome(outcome, sources[outcome.request.job_id])
-    await confirm(pending)
+            pending += await apply_outcome(ctx, outcome, sources[outcome.request.job_id])
+    await ctx.outbox.confirm(pending)
     crash_point("after_results")  # table, results and DLQ sent, offsets not committed
     metrics.BATCH_SECONDS.labels(priority).observe(time.perf_counter() - started)
 
 
-async def take(event, work: dict, sources: dict, pending: list[Delivery],
-               isolated: set[str]) -> None:
-    """Admit one work record into the batch (``work``), or dead-letter it."""
+async def take(ctx: AgentContext, event: Any, work: dict, sources: dict,
+               pending: list[Delivery], isolated: set[str]) -> None:
+    """Admit one work record into the batch (``work``), or refuse it."""
     try:
-        request, chains = runtime.admission.admit(raw_value(event))
+        request, chains = ctx.runtime.admission.admit(raw_value(event))
     except PermanentError as exc:
-        job_id = job_id_hint(event)
-        if job_id and key_text(event) == job_id:
-            put_state(transitions.failed(get_state(job_id) or transitions.rejected(
-                None, job_id, exc), exc), event)
-        pending.append(await dead_letter_event(event, exc.code, exc.message, "process",
-                                               job_id))
+        pending.append(await refuse(ctx, event, exc, "process", work_record=True))
         return
-    state = get_state(request.job_id)
+    state = ctx.states.get(request.job_id)
     if request.job_id in work or transitions.should_skip_processing(state, request):
         metrics.DUPLICATES.labels("process").inc()  # a second copy in this batch, or done
         return
@@ -108,57 +103,66 @@ async def take(event, work: dict, sources: dict, pending: list[Delivery],
         log.warning("job_id=%s: a run of it never finished (its worker died); crash %d",
                     request.job_id, state["crashes"])
         if state["crashes"] >= CRASHES_TO_FAIL:
-            pending.extend(await give_up_crashed(request, state, event))
+            pending.extend(await give_up_crashed(ctx, request, state, event))
             return
-    put_state(transitions.processing(state, request), event)
+    ctx.states.put(transitions.processing(state, request), event)
     work[request.job_id] = (request, chains)
     sources[request.job_id] = event
     if state and state.get("crashes"):
         isolated.add(request.job_id)
 
 
-async def give_up_crashed(request, state: dict, event) -> list[Delivery]:
+async def give_up_crashed(ctx: AgentContext, request: Any, state: dict, event: Any
+                          ) -> list[Delivery]:
     """FAILED worker_crashed, with the evidence in the dead letter and the results."""
     error = PermanentError(f"the job's image work killed its worker {state['crashes']} "
                            "times (in-process, then isolated); it will not run again "
                            "unless forced", "worker_crashed")
     state = transitions.failed(state, error)
-    put_state(state, event)
+    ctx.states.put(state, event)
     metrics.JOBS.labels("failed", request.priority).inc()
-    return [await dead_letter(dead_letter_record(
+    return [await ctx.outbox.dead_letter(DeadLetter.of_request(
         request.job_id, error.code, error.message, stage="process",
         request=request.to_dict(), attempts=state.get("attempts", 0))),
-        await send(topic_names.results, request.job_id, transitions.result_record(state))]
+        await ctx.outbox.send(ctx.topics.results, request.job_id,
+                              transitions.result_record(state).to_dict())]
 
 
-def _make_processor(priority: str):
-    size, window = settings.batch_shape(priority)
-
-    async def process(stream):
-        async for events in stream.take_events(size, within=window):
-            try:
-                with in_flight.batch(records_of(events)):
-                    await handle_batch(priority, events)
-            except Exception:
-                # Never let an exception escape: Faust would ack and lose the batch.
-                log.exception("unexpected error in %s batch; sending it to retry", priority)
-                await _salvage(events)
-
-    process.__name__ = process.__qualname__ = f"process_{priority}"
-    return app.agent(topic(topic_names.priority[priority]), name=f"process-{priority}",
-                     concurrency=1)(process)
-
-
-async def _salvage(events: list) -> None:
+async def salvage(ctx: AgentContext, events: list) -> None:
     """Best effort after an unexpected failure: hand the raw work records to the retry
     topic, which sends them back to their work topic after the backoff."""
     try:
-        await confirm([await send(topic_names.retry, key_text(e), {
-            "retry_at": time.time() + settings.retry_backoff, "topic": e.message.topic,
-            "raw": (raw_value(e) or b"").decode("utf-8", errors="replace")})
+        retry_at = time.time() + ctx.settings.retry_backoff
+        await ctx.outbox.confirm([await ctx.outbox.send(
+            ctx.topics.retry, key_text(e), RetryRecord(
+                retry_at=retry_at, topic=e.message.topic,
+                raw=(raw_value(e) or b"").decode("utf-8", errors="replace")).to_dict())
             for e in events])
     except Exception:
         log.exception("could not salvage %d events", len(events))
+
+
+async def process_batches(ctx: AgentContext, priority: str, batches: Any) -> None:
+    """Handle each batch; an exception never escapes (Faust would ack and lose it)."""
+    async for events in batches:
+        try:
+            with ctx.in_flight.batch(records_of(events)):
+                await handle_batch(ctx, priority, events)
+        except Exception:
+            log.exception("unexpected error in %s batch; sending it to retry", priority)
+            await salvage(ctx, events)
+
+
+def _make_processor(priority: str):
+    size, window = app.pipeline_settings.batch_shape(priority)
+
+    async def process(stream):
+        await process_batches(context_of(app), priority,
+                              stream.take_events(size, within=window))
+
+    process.__name__ = process.__qualname__ = f"process_{priority}"
+    return app.agent(app.source_topic(app.topic_names.priority[priority]),
+                     name=f"process-{priority}", concurrency=1)(process)
 
 
 processors = {priority: _make_processor(priority) for priority in PRIORITIES}

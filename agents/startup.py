@@ -6,7 +6,7 @@ import asyncio
 import logging
 
 from pipeline.errors import ImgpipeError
-from pipeline.worker.app import app, runtime
+from pipeline.worker.app import app
 
 log = logging.getLogger(__name__)
 
@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 async def check_stores() -> None:
     """Open the object and metadata stores (and check the schema) before real work."""
     try:
-        await asyncio.to_thread(runtime.check)
+        await asyncio.to_thread(app.runtime.check)
     except ImgpipeError as exc:
         log.error("worker cannot start: %s", exc.message)
         await app.crash(exc)

@@ -12,84 +12,113 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
-from agents.routing import confirm, send
+from agents.context import AgentContext, context_of
 from pipeline import metrics
 from pipeline.kafka.lag import PartitionLag
-from pipeline.worker import consumerfix as faustfix
-from pipeline.worker.app import app, lag_probe, settings
-from pipeline.worker.inflight import in_flight
+from pipeline.worker import faustcompat
+from pipeline.worker.app import app
 from pipeline.worker.stalls import StallWatch
-from tables.jobs import jobs
 from tables.transitions import lost_in_transit, request_of
 
 log = logging.getLogger(__name__)
 
-_resent: dict[str, float] = {}
+Partition = tuple[str, int]
 
 
-@app.timer(interval=settings.sweep_interval)
+class Sweeper:
+    """Remembers what it re-sent (a job is not re-sent again within
+    IMGPIPE_SWEEP_STALE_AFTER) and which partitions stalled."""
+
+    def __init__(self, ctx: AgentContext) -> None:
+        self.ctx = ctx
+        self.stale_after = ctx.settings.sweep_stale_after
+        self.resent: dict[str, float] = {}
+        self.stalls = StallWatch(stale_after=self.stale_after)
+
+    def lost_jobs(self, committed: dict[Partition, int], assigned: set[Partition],
+                  now: float) -> list[dict[str, Any]]:
+        """States of this worker's jobs whose work message lies below what the group
+        committed (or this worker finished), not running and not just re-sent."""
+        in_flight = self.ctx.in_flight
+        in_flight.forget_except(assigned)
+        committed = dict(committed)
+        # Records this worker's agents handled are done too, committed or not yet;
+        # records merely fetched (waiting in a stream buffer) are queued, not lost.
+        for topic, partition in assigned:
+            handled = in_flight.finished_through(topic, partition)
+            if handled is not None:
+                key = (topic, partition)
+                committed[key] = max(committed.get(key, 0), handled + 1)
+        for job_id, at in list(self.resent.items()):  # older ones hold nothing back
+            if now - at > self.stale_after:
+                del self.resent[job_id]
+        return [state for state in self.ctx.states.values()
+                if tuple(state.get("routed") or ())[:2] in assigned
+                and now - self.resent.get(state["job_id"], 0) > self.stale_after
+                and not in_flight.running(state["job_id"])
+                and lost_in_transit(state, committed, now, self.stale_after)]
+
+    async def resend_lost(self, committed: dict[Partition, int], assigned: set[Partition],
+                          now: float) -> list[str]:
+        """Send every lost job again to the topic it was routed to; returns their ids."""
+        futures = []
+        lost = self.lost_jobs(committed, assigned, now)
+        for state in lost:
+            request = request_of(state)
+            log.warning("job_id=%s lost in transit at %s: sending it again", request.job_id,
+                        state["routed"])
+            metrics.SWEPT.inc()
+            self.resent[request.job_id] = now
+            futures.append(await self.ctx.outbox.send(state["routed"][0], request.job_id,
+                                                      request.to_json()))
+        await self.ctx.outbox.confirm(futures)
+        return [state["job_id"] for state in lost]
+
+    def stalled(self, lags: dict[Partition, PartitionLag], mine: list[Any],
+                delivered: dict[Any, int | None], now: float) -> list[Any]:
+        """Source partitions where records wait beyond the committed offset but nothing
+        was delivered or committed for IMGPIPE_SWEEP_STALE_AFTER (a long batch running
+        on the topic is not a stall)."""
+        self.stalls.forget_except(set(mine))
+        return [tp for tp in mine if not self.ctx.in_flight.busy(tp.topic)
+                and self.stalls.stalled(tp, delivered.get(tp),
+                                        lags[(tp.topic, tp.partition)].committed,
+                                        lags[(tp.topic, tp.partition)].end_offset, now)]
+
+
+_sweepers: dict[int, Sweeper] = {}
+
+
+@app.timer(interval=app.pipeline_settings.sweep_interval)
 async def sweep() -> None:
     """Find and re-send jobs lost in transit on this worker's partitions, then re-read
     partitions that stopped making progress."""
     if app.rebalancing:
         return
+    sweeper = _sweepers.setdefault(id(app), Sweeper(context_of(app)))
     try:  # the group's committed and end offsets of the source topics, in one probe
-        lags = {(lag.topic, lag.partition): lag for lag in await lag_probe.measure()}
+        lags = {(lag.topic, lag.partition): lag for lag in await app.lag_probe.measure()}
     except Exception as exc:  # the broker may be away; try again next time
         log.warning("sweep skipped: cannot read committed offsets (%r)", exc)
         return
     committed = {key: lag.committed for key, lag in lags.items() if lag.committed is not None}
     assigned = {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
-    in_flight.forget_except(assigned)
-    # Records this worker's agents handled are done too, committed or not yet; records
-    # merely fetched (waiting in a stream buffer) are not: they are queued, not lost.
-    for topic, partition in assigned:
-        handled = in_flight.finished_through(topic, partition)
-        if handled is not None:
-            key = (topic, partition)
-            committed[key] = max(committed.get(key, 0), handled + 1)
-    now = time.time()
-    for job_id, at in list(_resent.items()):  # older entries can no longer hold a job back
-        if now - at > settings.sweep_stale_after:
-            del _resent[job_id]
-    lost = [state for state in jobs.values()
-            if state and tuple(state.get("routed") or ())[:2] in assigned
-            and now - _resent.get(state["job_id"], 0) > settings.sweep_stale_after
-            and not in_flight.running(state["job_id"])
-            and lost_in_transit(state, committed, now, settings.sweep_stale_after)]
-    futures = []
-    for state in lost:
-        request = request_of(state)
-        log.warning("job_id=%s lost in transit at %s: sending it again", request.job_id,
-                    state["routed"])
-        metrics.SWEPT.inc()
-        _resent[request.job_id] = now
-        futures.append(await send(state["routed"][0], request.job_id, request.to_json()))
-    await confirm(futures)
-    await unstick_partitions(lags)
+    await sweeper.resend_lost(committed, assigned, time.time())
+    await unstick_partitions(sweeper, lags)
 
 
-_stalls = StallWatch(stale_after=settings.sweep_stale_after)
-
-
-async def unstick_partitions(lags: dict[tuple[str, int], PartitionLag]) -> None:
-    """Seek a source partition back to its committed offset when records wait beyond it
-    but nothing has been delivered or committed for IMGPIPE_SWEEP_STALE_AFTER: the
-    fetcher lost track of it (seen with RocksDB tables after a hand-over). Records are
-    read again from the committed offset; effects are idempotent."""
-    mine = {tp for tp in app.consumer.assignment() if (tp.topic, tp.partition) in lags}
-    _stalls.forget_except(mine)
-    now = time.monotonic()
-    for tp in mine:
-        if in_flight.busy(tp.topic):  # a long batch is running: waiting is not a stall
-            continue
+async def unstick_partitions(sweeper: Sweeper, lags: dict[Partition, PartitionLag]) -> None:
+    """Seek a stalled source partition back to its committed offset: the fetcher lost
+    track of it (seen with RocksDB tables after a hand-over). Records are read again
+    from the committed offset; effects are idempotent."""
+    mine = [tp for tp in app.consumer.assignment() if (tp.topic, tp.partition) in lags]
+    delivered = {tp: faustcompat.read_offset(app.consumer, tp) for tp in mine}
+    for tp in sweeper.stalled(lags, mine, delivered, time.monotonic()):
         lag = lags[(tp.topic, tp.partition)]
-        delivered = app.consumer._read_offset.get(tp)
-        if _stalls.stalled(tp, delivered, lag.committed, lag.end_offset, now):
-            log.warning("%s made no progress for %.0fs with %d records waiting (delivered "
-                        "up to %s, committed %s): reading it again from the committed "
-                        "offset", tp, settings.sweep_stale_after, lag.lag, delivered,
-                        lag.committed)
-            metrics.STALLS.inc()
-            await faustfix.seek_in_consumer_thread(app.consumer, tp, lag.committed or 0)
+        log.warning("%s made no progress for %.0fs with %d records waiting (delivered "
+                    "up to %s, committed %s): reading it again from the committed "
+                    "offset", tp, sweeper.stale_after, lag.lag, delivered[tp], lag.committed)
+        metrics.STALLS.inc()
+        await faustcompat.seek_in_consumer_thread(app.consumer, tp, lag.committed or 0)

@@ -289,17 +289,3 @@ def job_request_from_dict(data: dict[str, Any], default_tenant: str = DEFAULT_TE
     return JobRequest(job_id=job_id, source=data["source"], variants=variants,
                       priority=priority, tenant=tenant, submitted_at=float(submitted_at),
                       attempt=attempt, force=force, replayed_from=replayed_from)
-
-
-def dead_letter(job_id: str | None, reason: str, message: str, *, stage: str,
-                request: dict[str, Any] | None = None, raw: bytes | None = None,
-                attempts: int = 0, source_topic: str | None = None) -> dict[str, Any]:
-    """The dead-letter record: enough to understand the failure and to replay it."""
-    record: dict[str, Any] = {
-        "job_id": job_id, "reason": reason, "error": message, "stage": stage,
-        "attempts": attempts, "failed_at": time.time(), "source_topic": source_topic,
-        "request": request,
-    }
-    if request is None and raw is not None:
-        record["raw"] = raw[:4096].decode("utf-8", errors="replace")
-    return record

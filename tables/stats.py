@@ -3,6 +3,7 @@
 Keys are ``partition|priority|outcome``: the partition of the job, so exactly one
 worker (the partition's owner) ever writes a key, and its changelog record goes to that
 same partition (no use_partitioner; the job's event is made current when counting).
+Agents count through ``app.throughput.count``; web views read ``local_windows``.
 """
 
 from __future__ import annotations
@@ -12,12 +13,47 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from pipeline.worker.app import app, settings, topic_names
+from pipeline.worker import faustcompat
+from pipeline.worker.app import app, settings
 from tables.jobs import event_context
 
 log = logging.getLogger(__name__)
 WINDOW_SECONDS = 60
 RETENTION = timedelta(hours=1)
+
+
+class Throughput:
+    """Counts finished jobs into a tumbling-window table (Faust's, or a dict in tests)."""
+
+    window_seconds = WINDOW_SECONDS
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def count(self, event: Any, priority: str, outcome: str) -> None:
+        """Count one finished job (outcome: done, failed, rejected) in the current window.
+        Statistics never fail the job: a counting error is logged and skipped."""
+        key = f"{event.message.partition}|{priority}|{outcome}"
+        try:
+            with event_context(event):
+                self.table[key] += 1
+        except Exception:
+            log.exception("could not count a %s %s job in the throughput table", priority,
+                          outcome)
+
+    def local_windows(self, partitions: set[int]) -> list[dict[str, Any]]:
+        """``[{"start", "priority", "outcome", "count"}]`` of the given partitions'
+        windows, summed over partitions, oldest first."""
+        totals: dict[tuple[float, str, str], int] = {}
+        for stored_key, count in self.table.table.data.items():
+            key, (start, _end) = stored_key
+            partition, priority, outcome = key.split("|")
+            if int(partition) in partitions:
+                slot = (start, priority, outcome)
+                totals[slot] = totals.get(slot, 0) + count
+        return [{"start": start, "priority": priority, "outcome": outcome, "count": count}
+                for (start, priority, outcome), count in sorted(totals.items())]
+
 
 throughput = app.Table(
     "throughput",
@@ -37,31 +73,6 @@ throughput = throughput.clone(relative_to=lambda event=None: time.time())
 # still say 0 partitions, failing every write for minutes. `imgpipe topics create`
 # guarantees equal counts and Faust creates the changelog with the same count, so the
 # check is marked done for our source topics.
-throughput.table._verified_source_topics_for_partitions.update(
-    [topic_names.ingest, *topic_names.priority.values()])
-
-
-def count_outcome(event: Any, priority: str, outcome: str) -> None:
-    """Count one finished job (outcome: done, failed, rejected) in the current window.
-    Statistics never fail the job: a counting error is logged and skipped."""
-    key = f"{event.message.partition}|{priority}|{outcome}"
-    try:
-        with event_context(event):
-            throughput[key] += 1
-    except Exception:
-        log.exception("could not count a %s %s job in the throughput table", priority,
-                      outcome)
-
-
-def local_windows(partitions: set[int]) -> list[dict[str, Any]]:
-    """``[{"start", "priority", "outcome", "count"}]`` of the given partitions' windows,
-    summed over partitions, oldest first."""
-    totals: dict[tuple[float, str, str], int] = {}
-    for stored_key, count in throughput.table.data.items():
-        key, (start, _end) = stored_key
-        partition, priority, outcome = key.split("|")
-        if int(partition) in partitions:
-            slot = (start, priority, outcome)
-            totals[slot] = totals.get(slot, 0) + count
-    return [{"start": start, "priority": priority, "outcome": outcome, "count": count}
-            for (start, priority, outcome), count in sorted(totals.items())]
+faustcompat.trust_source_partitions(throughput.table, [
+    app.topic_names.ingest, *app.topic_names.priority.values()])
+app.throughput = Throughput(throughput)

@@ -11,6 +11,7 @@ from typing import Any
 
 from pipeline.errors import ImgpipeError
 from pipeline.models import JobRequest, OutputInfo, Status, compact_outputs, expand_outputs
+from pipeline.records import ResultRecord
 
 HISTORY_LIMIT = 50
 IN_FLIGHT = frozenset({Status.QUEUED, Status.PROCESSING, Status.RETRYING})
@@ -195,10 +196,11 @@ def should_skip_processing(state: dict[str, Any] | None, request: JobRequest) ->
                 and not request.force)
 
 
-def result_record(state: dict[str, Any]) -> dict[str, Any]:
+def result_record(state: dict[str, Any]) -> ResultRecord:
     """The record announced on the results topic: the public view with the outputs
     compact as in the state (``outputs_at`` + each ``file``; see expand_outputs)."""
-    return {**_view(state, state.get("outputs", [])), "outputs_at": state.get("outputs_at")}
+    return ResultRecord(**_view(state, state.get("outputs", [])),
+                        outputs_at=state.get("outputs_at"))
 
 
 def public_view(state: dict[str, Any]) -> dict[str, Any]:

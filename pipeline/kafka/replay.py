@@ -24,6 +24,7 @@ from aiokafka.errors import KafkaError
 from pipeline.errors import ConfigError, broker_unreachable
 from pipeline.kafka.security import kafka_options
 from pipeline.kafka.topics import SOURCE_TOPICS
+from pipeline.records import embedded_request
 from pipeline.settings import Settings
 from pipeline.tenancy import token_principal
 
@@ -108,14 +109,7 @@ def record_view(value: bytes) -> tuple[dict[str, Any], dict[str, Any] | None]:
         return {}, None
     if not isinstance(data, dict):
         return {}, None
-    request = data.get("request") if "request" in data or "reason" in data else data
-    if request is None and isinstance(data.get("raw"), str):
-        try:
-            request = json.loads(data["raw"])
-        except ValueError:
-            request = None
-    if not isinstance(request, dict) or "job_id" not in request:
-        request = None
+    request = embedded_request(data)
     source = request or {}
     view = {"job_id": data.get("job_id") or source.get("job_id"),
             "tenant": source.get("tenant", "default"), "priority": source.get("priority"),

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 import pyarrow as pa
 
 from pipeline.models import expand_outputs
+from pipeline.records import DeadLetter, ResultRecord
 
 SCHEMA_VERSION = 1
 
@@ -89,33 +91,33 @@ def _last_at(history: list[dict[str, Any]], status: str) -> float | None:
 
 
 def results_row(value: bytes | None) -> dict[str, Any]:
-    data = _object(value) or {}
-    history = data.get("history") or []
-    outputs = expand_outputs(data) if isinstance(data.get("outputs"), list) else []
-    submitted, finished = data.get("submitted_at"), data.get("updated_at")
-    started = _last_at(history, "PROCESSING")
+    result = ResultRecord.from_dict(_object(value) or {})
+    outputs = expand_outputs(asdict(result))
+    submitted, finished = result.submitted_at, result.updated_at
+    started = _last_at(result.history, "PROCESSING")
     return {
-        "job_id": data.get("job_id"), "status": data.get("status"),
-        "priority": data.get("priority"), "tenant": data.get("tenant"),
-        "attempts": data.get("attempts"), "error_code": data.get("error_code"),
-        "error": data.get("error"), "submitted_at": _ms(submitted),
+        "job_id": result.job_id or None, "status": result.status or None,
+        "priority": result.priority, "tenant": result.tenant,
+        "attempts": result.attempts, "error_code": result.error_code,
+        "error": result.error, "submitted_at": _ms(submitted),
         "finished_at": _ms(finished),
         "latency_seconds": finished - submitted if submitted and finished else None,
         "processing_seconds": finished - started if started and finished else None,
         "output_count": len(outputs),
-        "output_bytes": sum(o.get("bytes", 0) for o in outputs if isinstance(o, dict)),
+        "output_bytes": sum(o.get("bytes", 0) for o in outputs),
         "outputs_json": json.dumps(outputs, separators=(",", ":")),
     }
 
 
 def dead_letter_row(value: bytes | None) -> dict[str, Any]:
-    data = _object(value) or {}
-    request = data.get("request")
+    letter = DeadLetter.from_dict(_object(value) or {})
     return {
-        "job_id": data.get("job_id"), "reason": data.get("reason"), "stage": data.get("stage"),
-        "error": data.get("error"), "attempts": data.get("attempts"),
-        "failed_at": _ms(data.get("failed_at")), "source_topic": data.get("source_topic"),
-        "request_json": json.dumps(request, separators=(",", ":")) if request else None,
+        "job_id": letter.job_id, "reason": letter.reason or None,
+        "stage": letter.stage or None, "error": letter.error or None,
+        "attempts": letter.attempts, "failed_at": _ms(letter.failed_at or None),
+        "source_topic": letter.source_topic,
+        "request_json": json.dumps(letter.request, separators=(",", ":"))
+        if letter.request else None,
     }
 
 

@@ -1,5 +1,18 @@
 """HTTP API, dashboard and probes served by every worker (Faust web, aiohttp).
 
-Faust imports every module here at worker start (autodiscovery), which registers the
-pages; ``server`` holds the web driver the app uses.
+Views reach the worker's services through their app (``self.app``: runtime, topic
+names, lag probe, ``job_states`` and ``throughput`` registered by tables/); nothing here
+imports tables/ or agents/. The app registers ``web_routes()`` at worker start;
+``server`` holds the web driver.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def web_routes() -> dict[str, Any]:
+    """Path -> Faust View class of every page."""
+    from pipeline.web import health, jobs, stats
+
+    return {**health.ROUTES, **jobs.ROUTES, **stats.ROUTES}

@@ -5,10 +5,7 @@ from __future__ import annotations
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from pipeline.worker.app import app
 
-
-@app.page("/healthz")
 class Health(View):
     """Liveness: the worker's event loop answers."""
 
@@ -16,13 +13,13 @@ class Health(View):
         return self.json({"status": "ok"})
 
 
-@app.page("/readyz")
 class Ready(View):
     """Readiness: partitions assigned, tables recovered, not rebalancing. 503 otherwise
     (the server itself only starts after the first recovery)."""
 
     async def get(self, request: Request) -> Response:
         waiting = []
+        app = self.app
         if app.rebalancing:
             waiting.append("rebalancing")
         if app.in_recovery or not app.tables.recovery.completed.is_set():
@@ -34,7 +31,9 @@ class Ready(View):
         return self.json({"ready": True, "partitions": len(app.consumer.assignment())})
 
 
-@app.page("/metrics")
 class Metrics(View):
     async def get(self, request: Request) -> Response:
         return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+
+ROUTES = {"/healthz": Health, "/readyz": Ready, "/metrics": Metrics}

@@ -22,11 +22,10 @@ from pipeline import metrics
 from pipeline.errors import ImageRejected, ImgpipeError, InvalidRequest, SourceNotAllowed
 from pipeline.jobs.uploads import SUBMIT_FIELDS, build_request, check_upload, source_key
 from pipeline.models import QUALIFIED_JOB_ID_RE, expand_outputs, loads_bounded
+from pipeline.settings import Settings
 from pipeline.tenancy import ANYONE, NotAuthorized, Principal
 from pipeline.web.peers import fetch_json, gather, is_self
-from pipeline.worker.app import app, runtime, settings, source_topic, topic_names
-from tables.jobs import active_partitions, active_states, jobs
-from tables.transitions import public_view
+from pipeline.worker import faustcompat
 
 log = logging.getLogger(__name__)
 MAX_FIELD_BYTES = 64 * 1024
@@ -34,7 +33,6 @@ MAX_FIELD_BYTES = 64 * 1024
 MAX_FORM_BYTES = 256 * 1024
 CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp",
                  "avif": "image/avif"}
-_ingest = source_topic(topic_names.ingest)
 
 
 class UploadTooLarge(ImgpipeError):
@@ -61,13 +59,13 @@ def http_status(exc: ImgpipeError) -> int:
     return 400
 
 
-def public_message(exc: ImgpipeError) -> str:
+def public_message(app: Any, exc: ImgpipeError) -> str:
     """The refusal's message without this server's folders (and no detail at all of a
     storage outage, which only the operator can act on)."""
     if exc.retryable:
         return "storage is unavailable right now; try again later"
     message = exc.message
-    for folder in runtime.private_folders():
+    for folder in app.runtime.private_folders():
         message = message.replace(folder, "<store>")
     return message
 
@@ -75,15 +73,16 @@ def public_message(exc: ImgpipeError) -> str:
 def error_response(view: View, exc: ImgpipeError) -> Response:
     """The 4xx/5xx for a refused submission: the message, its code, and a metric."""
     metrics.API_SUBMISSIONS.labels(exc.code).inc()
-    return view.json({"error": public_message(exc), "code": exc.code},
+    return view.json({"error": public_message(view.app, exc), "code": exc.code},
                      status=http_status(exc))
 
 
-async def read_form(request: web.Request, folder: Path) -> tuple[dict[str, Any], Path | None]:
+async def read_form(request: web.Request, folder: Path, settings: Settings
+                    ) -> tuple[dict[str, Any], Path | None]:
     """Fields of a multipart form, the ``image`` part streamed to a file in ``folder``
     and cut off at IMGPIPE_MAX_SOURCE_BYTES."""
     try:
-        return await _read_form(request, folder)
+        return await _read_form(request, folder, settings)
     except ImgpipeError:
         raise
     except Exception as exc:  # aiohttp's parser on a malformed body (bad boundary, NUL...)
@@ -91,7 +90,7 @@ async def read_form(request: web.Request, folder: Path) -> tuple[dict[str, Any],
                              "bad_form") from None
 
 
-async def _read_form(request: web.Request, folder: Path
+async def _read_form(request: web.Request, folder: Path, settings: Settings
                      ) -> tuple[dict[str, Any], Path | None]:
     fields: dict[str, Any] = {}
     image: Path | None = None
@@ -149,9 +148,10 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     return body
 
 
-async def submit(request: web.Request) -> dict[str, Any]:
+async def submit(app: Any, request: web.Request) -> dict[str, Any]:
     """Validate, store the upload (claim check), produce the JobRequest; ImgpipeError
     for anything refused, before anything is produced."""
+    settings, runtime = app.pipeline_settings, app.runtime
     limit = settings.max_source_bytes + (1 << 20)
     if request.content_length is not None and request.content_length > limit:
         raise UploadTooLarge(f"the request is {request.content_length} bytes; images may "
@@ -161,7 +161,7 @@ async def submit(request: web.Request) -> dict[str, Any]:
     if request.content_type == "multipart/form-data":
         folder = Path(tempfile.mkdtemp(prefix="upload-", dir=settings.data_dir))
         try:
-            fields, image = await read_form(request, folder)
+            fields, image = await read_form(request, folder, settings)
             if image is None:
                 raise InvalidRequest("the form has no \"image\" file part", "missing_field")
             extension = await loop.run_in_executor(
@@ -184,21 +184,21 @@ async def submit(request: web.Request) -> dict[str, Any]:
         raise InvalidRequest("send multipart/form-data with an \"image\" file part, or "
                              "application/json with a \"source\" URI", "unsupported_media_type")
     value = job.to_json()
-    await (await _ingest.send(key=job.job_id.encode(), value=value,
+    ingest = app.source_topic(app.topic_names.ingest)
+    await (await ingest.send(key=job.job_id.encode(), value=value,
                               headers=caller.sign(value)))
     metrics.API_SUBMISSIONS.labels("accepted").inc()
     return {"job_id": job.job_id, "status": "SUBMITTED", "source": job.source,
             "priority": job.priority, "status_url": f"/api/jobs/{job.job_id}"}
 
 
-@app.page("/api/jobs")
 class JobList(View):
     """POST submits a job; GET lists recent jobs of every worker (``?scope=local``: this
     worker's active partitions only), newest first, filtered by status and priority."""
 
     async def post(self, request: Request) -> Response:
         try:
-            accepted = await submit(request)
+            accepted = await submit(self.app, request)
         except ImgpipeError as exc:
             return error_response(self, exc)
         return self.json(accepted, status=202,
@@ -214,32 +214,33 @@ class JobList(View):
                              status=400)
 
         caller = principal_of(request)
+        job_states = self.app.job_states
 
         async def local() -> dict[str, Any]:
-            states = [s for s in active_states(active_partitions())
+            states = [s for s in job_states.active_states(job_states.active_partitions())
                       if caller.may_see(s["job_id"])
                       and (not status or s["status"] == status)
                       and (not priority or s.get("priority") == priority)]
             states.sort(key=lambda s: s.get("updated_at") or 0, reverse=True)
-            return {"jobs": [public_view(s) for s in states[:limit]]}
+            return {"jobs": [job_states.public_view(s) for s in states[:limit]]}
 
         if request.query.get("scope") == "local":
             return self.json(await local())
-        bodies, errors = await gather("/api/jobs", dict(request.query), dict(request.headers),
-                                      local)
+        bodies, errors = await gather(self.app, "/api/jobs", dict(request.query),
+                                      dict(request.headers), local)
         merged = [job for body in bodies for job in body["jobs"]]
         merged.sort(key=lambda s: s.get("updated_at") or 0, reverse=True)
         return self.json({"jobs": merged[:limit], "errors": errors})
 
 
-async def _load_changelog_metadata() -> None:
+async def _load_changelog_metadata(app: Any) -> None:
     """Routing hashes the key with the producer's metadata for the changelog topic,
     which a worker that has not yet written to it lacks: fetch it first."""
-    producer = app.producer._ensure_producer()
-    await producer.partitions_for(jobs.changelog_topic.get_topic_name())
+    producer = faustcompat.raw_producer(app)
+    await producer.partitions_for(app.job_states.changelog_topic_name())
 
 
-async def job_state(request: Request, job_id: str) -> tuple[int, Any]:
+async def job_state(app: Any, request: Request, job_id: str) -> tuple[int, Any]:
     """A job's public state from whichever worker owns its key: (HTTP status, body).
     Another worker is asked over HTTP (its GET /api/jobs/{id}), with the caller's token.
     A caller addresses its own tenant's jobs (admins: any); others' do not exist."""
@@ -248,28 +249,27 @@ async def job_state(request: Request, job_id: str) -> tuple[int, Any]:
     if scoped is None:
         return 404, {"error": f"no job {job_id[:200]!r}", "code": "not_found"}
     job_id = scoped
-    await _load_changelog_metadata()
+    await _load_changelog_metadata(app)
     try:
-        owner = app.router.key_store(jobs.name, job_id.encode())
+        owner = app.router.key_store(app.job_states.name, job_id.encode())
     except KeyError:
         return 503, {"error": "partitions are being assigned; try again shortly",
                      "code": "rebalancing"}
-    if is_self(owner):
-        state = jobs.get(job_id)
+    if is_self(app, owner):
+        state = app.job_states.get(job_id)
         if state is None:
             return 404, {"error": f"no job {job_id!r}", "code": "not_found", "job_id": job_id}
-        return 200, public_view(state)
+        return 200, app.job_states.public_view(state)
     headers = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
-    status, body = await fetch_json(owner.with_path(f"/api/jobs/{job_id}"), headers)
+    status, body = await fetch_json(app, owner.with_path(f"/api/jobs/{job_id}"), headers)
     if status == 502:  # the owner died or is moving: the group will reassign its keys
         return 503, {**body, "code": "owner_unavailable"}
     return status, body
 
 
-@app.page("/api/jobs/{job_id}")
 class JobDetail(View):
     async def get(self, request: Request, job_id: str) -> Response:
-        status, body = await job_state(request, job_id)
+        status, body = await job_state(self.app, request, job_id)
         return self.json(body, status=status, headers=retry_after(status))
 
 
@@ -278,12 +278,11 @@ def retry_after(status: int) -> dict[str, str]:
     return {"Retry-After": "1"} if status == 503 else {}
 
 
-@app.page("/api/jobs/{job_id}/outputs/{variant}")
 class JobOutput(View):
     """The bytes of one output variant, read from the object store by any worker."""
 
     async def get(self, request: Request, job_id: str, variant: str) -> Response:
-        status, state = await job_state(request, job_id)
+        status, state = await job_state(self.app, request, job_id)
         if status != 200:
             return self.json(state, status=status, headers=retry_after(status))
         output = next((o for o in expand_outputs(state) if o["variant"] == variant), None)
@@ -292,11 +291,16 @@ class JobOutput(View):
                                        f"{variant[:64]!r}", "code": "not_found"}, status=404)
         loop = asyncio.get_running_loop()
         try:
-            data = await loop.run_in_executor(None, runtime.object_store.get, output["uri"],
+            store = self.app.runtime.object_store
+            data = await loop.run_in_executor(None, store.get, output["uri"],
                                               output["bytes"] + 1)
         except ImgpipeError as exc:
-            return self.json({"error": public_message(exc), "code": exc.code},
+            return self.json({"error": public_message(self.app, exc), "code": exc.code},
                              status=503 if exc.retryable else 404)
         return self.bytes(data, content_type=CONTENT_TYPES.get(output["format"],
                                                                "application/octet-stream"),
                           headers={"Cache-Control": "max-age=300"})
+
+
+ROUTES = {"/api/jobs": JobList, "/api/jobs/{job_id}": JobDetail,
+          "/api/jobs/{job_id}/outputs/{variant}": JobOutput}

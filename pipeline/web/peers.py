@@ -15,8 +15,6 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from pipeline.worker.app import app
-
 log = logging.getLogger(__name__)
 PEER_TIMEOUT = 5.0
 
@@ -26,18 +24,18 @@ def _ident(url: URL | str) -> tuple[str, int]:
     return url.host or "", url.port or 80
 
 
-def member_urls() -> list[URL]:
+def member_urls(app: Any) -> list[URL]:
     """Web URLs of every worker in the group's current assignment (this one included)."""
     hosts = {str(host) for host in app.router.tables_metadata()}
     hosts.add(str(app.conf.canonical_url))
     return sorted((URL(h) for h in hosts), key=str)
 
 
-def is_self(url: URL | str) -> bool:
+def is_self(app: Any, url: URL | str) -> bool:
     return _ident(url) == _ident(app.conf.canonical_url)
 
 
-async def fetch_json(url: URL, headers: dict[str, str]) -> tuple[int, Any]:
+async def fetch_json(app: Any, url: URL, headers: dict[str, str]) -> tuple[int, Any]:
     """GET ``url`` from a peer: (status, decoded JSON), or (502, error) if unreachable."""
     try:
         async with app.http_client.get(url, headers=headers, timeout=PEER_TIMEOUT) as reply:
@@ -48,7 +46,7 @@ async def fetch_json(url: URL, headers: dict[str, str]) -> tuple[int, Any]:
                               f"({type(exc).__name__})", "code": "peer_unavailable"}
 
 
-async def gather(path: str, query: dict[str, str], headers: dict[str, str],
+async def gather(app: Any, path: str, query: dict[str, str], headers: dict[str, str],
                  local: Callable[[], Awaitable[Any]]) -> tuple[list[Any], list[str]]:
     """Every member's local answer for ``path``: (bodies, errors of members that failed).
 
@@ -57,12 +55,12 @@ async def gather(path: str, query: dict[str, str], headers: dict[str, str],
     forward = {k: v for k, v in headers.items() if k.lower() == "authorization"}
 
     async def ask(url: URL) -> tuple[int, Any]:
-        if is_self(url):
+        if is_self(app, url):
             return 200, await local()
-        return await fetch_json(url.with_path(path).with_query({**query, "scope": "local"}),
+        return await fetch_json(app, url.with_path(path).with_query({**query, "scope": "local"}),
                                 forward)
 
-    members = member_urls()
+    members = member_urls(app)
     answers = await asyncio.gather(*(ask(url) for url in members))
     bodies, errors = [], []
     for url, (status, body) in zip(members, answers, strict=True):

@@ -1,43 +1,32 @@
-"""GET /api/stats (counts, throughput windows, consumer lag) and GET /api/deadletters;
-the consumer-lag gauge on /metrics is refreshed here too."""
+"""GET /api/stats (counts, throughput windows, consumer lag) and GET /api/deadletters."""
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from typing import Any
 
 from faust.web import Request, Response, View
 
-from pipeline import metrics
 from pipeline.kafka.deadletters import DeadLetterReader
 from pipeline.tenancy import ANYONE, Principal
 from pipeline.web.jobs import principal_of
 from pipeline.web.peers import gather
-from pipeline.worker.app import app, kafka_reader, lag_probe, topic_names
-from tables.jobs import active_partitions, active_states
-from tables.stats import WINDOW_SECONDS, local_windows
-
-log = logging.getLogger(__name__)
-SOURCE_TOPICS = lag_probe.topics
-dead_letters = DeadLetterReader(kafka_reader, topic_names.dlq)
-_reported: set[tuple[str, str]] = set()
 
 
-def local_counts(caller: Principal = ANYONE) -> dict[str, Any]:
+def local_counts(app: Any, caller: Principal = ANYONE) -> dict[str, Any]:
     """Job counts by status and by (status, priority) of this worker's active partitions:
     the caller's jobs (admins: all). Throughput windows count every tenant's jobs, so
     only admins get them."""
-    partitions = active_partitions()
-    states = [s for s in active_states(partitions) if caller.may_see(s["job_id"])]
+    partitions = app.job_states.active_partitions()
+    states = [s for s in app.job_states.active_states(partitions) if caller.may_see(s["job_id"])]
     by_status = Counter(s["status"] for s in states)
     by_priority = Counter(f"{s['status']}|{s.get('priority') or 'unknown'}" for s in states)
     return {"partitions": sorted(partitions), "by_status": dict(by_status),
             "by_status_priority": dict(by_priority),
-            "throughput": local_windows(partitions) if caller.admin else []}
+            "throughput": app.throughput.local_windows(partitions) if caller.admin else []}
 
 
-def merge_counts(parts: list[dict[str, Any]]) -> dict[str, Any]:
+def merge_counts(parts: list[dict[str, Any]], window_seconds: int) -> dict[str, Any]:
     """Sum the local answers of several workers (their partitions do not overlap)."""
     by_status: Counter[str] = Counter()
     by_priority: Counter[str] = Counter()
@@ -54,42 +43,43 @@ def merge_counts(parts: list[dict[str, Any]]) -> dict[str, Any]:
         status, priority = key.split("|")
         nested.setdefault(status, {})[priority] = count
     return {"partitions": sorted(partitions), "jobs": dict(by_status), "jobs_by_priority": nested,
-            "throughput": {"window_seconds": WINDOW_SECONDS, "windows": [
+            "throughput": {"window_seconds": window_seconds, "windows": [
                 {"start": s, "priority": p, "outcome": o, "count": c}
                 for (s, p, o), c in sorted(windows.items())]}}
 
 
-@app.page("/api/stats")
 class Stats(View):
     """Counts per state and priority, finished jobs per window, consumer lag per topic
     and partition, for the whole group (``?scope=local``: this worker's part only)."""
 
     async def get(self, request: Request) -> Response:
+        app = self.app
         caller = principal_of(request)
         if request.query.get("scope") == "local":
-            return self.json(local_counts(caller))
+            return self.json(local_counts(app, caller))
 
         async def local() -> dict[str, Any]:
-            return local_counts(caller)
+            return local_counts(app, caller)
 
-        bodies, errors = await gather("/api/stats", {}, dict(request.headers), local)
-        answer = merge_counts(bodies)
+        bodies, errors = await gather(app, "/api/stats", {}, dict(request.headers), local)
+        answer = merge_counts(bodies, app.throughput.window_seconds)
         if not caller.admin:  # consumer lag is every tenant's traffic
             answer["errors"] = errors
             return self.json(answer)
         try:
-            lags = await lag_probe.measure()
+            lags = await app.lag_probe.measure()
             answer["lag"] = [lag.to_dict() for lag in lags]
-            by_topic = {t: sum(x.lag for x in lags if x.topic == t) for t in SOURCE_TOPICS}
+            by_topic = {t: sum(x.lag for x in lags if x.topic == t)
+                        for t in app.lag_probe.topics}
             answer["lag_by_topic"] = by_topic
-            answer["lag_by_priority"] = {p: by_topic[t] for p, t in topic_names.priority.items()}
+            answer["lag_by_priority"] = {p: by_topic[t]
+                                         for p, t in app.topic_names.priority.items()}
         except Exception as exc:  # the broker may be away; counts are still worth showing
             errors.append(f"consumer lag unavailable: {exc!r}")
         answer["errors"] = errors
         return self.json(answer)
 
 
-@app.page("/api/deadletters")
 class DeadLetters(View):
     """The newest dead-letter records (``?limit=``, default 50, at most 500)."""
 
@@ -100,38 +90,22 @@ class DeadLetters(View):
             return self.json({"error": "limit must be an integer", "code": "bad_param"},
                              status=400)
         caller = principal_of(request)
+        dead_letters = _dead_letters(self.app)
         if caller.admin:
             records = await dead_letters.recent(limit)
         else:  # a tenant sees the dead letters of its own jobs among the newest
             records = [r for r in await dead_letters.recent(500)
                        if r.get("job_id") and caller.may_see(r["job_id"])][:limit]
-        return self.json({"topic": topic_names.dlq, "records": records})
+        return self.json({"topic": self.app.topic_names.dlq, "records": records})
 
 
-@app.timer(interval=10.0)
-async def refresh_lag_gauge() -> None:
-    """Export lag for the partitions this worker consumes (summing over workers gives
-    the group's lag without double counting)."""
-    if app.rebalancing:
-        return
-    try:
-        lags = await lag_probe.measure()
-    except Exception as exc:
-        log.warning("consumer lag not measured: %r", exc)
-        return
-    mine = {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
-    current = set()
-    for lag in lags:
-        if (lag.topic, lag.partition) in mine:
-            labels = (lag.topic, str(lag.partition))
-            metrics.CONSUMER_LAG.labels(*labels).set(lag.lag)
-            current.add(labels)
-    for labels in _reported - current:  # partitions that moved to another worker
-        metrics.CONSUMER_LAG.remove(*labels)
-    _reported.clear()
-    _reported.update(current)
+def _dead_letters(app: Any) -> DeadLetterReader:
+    """The app's reader of the dead-letter topic (one per worker, answers cached)."""
+    reader = getattr(app, "dead_letter_reader", None)
+    if reader is None:
+        reader = app.dead_letter_reader = DeadLetterReader(app.kafka_reader,
+                                                           app.topic_names.dlq)
+    return reader
 
 
-@app.on_before_shutdown.connect
-async def close_readers(sender: Any, **kwargs: Any) -> None:
-    await kafka_reader.close()
+ROUTES = {"/api/stats": Stats, "/api/deadletters": DeadLetters}

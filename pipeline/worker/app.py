@@ -7,6 +7,7 @@ This module only wires things together. Agents live in ``agents/``, tables in
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import faust
 from faust.sensors.prometheus import FaustMetrics
@@ -17,19 +18,39 @@ from pipeline.kafka.reader import KafkaReader
 from pipeline.kafka.security import faust_credentials, kafka_options
 from pipeline.kafka.topics import TopicNames
 from pipeline.settings import Settings
+from pipeline.web import web_routes
 from pipeline.web.server import PipelineWeb
-from pipeline.worker import consumerfix as faustfix
+from pipeline.worker import faustcompat
 from pipeline.worker.runtime import Runtime
 from pipeline.worker.sensor import LeanPrometheusMonitor
 
 
 class PipelineApp(faust.App):
-    """Faust's App, but a module that fails to import stops the worker instead of
-    leaving it running without the agents or tables of that module."""
+    """Faust's App, holding what agents, tables and web views reach through it: the
+    pipeline's settings, runtime services, topic names and lag probe. A module that fails
+    to import stops the worker instead of leaving it running without its agents."""
 
     def __init__(self, *args, pipeline_settings: Settings, **kwargs) -> None:
         self.pipeline_settings = pipeline_settings
+        self.runtime = Runtime(pipeline_settings)
+        self.topic_names = TopicNames.from_settings(pipeline_settings)
+        #: Consumer lag of the group's source topics: the web views, the lag gauge and the
+        #: sweeper's stall check share one probe (and its Kafka connections).
+        self.kafka_reader = KafkaReader(kafka_options(pipeline_settings))
+        names = self.topic_names
+        self.lag_probe = LagProbe(self.kafka_reader, pipeline_settings.app_id,
+                                  [names.ingest, *names.priority.values(), names.retry])
+        #: The job-state table (tables/jobs.py registers it), for agents and web views.
+        self.job_states: Any = None
+        self._source_topics: dict[str, faust.TopicT] = {}
         super().__init__(*args, **kwargs)
+
+    async def on_first_start(self) -> None:
+        """At worker start: check the Faust/aiokafka versions and apply the fixes of the
+        Faust seam (never at import, so importing the app changes nothing)."""
+        faustcompat.install(self.pipeline_settings.topic_prefix)
+        Path(self.pipeline_settings.data_dir).mkdir(parents=True, exist_ok=True)
+        await super().on_first_start()
 
     def _on_autodiscovery_error(self, name: str) -> None:
         raise
@@ -41,9 +62,27 @@ class PipelineApp(faust.App):
         wanted = self.pipeline_settings.agent_roles
         for name in [n for n in self.agents if _role(n) not in wanted]:
             del self.agents[name]
+        for path, view in web_routes().items():
+            self.page(path)(view)
 
     def _new_web(self) -> PipelineWeb:
         return PipelineWeb(self)
+
+    def source_topic(self, name: str) -> faust.TopicT:
+        """A Faust topic handle for one of our source topics (raw bytes in, raw bytes out).
+
+        Work topics get a small stream buffer (it bounds what a SIGTERM drain must finish
+        and keeps backpressure tight); ingest and retry records are cheap, and a large
+        buffer lets ingest route a burst quickly.
+        """
+        if name not in self._source_topics:
+            settings = self.pipeline_settings
+            work = name in self.topic_names.priority.values()
+            self._source_topics[name] = self.topic(
+                name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                value_serializer="raw", partitions=settings.partitions, internal=False,
+                maxsize=settings.stream_buffer if work else settings.ingest_buffer)
+        return self._source_topics[name]
 
 
 def _role(agent_name: str) -> str:
@@ -54,13 +93,12 @@ def _role(agent_name: str) -> str:
 def create_app(settings: Settings) -> faust.App:
     """A Faust app configured from ``settings`` (topics are created by ``imgpipe topics
     create``, never auto-declared with default partitions)."""
-    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     return PipelineApp(
         settings.app_id,
         pipeline_settings=settings,
         broker=[f"kafka://{h}" for h in settings.bootstrap_servers.split(",")],
         broker_credentials=faust_credentials(settings),
-        autodiscover=["agents", "tables", "pipeline.web"],
+        autodiscover=["agents", "tables"],
         origin="pipeline",
         datadir=settings.data_dir,
         store=settings.table_store,
@@ -98,29 +136,7 @@ def create_app(settings: Settings) -> faust.App:
 
 
 settings = Settings.from_env()
-faustfix.install(settings.topic_prefix)
-runtime = Runtime(settings)
-topic_names = TopicNames.from_settings(settings)
 app = create_app(settings)
-#: Consumer lag of the group's source topics: the web views, the lag gauge and the
-#: sweeper's stall check share one probe (and its Kafka connections).
-kafka_reader = KafkaReader(kafka_options(settings))
-lag_probe = LagProbe(kafka_reader, settings.app_id,
-                     [topic_names.ingest, *topic_names.priority.values(), topic_names.retry])
 # Faust's own sensor on /metrics beside ours, prefixed "faust_" (not the app id, which
 # differs between deployments) so dashboards and alerts work everywhere.
 app.monitor = LeanPrometheusMonitor(metrics=FaustMetrics.create(REGISTRY, "faust"))
-
-
-def source_topic(name: str) -> faust.TopicT:
-    """A Faust topic handle for one of our source topics (raw bytes in, raw bytes out).
-
-    Work topics get a small stream buffer (it bounds what a SIGTERM drain must finish
-    and keeps backpressure tight); ingest and retry records are cheap, and a large
-    buffer lets ingest route a burst quickly.
-    """
-    work = name in topic_names.priority.values()
-    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
-                     value_serializer="raw", partitions=settings.partitions,
-                     internal=False,
-                     maxsize=settings.stream_buffer if work else settings.ingest_buffer)

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 from faust.assignor.client_assignment import CopartitionedAssignment
 
-from pipeline.worker.consumerfix import LevelledCopartitionedAssignor
+from pipeline.worker.faustcompat import LevelledCopartitionedAssignor
 
 TOPICS = {"t.ingest", "t.jobs.normal"}
 
@@ -56,17 +56,17 @@ def test_skipped_records_of_our_topics_are_never_committed_past(monkeypatch):
 
     from aiokafka import TopicPartition
 
-    from pipeline.worker import consumerfix as faustfix
+    from pipeline.worker import faustcompat as faustcompat
 
     recorded = []
 
     async def faust_add_gap(self, tp, begin, end):
         recorded.append((tp.topic, begin, end))
 
-    monkeypatch.setattr(faustfix, "_add_gap_of_faust", faust_add_gap)
-    monkeypatch.setattr(faustfix, "_GAPLESS", ["t1234.", "other."])
-    asyncio.run(faustfix._add_gap(None, TopicPartition("t1234.ingest", 0), 5, 9))
-    asyncio.run(faustfix._add_gap(None, TopicPartition("t1234-jobs-changelog", 0), 5, 9))
+    monkeypatch.setattr(faustcompat, "_add_gap_of_faust", faust_add_gap)
+    monkeypatch.setattr(faustcompat, "_GAPLESS", ["t1234.", "other."])
+    asyncio.run(faustcompat._add_gap(None, TopicPartition("t1234.ingest", 0), 5, 9))
+    asyncio.run(faustcompat._add_gap(None, TopicPartition("t1234-jobs-changelog", 0), 5, 9))
     # our source topics have no gaps (only skipped records): nothing is recorded as one;
     # anything else (a compacted changelog) keeps Faust's gap handling
     assert recorded == [("t1234-jobs-changelog", 5, 9)]

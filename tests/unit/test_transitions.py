@@ -75,7 +75,7 @@ def test_finished_state_and_result_keep_outputs_compact_and_expand_exactly():
     view = t.public_view(s)
     assert [o["uri"] for o in view["outputs"]] == [o.uri for o in outputs]
     assert view["outputs"][0] == outputs[0].to_dict()
-    record = t.result_record(s)
+    record = t.result_record(s).to_dict()
     assert record["outputs"] == s["outputs"] and record["outputs_at"] == folder
     assert len(json.dumps(record)) < len(json.dumps(view))
 

@@ -1,5 +1,13 @@
-"""Fixes to faust-streaming 0.15.x: two in the consumer that make delivery at-least-once
-again, one in the partition assignor that gives every worker work.
+"""The one seam between imgpipe and the internals of faust-streaming and aiokafka.
+
+Every private attribute of Faust or aiokafka that imgpipe touches is touched here, behind
+a named helper, so an upgrade is checked in one file (and by tests/unit/test_faustcompat.py,
+which pins each helper to the installed versions). ``install`` runs at worker start
+(PipelineApp.on_first_start): it refuses versions the helpers were not written for and
+applies the fixes below.
+
+Fixes to faust-streaming 0.15.x: two in the consumer that make delivery at-least-once
+again, one in the commit path, one in the partition assignor that gives every worker work.
 
 Faust's fetch loop takes a batch of records from aiokafka (whose fetch position moves
 past all of them) and then yields them one by one. It silently skips the rest of a batch
@@ -33,24 +41,28 @@ is not.
    and a scaled-out worker idles. Fix: after Faust's assignment, actives are levelled
    (a partition moves from the member with the most to the one with the fewest until
    they differ by at most one), the old owner keeping a standby copy where it can.
-
-``install(prefix)`` is called once when the app module is imported.
 """
 
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
 import faust
 from faust.assignor import partition_assignor as faust_partition_assignor
 from faust.assignor.copartitioned_assignor import CopartitionedAssignor
+from faust.streams import _current_event
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from pipeline.errors import ConfigError
+
 log = logging.getLogger(__name__)
-PATCHED_VERSIONS = ("0.15.",)
+#: The versions every helper and fix here was written and tested against.
+SUPPORTED_FAUST = ("0.15.",)
+SUPPORTED_AIOKAFKA = ("0.14.",)
 
 
 async def _seek_to_committed(self: Any) -> dict:
@@ -154,17 +166,72 @@ async def _add_gap(self: Any, tp: Any, offset_from: int, offset_to: int) -> None
     await _add_gap_of_faust(self, tp, offset_from, offset_to)
 
 
+def check_versions() -> None:
+    """Refuse to run on a faust-streaming or aiokafka these helpers were not written for."""
+    import aiokafka
+
+    for name, version, supported in (("faust-streaming", faust.__version__, SUPPORTED_FAUST),
+                                     ("aiokafka", aiokafka.__version__, SUPPORTED_AIOKAFKA)):
+        if not version.startswith(supported):
+            raise ConfigError(f"{name} {version} is not supported (imgpipe's Faust seam, "
+                              f"pipeline/worker/faustcompat.py, is written for "
+                              f"{'/'.join(s + 'x' for s in supported)}): install the "
+                              "versions pinned in pyproject.toml", "unsupported_version")
+
+
+_installed: list[str] = []
+
+
 def install(topic_prefix: str = "") -> None:
-    """Apply the fixes (only to the faust-streaming versions they were written for);
-    ``topic_prefix`` names our source topics (fix 3)."""
-    if topic_prefix:
+    """Check the versions and apply the fixes (once per process); ``topic_prefix`` names
+    our source topics (fix 3)."""
+    check_versions()
+    if topic_prefix and topic_prefix + "." not in _GAPLESS:
         _GAPLESS.append(topic_prefix + ".")
-    if not faust.__version__.startswith(PATCHED_VERSIONS):
-        log.warning("faust-streaming %s: consumer fixes not applied (written for %s); "
-                    "check faustfix.py against this version", faust.__version__,
-                    PATCHED_VERSIONS)
+    if _installed:
         return
     faust_aiokafka.AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed
     faust_consumer.Consumer.getmany = _getmany
     faust_consumer.Consumer._add_gap = _add_gap
     faust_partition_assignor.CopartitionedAssignor = LevelledCopartitionedAssignor
+    _installed.append(faust.__version__)
+
+
+# --- Helpers: the private attributes imgpipe reads or sets outside the fixes --------------
+
+def read_offset(consumer: Any, tp: Any) -> int | None:
+    """The offset Faust's consumer last delivered on ``tp`` (None if nothing yet)."""
+    return consumer._read_offset.get(tp)
+
+
+def current_event_as(event: Any) -> Any:
+    """Make ``event`` Faust's current event (what table writes file under); returns the
+    token for ``restore_current_event``."""
+    return _current_event.set(weakref.ref(event))
+
+
+def restore_current_event(token: Any) -> None:
+    _current_event.reset(token)
+
+
+def remake_changelog_topic(table: Any) -> Any:
+    """A table's changelog topic made again from its current serializers (Faust makes it
+    at init, before a serializer can be changed)."""
+    return table._new_changelog_topic()
+
+
+def trust_source_partitions(table: Any, topics: list[str]) -> None:
+    """Skip Faust's check that ``table``'s changelog has as many partitions as each of
+    ``topics`` (which reads metadata that can lag for minutes after topic creation)."""
+    table._verified_source_topics_for_partitions.update(topics)
+
+
+def raw_producer(app: Any) -> Any:
+    """The aiokafka producer under Faust's producer (created if not yet)."""
+    return app.producer._ensure_producer()
+
+
+def kafka_client(client: Any) -> Any:
+    """The aiokafka client (cluster metadata, topic subscription) under an aiokafka
+    consumer or admin client."""
+    return client._client

@@ -1,0 +1,37 @@
+"""One path for refused events, whichever agent refuses them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents.context import AgentContext
+from agents.events import job_id_hint, key_text
+from agents.routing import Delivery
+from pipeline import metrics
+from pipeline.errors import PermanentError
+from pipeline.models import Status
+from pipeline.tenancy import Principal
+from tables import transitions
+
+
+async def refuse(ctx: AgentContext, event: Any, exc: PermanentError, stage: str, *,
+                 work_record: bool, sender: Principal | None = None) -> Delivery:
+    """Count, record and dead-letter a refused event.
+
+    The job the event names (and is keyed by) is recorded when the refusal may speak for
+    it: one with no state yet becomes REJECTED if the event is a work record (only the
+    pipeline writes those) or its authenticated ``sender`` may address the job; one in
+    flight becomes FAILED only for a work record. At ingest a refused event therefore
+    never changes an existing job, nor one of another tenant; finished jobs never change.
+    """
+    job_id = job_id_hint(event)
+    metrics.REJECTED.labels(exc.code).inc()
+    metrics.JOBS.labels("rejected", "unknown").inc()
+    ctx.count_outcome(event, "unknown", "rejected")
+    if job_id and key_text(event) == job_id:
+        state = ctx.states.get(job_id)
+        if state is None and (work_record or (sender is not None and sender.may_see(job_id))):
+            ctx.states.put(transitions.rejected(None, job_id, exc), event)
+        elif work_record and state and state["status"] not in Status.TERMINAL:
+            ctx.states.put(transitions.failed(state, exc), event)
+    return await ctx.outbox.dead_letter_event(event, exc.code, exc.message, stage, job_id)
