@@ -15,7 +15,9 @@ class SourcePolicy:
 
     def __init__(self, store: ObjectStore, extra_roots: list[str] | tuple[str, ...] = ()):
         self.stores: list[ObjectStore] = [store]
-        self.stores += [LocalObjectStore(root) for root in extra_roots if root]
+        # A root is a folder or its file:// URI (what IMGPIPE_SOURCE_ROOTS documents).
+        self.stores += [LocalObjectStore.from_url(root) if root.startswith("file://")
+                        else LocalObjectStore(root) for root in extra_roots if root]
 
     @classmethod
     def from_settings(cls, store: ObjectStore, source_roots: str) -> SourcePolicy:

@@ -13,6 +13,7 @@ from pipeline.errors import ConfigError, broker_unreachable
 from pipeline.kafka.security import kafka_options
 from pipeline.kafka.topics import TopicNames
 from pipeline.settings import Settings
+from pipeline.worker import faustcompat
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ async def _create_topics(settings: Settings, timeout: float) -> list[TopicReport
         raise broker_unreachable(settings.bootstrap_servers, exc) from None
     try:
         existing = set(await admin.list_topics())
-        brokers = len(admin._client.cluster.brokers())
+        brokers = len(faustcompat.kafka_client(admin).cluster.brokers())
         rf = min(settings.replication_factor, max(brokers, 1))
         configs = {"min.insync.replicas": "2"} if rf >= 3 else {}
         missing = [n for n in names if n not in existing]

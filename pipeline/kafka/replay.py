@@ -27,6 +27,7 @@ from pipeline.kafka.topics import SOURCE_TOPICS
 from pipeline.records import embedded_request
 from pipeline.settings import Settings
 from pipeline.tenancy import token_principal
+from pipeline.worker import faustcompat
 
 FILTER_FIELDS = ("job_id", "tenant", "priority", "reason", "stage")
 
@@ -197,7 +198,7 @@ class Replayer:
         return self.stats
 
     async def _assign(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        await consumer._client.set_topics([self.topic, self.target])
+        await faustcompat.kafka_client(consumer).set_topics([self.topic, self.target])
         available = consumer.partitions_for_topic(self.topic)
         if not available:
             raise ConfigError(f"topic {self.topic!r} does not exist (known short names: "

@@ -5,7 +5,7 @@ import pytest
 from pipeline.errors import InvalidRequest, SourceNotAllowed
 from pipeline.jobs.admission import AdmissionPolicy
 from pipeline.jobs.sources import SourcePolicy
-from pipeline.objects import MemoryObjectStore
+from pipeline.objects import LocalObjectStore, MemoryObjectStore
 from pipeline.ops import Limits
 from pipeline.settings import Settings
 
@@ -57,3 +57,14 @@ def test_settings_parse_tenant_rules():
     assert s.allowed_tenant_set == {"acme", "bulk"}
     with pytest.raises(Exception, match="IMGPIPE_TENANT_PRIORITIES"):
         Settings.from_env({"IMGPIPE_TENANT_PRIORITIES": "acme=urgent"})
+
+
+def test_source_roots_may_be_folders_or_file_uris(tmp_path):
+    inside = (tmp_path / "in" / "a.jpg").as_uri()
+    outside = (tmp_path / "out.jpg").as_uri()
+    store = LocalObjectStore(tmp_path / "objects")
+    for root in (str(tmp_path / "in"), (tmp_path / "in").as_uri()):
+        policy = SourcePolicy.from_settings(store, root)
+        policy.check(inside)
+        with pytest.raises(SourceNotAllowed):
+            policy.check(outside)
