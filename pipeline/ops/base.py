@@ -131,6 +131,8 @@ class Operation:
     #: True if the result does not depend on the pixel scale (flip, grayscale, ...),
     #: so the source may still be shrunk on load for a resize that follows.
     scale_invariant: ClassVar[bool] = False
+    #: Words of the compact CLI spec (pipeline/ops/spec.py) that make this op.
+    spec_words: ClassVar[tuple[str, ...]] = ()
 
     def validate(self, raw: dict[str, Any], limits: Limits) -> dict[str, Any]:
         """Typed arguments with defaults filled, or InvalidRequest naming the problem."""
@@ -165,11 +167,15 @@ class Operation:
         """
         return None if self.scale_invariant else 1.0
 
-    def downscales_from(self, larger: Frame, args: dict[str, Any], width: int, height: int
-                        ) -> bool:
-        """True if this step's ``width`` x ``height`` result may be made by shrinking
-        ``larger`` (a downscaled copy of this step's input) instead of the input."""
+    def plain_downscale(self, args: dict[str, Any]) -> bool:
+        """True if the step only scales its input down (no crop, no other change): its
+        result may then be made by shrinking a larger downscale of the same input that
+        another variant already computed, and it may serve as such a downscale."""
         return False
+
+    def from_spec(self, word: str, args: list[str]) -> dict[str, Any]:
+        """The JSON op of a compact spec token ``word[:arg...]`` (one of ``spec_words``)."""
+        raise NotImplementedError
 
     def downscale_from(self, larger: Frame, width: int, height: int) -> Frame:
         raise NotImplementedError
@@ -184,3 +190,20 @@ class Operation:
 
     def apply(self, frame: Frame, args: dict[str, Any]) -> Frame:
         raise NotImplementedError
+
+
+def spec_size(text: str) -> tuple[int, int]:
+    """``WxH`` of a compact spec (W or H may be empty: 0)."""
+    try:
+        w, h = text.lower().split("x", 1)
+        return int(w or 0), int(h or 0)
+    except ValueError:
+        raise InvalidRequest(f"size must be WxH, got {text!r}", "bad_spec") from None
+
+
+def spec_number(word: str, text: str) -> float:
+    """A number argument of the compact spec token ``word``."""
+    try:
+        return float(text)
+    except ValueError:
+        raise InvalidRequest(f"{word}: needs a number, got {text!r}", "bad_spec") from None

@@ -11,7 +11,7 @@ from typing import Any
 from pipeline.errors import ImageRejected, InvalidRequest
 from pipeline.ops.base import Frame, Limits, Operation, RunContext
 from pipeline.ops.encode import Encoded, encode_frame
-from pipeline.ops.registry import get_operation
+from pipeline.ops.registry import OPERATIONS, get_operation
 
 MAX_STEPS = 32
 DEFAULT_ENCODE = {"op": "encode", "format": "jpeg"}
@@ -90,7 +90,7 @@ class Chain:
             larger = (_downscaled_sibling(shared, prefix, frame, w, h)
                       if shared is not None else None)
             started = time.perf_counter()
-            if larger is not None and step.operation.downscales_from(larger, step.args, w, h):
+            if larger is not None and step.operation.plain_downscale(step.args):
                 frame = step.operation.downscale_from(larger, w, h)
             else:
                 frame = step.operation.run(frame, step.args, ctx)
@@ -106,12 +106,9 @@ class Chain:
 
 
 def _is_plain_downscale(step_key: str) -> bool:
-    """A resize/thumbnail step that only scales (no fill crop)."""
+    """A step that only scales (each op declares it: Operation.plain_downscale)."""
     name, _, args = step_key.partition("{")
-    if name not in ("resize", "thumbnail"):
-        return False
-    parsed = json.loads("{" + args)
-    return parsed.get("mode", "fit") != "fill" and not parsed.get("square", False)
+    return OPERATIONS[name].plain_downscale(json.loads("{" + args))
 
 
 def _downscaled_sibling(shared: dict[tuple[str, ...], Frame | None], prefix: tuple[str, ...],

@@ -6,7 +6,7 @@ from typing import Any
 
 from pipeline.errors import ImageRejected, InvalidRequest
 from pipeline.imaging.gravity import GRAVITIES, place
-from pipeline.ops.base import Frame, Limits, Operation, Param
+from pipeline.ops.base import Frame, Limits, Operation, Param, spec_number, spec_size
 
 
 class Crop(Operation):
@@ -21,6 +21,16 @@ class Crop(Operation):
         Param("y", int, -1, minimum=-1, maximum=65535, help="top edge (-1: use gravity)"),
         Param("gravity", str, "centre", choices=GRAVITIES),
     )
+    spec_words = ("crop",)
+
+    def from_spec(self, word: str, args: list[str]) -> dict[str, Any]:
+        width, height = spec_size(args[0] if args else "")
+        op: dict[str, Any] = {"op": "crop", "width": width, "height": height}
+        if len(args) == 3:
+            op.update(x=int(spec_number(word, args[1])), y=int(spec_number(word, args[2])))
+        elif len(args) == 2:
+            op["gravity"] = args[1]
+        return op
 
     def check(self, args: dict[str, Any], limits: Limits) -> None:
         if (args["x"] < 0) != (args["y"] < 0):

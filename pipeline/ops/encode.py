@@ -56,6 +56,20 @@ class Encode(Operation):
         Param("background", str, "#ffffff",
               help="colour alpha is flattened onto for formats without alpha"),
     )
+    spec_words = ("jpeg", "jpg", "webp", "png", "avif")
+
+    def from_spec(self, word: str, args: list[str]) -> dict[str, Any]:
+        op: dict[str, Any] = {"op": "encode", "format": "jpeg" if word == "jpg" else word}
+        for arg in filter(None, args):
+            if arg in ("lossless", "progressive"):
+                op[arg] = True
+            elif arg == "keepmeta":
+                op["keep_metadata"] = True
+            elif arg[:1] in ("q", "m", "s") and arg[1:].isdigit():
+                op[{"q": "quality", "m": "method", "s": "speed"}[arg[0]]] = int(arg[1:])
+            else:
+                raise InvalidRequest(f"{word}: unknown option {arg!r}", "bad_spec")
+        return op
 
     def check(self, args: dict[str, Any], limits: Limits) -> None:
         parse_colour(args["background"])

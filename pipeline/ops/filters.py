@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from pipeline.errors import InvalidRequest
-from pipeline.ops.base import Frame, Limits, Operation, Param
+from pipeline.ops.base import Frame, Limits, Operation, Param, spec_number
 
 #: Above this sigma a blur runs on a shrunk copy (cost no longer grows with sigma).
 DIRECT_BLUR_SIGMA = 6.0
@@ -37,6 +37,10 @@ class Blur(Operation):
 
     name = "blur"
     params = (Param("sigma", float, 2.0, minimum=0.1, maximum=100.0),)
+    spec_words = ("blur",)
+
+    def from_spec(self, word: str, args: list[str]) -> dict[str, Any]:
+        return {"op": "blur", **({"sigma": spec_number(word, ":".join(args))} if args else {})}
 
     def apply(self, frame: Frame, args: dict[str, Any]) -> Frame:
         return frame.replace(gaussian_blur(frame.pixels, args["sigma"]))
@@ -50,6 +54,11 @@ class Sharpen(Operation):
         Param("amount", float, 1.0, minimum=0.0, maximum=10.0),
         Param("sigma", float, 1.0, minimum=0.1, maximum=20.0),
     )
+    spec_words = ("sharpen",)
+
+    def from_spec(self, word: str, args: list[str]) -> dict[str, Any]:
+        return {"op": "sharpen",
+                **({"amount": spec_number(word, ":".join(args))} if args else {})}
 
     def apply(self, frame: Frame, args: dict[str, Any]) -> Frame:
         blurred = gaussian_blur(frame.pixels, args["sigma"])
@@ -69,6 +78,11 @@ class Adjust(Operation):
         Param("brightness", float, 0.0, minimum=-1.0, maximum=1.0),
         Param("contrast", float, 1.0, minimum=0.0, maximum=4.0),
     )
+    spec_words = ("bright", "contrast")
+
+    def from_spec(self, word: str, args: list[str]) -> dict[str, Any]:
+        field = "brightness" if word == "bright" else "contrast"
+        return {"op": "adjust", field: spec_number(word, ":".join(args))}
 
     def check(self, args: dict[str, Any], limits: Limits) -> None:
         if args["brightness"] == 0.0 and args["contrast"] == 1.0:
@@ -92,6 +106,13 @@ class Edges(Operation):
         Param("low", float, 100.0, minimum=0.0, maximum=1000.0),
         Param("high", float, 200.0, minimum=0.0, maximum=1000.0),
     )
+    spec_words = ("edges",)
+
+    def from_spec(self, word: str, args: list[str]) -> dict[str, Any]:
+        op: dict[str, Any] = {"op": "edges"}
+        if len(args) == 2:
+            op.update(low=spec_number(word, args[0]), high=spec_number(word, args[1]))
+        return op
 
     def check(self, args: dict[str, Any], limits: Limits) -> None:
         if args["low"] > args["high"]:

@@ -13,6 +13,10 @@ from pipeline.ops.base import Frame, Operation
 class Grayscale(Operation):
     name = "grayscale"
     scale_invariant = True
+    spec_words = ("gray", "grayscale")
+
+    def from_spec(self, word: str, args: list[str]) -> dict[str, Any]:
+        return {"op": "grayscale"}
 
     def apply(self, frame: Frame, args: dict[str, Any]) -> Frame:
         pixels = frame.pixels

@@ -29,6 +29,10 @@ class Orient(Operation):
     name = "orient"
     scale_invariant = True
     params = (Param("auto", bool, True, help="apply the EXIF orientation tag"),)
+    spec_words = ("noorient",)
+
+    def from_spec(self, word: str, args: list[str]) -> dict[str, Any]:
+        return {"op": "orient", "auto": False}
 
     def output_size(self, width: int, height: int, args: dict[str, Any]) -> tuple[int, int]:
         return width, height  # frames carry the orientation; see Frame.orientation

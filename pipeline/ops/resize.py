@@ -7,7 +7,7 @@ from typing import Any
 import cv2
 
 from pipeline.errors import InvalidRequest
-from pipeline.ops.base import Frame, Limits, Operation, Param
+from pipeline.ops.base import Frame, Limits, Operation, Param, spec_number, spec_size
 
 MODES = ("fit", "fill", "cover", "exact")
 
@@ -25,6 +25,14 @@ class Resize(Operation):
         Param("mode", str, "fit", choices=MODES, help="fit | fill | cover | exact"),
         Param("upscale", bool, False, help="allow enlarging small sources"),
     )
+    spec_words = ("fit", "fill", "cover", "exact", "w", "h")
+
+    def from_spec(self, word: str, args: list[str]) -> dict[str, Any]:
+        if word in ("w", "h"):
+            value = int(spec_number(word, ":".join(args)))
+            return {"op": "resize", ("width" if word == "w" else "height"): value}
+        width, height = spec_size(":".join(args))
+        return {"op": "resize", "width": width, "height": height, "mode": word}
 
     def check(self, args: dict[str, Any], limits: Limits) -> None:
         if not args["width"] and not args["height"]:
@@ -64,9 +72,8 @@ class Resize(Operation):
     def load_scale(self, width: int, height: int, args: dict[str, Any]) -> float:
         return min(1.0, max(self._scale(width, height, args)))
 
-    def downscales_from(self, larger: Frame, args: dict[str, Any], width: int, height: int
-                        ) -> bool:
-        return args["mode"] != "fill"  # fill crops after scaling: keep it exact
+    def plain_downscale(self, args: dict[str, Any]) -> bool:
+        return args.get("mode", "fit") != "fill"  # fill crops after scaling
 
     def downscale_from(self, larger: Frame, width: int, height: int) -> Frame:
         return larger.replace(cv2.resize(larger.pixels, (width, height),

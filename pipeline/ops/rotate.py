@@ -9,10 +9,13 @@ import cv2
 import numpy as np
 
 from pipeline.imaging.colour import background_for, parse_colour
-from pipeline.ops.base import Frame, Limits, Operation, Param
+from pipeline.ops.base import Frame, Limits, Operation, Param, spec_number
 
 _RIGHT_ANGLES = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180,
                  270: cv2.ROTATE_90_CLOCKWISE}
+
+
+_FLIPS = {"h": "horizontal", "v": "vertical", "both": "both"}
 
 
 class Rotate(Operation):
@@ -24,6 +27,10 @@ class Rotate(Operation):
         Param("angle", float, minimum=-360, maximum=360),
         Param("background", str, "#ffffff", help="fill for uncovered corners"),
     )
+    spec_words = ("rotate",)
+
+    def from_spec(self, word: str, args: list[str]) -> dict[str, Any]:
+        return {"op": "rotate", "angle": spec_number(word, ":".join(args))}
 
     def check(self, args: dict[str, Any], limits: Limits) -> None:
         parse_colour(args["background"])
@@ -59,6 +66,11 @@ class Flip(Operation):
     scale_invariant = True
     params = (Param("direction", str, "horizontal",
                     choices=("horizontal", "vertical", "both")),)
+    spec_words = ("flip",)
+
+    def from_spec(self, word: str, args: list[str]) -> dict[str, Any]:
+        direction = ":".join(args)
+        return {"op": "flip", "direction": _FLIPS.get(direction, direction)}
 
     def apply(self, frame: Frame, args: dict[str, Any]) -> Frame:
         code = {"horizontal": 1, "vertical": 0, "both": -1}[args["direction"]]

@@ -1,6 +1,7 @@
 """The compact variant spec of the CLI: ``thumb=fit:256x256,webp:q80``.
 
-Grammar: ``NAME=TOKEN[,TOKEN...]``; each token is ``word[:arg...]``:
+Grammar: ``NAME=TOKEN[,TOKEN...]``; each token is ``word[:arg...]``, parsed by the op that
+declares the word (``Operation.spec_words`` / ``from_spec``):
 
     fit:WxH | fill:WxH | cover:WxH | exact:WxH   resize with that mode (W or H may be 0)
     w:W | h:H                                     resize by one side (fit)
@@ -18,6 +19,8 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.errors import InvalidRequest
+from pipeline.ops.base import Operation
+from pipeline.ops.registry import OPERATIONS
 
 DEFAULT_VARIANTS = {
     "thumb": "fit:256x256,webp:q80",
@@ -25,84 +28,19 @@ DEFAULT_VARIANTS = {
 }
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = text.lower().split("x", 1)
-        return int(w or 0), int(h or 0)
-    except ValueError:
-        raise InvalidRequest(f"size must be WxH, got {text!r}", "bad_spec") from None
-
-
-def _number(word: str, text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise InvalidRequest(f"{word}: needs a number, got {text!r}", "bad_spec") from None
-
-
-_FLIPS = {"h": "horizontal", "v": "vertical", "both": "both"}
+def spec_table() -> dict[str, Operation]:
+    """Spec word -> the registered op that declares it."""
+    return {word: op for op in OPERATIONS.values() for word in op.spec_words}
 
 
 def _token_to_op(token: str) -> dict[str, Any]:
+    """One ``word[:arg...]`` token -> its JSON op (the op that declares the word)."""
     word, _, rest = token.partition(":")
     word = word.strip().lower()
-    args = rest.split(":") if rest else []
-    if word == "thumbnail":
-        return {"op": "thumbnail", "size": int(_number(word, args[0] if args else "")),
-                "square": "square" in args[1:]}
-    if word == "crop":
-        width, height = _size(args[0] if args else "")
-        op: dict[str, Any] = {"op": "crop", "width": width, "height": height}
-        if len(args) == 3:
-            op.update(x=int(_number(word, args[1])), y=int(_number(word, args[2])))
-        elif len(args) == 2:
-            op["gravity"] = args[1]
-        return op
-    if word == "rotate":
-        return {"op": "rotate", "angle": _number(word, rest)}
-    if word == "flip":
-        return {"op": "flip", "direction": _FLIPS.get(rest, rest)}
-    if word == "noorient":
-        return {"op": "orient", "auto": False}
-    if word in ("gray", "grayscale"):
-        return {"op": "grayscale"}
-    if word == "blur":
-        return {"op": "blur", **({"sigma": _number(word, rest)} if rest else {})}
-    if word == "sharpen":
-        return {"op": "sharpen", **({"amount": _number(word, rest)} if rest else {})}
-    if word == "bright":
-        return {"op": "adjust", "brightness": _number(word, rest)}
-    if word == "contrast":
-        return {"op": "adjust", "contrast": _number(word, rest)}
-    if word == "edges":
-        op = {"op": "edges"}
-        if len(args) == 2:
-            op.update(low=_number(word, args[0]), high=_number(word, args[1]))
-        return op
-    if word == "wm":
-        return {"op": "watermark", "text": rest}
-    if word in ("fit", "fill", "cover", "exact"):
-        width, height = _size(rest)
-        return {"op": "resize", "width": width, "height": height, "mode": word}
-    if word in ("w", "h"):
-        try:
-            value = int(rest)
-        except ValueError:
-            raise InvalidRequest(f"{word}: needs a number, got {rest!r}", "bad_spec") from None
-        return {"op": "resize", ("width" if word == "w" else "height"): value}
-    if word in ("jpeg", "jpg", "webp", "png", "avif"):
-        op = {"op": "encode", "format": "jpeg" if word == "jpg" else word}
-        for arg in filter(None, args):
-            if arg in ("lossless", "progressive"):
-                op[arg] = True
-            elif arg == "keepmeta":
-                op["keep_metadata"] = True
-            elif arg[:1] in ("q", "m", "s") and arg[1:].isdigit():
-                op[{"q": "quality", "m": "method", "s": "speed"}[arg[0]]] = int(arg[1:])
-            else:
-                raise InvalidRequest(f"{word}: unknown option {arg!r}", "bad_spec")
-        return op
-    raise InvalidRequest(f"unknown spec token {token!r}", "bad_spec")
+    operation = spec_table().get(word)
+    if operation is None:
+        raise InvalidRequest(f"unknown spec token {token!r}", "bad_spec")
+    return operation.from_spec(word, rest.split(":") if rest else [])
 
 
 def parse_variant_spec(spec: str) -> tuple[str, list[dict[str, Any]]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.ops.base import Frame, Limits, Operation, Param
+from pipeline.ops.base import Frame, Limits, Operation, Param, spec_number
 from pipeline.ops.resize import Resize
 
 _resize = Resize()
@@ -16,6 +16,11 @@ class Thumbnail(Operation):
         Param("size", int, minimum=1, maximum=4096, help="edge of the square box"),
         Param("square", bool, False, help="fill the box exactly (centre crop)"),
     )
+    spec_words = ("thumbnail",)
+
+    def from_spec(self, word: str, args: list[str]) -> dict[str, Any]:
+        return {"op": "thumbnail", "size": int(spec_number(word, args[0] if args else "")),
+                "square": "square" in args[1:]}
 
     def _resize_args(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"width": args["size"], "height": args["size"],
@@ -30,9 +35,8 @@ class Thumbnail(Operation):
     def check(self, args: dict[str, Any], limits: Limits) -> None:
         _resize.check(self._resize_args(args), limits)
 
-    def downscales_from(self, larger: Frame, args: dict[str, Any], width: int, height: int
-                        ) -> bool:
-        return not args["square"]
+    def plain_downscale(self, args: dict[str, Any]) -> bool:
+        return not args.get("square", False)  # a square thumbnail crops
 
     def downscale_from(self, larger: Frame, width: int, height: int) -> Frame:
         return _resize.downscale_from(larger, width, height)

@@ -32,6 +32,10 @@ class Watermark(Operation):
         Param("margin", int, 16, minimum=0, maximum=4096),
         Param("colour", str, "#ffffff", help="text colour"),
     )
+    spec_words = ("wm",)
+
+    def from_spec(self, word: str, args: list[str]) -> dict[str, Any]:
+        return {"op": "watermark", "text": ":".join(args)}
 
     def check(self, args: dict[str, Any], limits: Limits) -> None:
         if bool(args["text"]) == bool(args["image"]):
