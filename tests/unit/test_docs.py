@@ -1,5 +1,6 @@
 """Docs stay true to the code: every op and parameter is documented."""
 
+import re
 from pathlib import Path
 
 from pipeline.ops.registry import OPERATIONS
@@ -21,3 +22,11 @@ def test_readme_configuration_table_is_current():
     assert markdown_table() in readme, "regenerate with: python -m pipeline.settings"
     for variable, _, _ in Settings().describe():
         assert f"`{variable}`" in readme, variable
+
+
+def test_every_source_path_the_docs_name_exists():
+    root = ROOT
+    pattern = re.compile(r"\b(?:pipeline|agents|tables|tests)/[\w/]+\.py\b")
+    named = {(doc.name, path) for doc in [root / "README.md", *sorted((root / "docs").glob(
+        "*.md"))] for path in pattern.findall(doc.read_text())}
+    assert named and not {(doc, path) for doc, path in named if not (root / path).exists()}
