@@ -20,8 +20,10 @@ def worker(ctx: click.Context, web_port: int | None, loglevel: str | None) -> No
     if web_port:
         os.environ["IMGPIPE_WEB_PORT"] = str(web_port)
     from pipeline.tenancy import check_exposure
+    from pipeline.worker import faustcompat
     from pipeline.worker.runtime import Runtime
 
+    faustcompat.check_versions()  # one line now, not a traceback from inside the worker
     checked = settings_from_env()
     preflight = Runtime(checked)
     check_exposure(checked.web_bind, preflight.tenancy, checked.allow_open_api)
