@@ -11,9 +11,9 @@ from agents.events import key_text, origin, raw_value, records_of
 from agents.refusals import refuse
 from agents.routing import Delivery
 from pipeline import metrics
-from pipeline.errors import PermanentError
+from pipeline.errors import PermanentError, RetryableError
 from pipeline.jobs.processing import DONE, FAILED, Outcome, run_batch
-from pipeline.models import PRIORITIES
+from pipeline.models import PRIORITIES, Status
 from pipeline.records import DeadLetter, RetryRecord
 from pipeline.worker.app import app
 from pipeline.worker.faults import crash_point
@@ -130,9 +130,12 @@ async def give_up_crashed(ctx: AgentContext, request: Any, state: dict, event: A
 
 async def salvage(ctx: AgentContext, events: list) -> None:
     """Best effort after an unexpected failure: hand the raw work records to the retry
-    topic, which sends them back to their work topic after the backoff."""
+    topic, which sends them back to their work topic after the backoff, and mark their
+    jobs RETRYING at once (not left PROCESSING until the sweeper looks)."""
+    retry_at = time.time() + ctx.settings.retry_backoff
+    error = RetryableError("an unexpected error stopped its batch; it runs again",
+                           "internal_error")
     try:
-        retry_at = time.time() + ctx.settings.retry_backoff
         await ctx.outbox.confirm([await ctx.outbox.send(
             ctx.topics.retry, key_text(e), RetryRecord(
                 retry_at=retry_at, topic=e.message.topic,
@@ -140,6 +143,15 @@ async def salvage(ctx: AgentContext, events: list) -> None:
             for e in events])
     except Exception:
         log.exception("could not salvage %d events", len(events))
+        return
+    for event in events:
+        try:
+            job_id = key_text(event)
+            state = ctx.states.get(job_id) if job_id else None
+            if state and state["status"] not in Status.TERMINAL:
+                ctx.states.put(transitions.retrying(state, error, retry_at), event)
+        except Exception:  # the job runs again anyway; only its shown state lags
+            log.exception("could not mark %s RETRYING", origin(event))
 
 
 async def process_batches(ctx: AgentContext, priority: str, batches: Any) -> None:

@@ -36,6 +36,8 @@ STALLS = Counter("imgpipe_partition_stalls_total", "Source partitions read again
                  "committed offset because they had waiting records but made no progress.")
 CRASHES = Counter("imgpipe_job_crashes_total", "Jobs found started and never finished: "
                   "their worker died running them (they run isolated next).")
+TEMP_FILES_REMOVED = Counter("imgpipe_temp_files_removed_total", "Temp files of crashed "
+                             "output writes removed from the object store.")
 SWEPT = Counter("imgpipe_swept_total", "Jobs re-sent by the sweeper because their work "
                 "message was committed without being processed.")
 API_SUBMISSIONS = Counter("imgpipe_api_submissions_total", "Jobs submitted over HTTP, by "

@@ -107,6 +107,12 @@ class Settings:
                                            "transit.", minimum=0.5)
     sweep_stale_after: float = _setting(60.0, "Seconds a job must sit unchanged before the "
                                               "sweeper may re-send it.", minimum=0.0)
+    temp_max_age: float = _setting(900.0, "Seconds after which a temp file of an output "
+                                          "write is a crashed write's leftover and removed.",
+                                   minimum=60.0)
+    temp_sweep_interval: float = _setting(3600.0, "Seconds between sweeps of the object "
+                                                  "store for leftover temp files (and one "
+                                                  "at worker start).", minimum=1.0)
     max_job_memory_mb: int = _setting(1536, "Largest estimated peak memory (MiB) of one job's "
                                       "image work; over it the job FAILs memory_budget.",
                                       minimum=16)

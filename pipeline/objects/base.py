@@ -95,5 +95,12 @@ class ObjectStore(ABC):
     def uri_for(self, key: str) -> str:
         """The URI ``key`` has (or would have) in this store."""
 
+    def remove_stale_temp(self, max_age: float, now: float | None = None) -> int:
+        """Remove what crashed writes left behind (only this store's own temp names,
+        only older than ``max_age`` seconds, so a write in progress is never touched);
+        returns how many were removed. Stores whose writes are atomic uploads (gs://,
+        memory://) leave nothing behind."""
+        return 0
+
     def close(self) -> None:
         """Release clients and connections."""

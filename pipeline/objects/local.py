@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 import stat
 import threading
+import time
 from pathlib import Path
 from urllib.parse import quote, unquote, urlparse
 
 from pipeline.errors import ImageRejected, SourceNotAllowed, SourceNotFound, StorageUnavailable
 from pipeline.objects.base import ObjectStore, check_key, check_prefix
+
+#: Name prefix of the temp file a write renames into place (a crash can leave one).
+TEMP_PREFIX = ".tmp-"
 
 
 def path_from_file_uri(uri: str) -> Path:
@@ -82,7 +86,7 @@ class LocalObjectStore(ObjectStore):
     def put(self, key: str, data: bytes, content_type: str) -> str:
         path = self.root / check_key(key)  # root is resolved and keys cannot escape it
         # One writer per thread and key at a time, so this name is never shared.
-        tmp = path.parent / f".tmp-{path.name}-{os.getpid()}-{threading.get_ident()}"
+        tmp = path.parent / f"{TEMP_PREFIX}{path.name}-{os.getpid()}-{threading.get_ident()}"
         try:
             if path.parent not in self._made_dirs:
                 self._make_dir(path.parent)
@@ -115,7 +119,20 @@ class LocalObjectStore(ObjectStore):
         if not base.is_dir():
             return []
         return sorted(path.relative_to(self.root).as_posix() for path in base.rglob("*")
-                      if path.is_file() and not path.name.startswith(".tmp-"))
+                      if path.is_file() and not path.name.startswith(TEMP_PREFIX))
+
+    def remove_stale_temp(self, max_age: float, now: float | None = None) -> int:
+        now = time.time() if now is None else now
+        removed = 0
+        for path in self.root.rglob(f"{TEMP_PREFIX}*"):
+            try:
+                if path.is_file() and not path.is_symlink() and \
+                        now - path.lstat().st_mtime > max_age:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:  # finished (renamed) or removed meanwhile
+                continue
+        return removed
 
     def delete(self, key: str) -> bool:
         path = self.root / check_key(key)

@@ -159,8 +159,18 @@ def test_a_job_that_keeps_killing_its_worker_is_given_up(kit, tmp_path):
 
 
 def test_a_salvaged_batch_goes_to_retry_and_back_to_its_work_topic(kit, tmp_path):
-    _, event = work_event(kit, request_dict(kit, tmp_path, "s1"))
-    run(salvage(kit.ctx, [event]))
+    job = request_dict(kit, tmp_path, "s1")
+    job_id, event = work_event(kit, job)
+    request = job_request_from_dict({**job, "job_id": job_id, "tenant": "default"})
+    kit.table[job_id] = transitions.processing(None, request)
+    done_id, done_event = work_event(kit, request_dict(kit, tmp_path, "s2"))
+    kit.table[done_id] = {"job_id": done_id, "status": "DONE", "history": []}
+    run(salvage(kit.ctx, [event, done_event]))
+    # its job shows RETRYING at once (its run closed: not a crash); finished jobs stay
+    assert kit.table[job_id]["status"] == "RETRYING"
+    assert transitions.unfinished_runs(kit.table[job_id]) == 0
+    assert kit.table[done_id]["status"] == "DONE"
+    kit.topics.logs[kit.names.retry].pop()
     [record] = kit.topics.logs[kit.names.retry]
     parsed = RetryRecord.from_dict(kit.topics.values(kit.names.retry)[0])
     assert parsed.topic == event.message.topic and parsed.raw == event.value.decode()

@@ -80,3 +80,24 @@ def test_put_recreates_a_folder_removed_after_an_earlier_put(store):
     uri = store.put("outputs/dt=2026-01-01/a/y.png", b"2", "image/png")
     assert store.get(uri, 10) == b"2"
     assert [p.name for p in (store.root / "outputs/dt=2026-01-01/a").iterdir()] == ["y.png"]
+
+
+def test_a_crashed_writes_temp_file_is_removed_and_a_live_one_kept(store, tmp_path):
+    import time
+
+    store.put("jobs/a/out.png", b"done", "image/png")
+    folder = store.root / "jobs" / "a"
+    crashed = folder / ".tmp-out2.png-4242-1"  # a worker died between write and rename
+    live = folder / ".tmp-out3.png-4243-1"  # a write in progress
+    crashed.write_bytes(b"half")
+    live.write_bytes(b"half")
+    hour_ago = time.time() - 3600
+    os.utime(crashed, (hour_ago, hour_ago))
+    outside = tmp_path / "elsewhere.tmp"
+    outside.write_bytes(b"x")
+    (folder / ".tmp-link").symlink_to(outside)  # never followed, never ours to judge
+    os.utime(folder / ".tmp-link", (hour_ago, hour_ago), follow_symlinks=False)
+    assert store.remove_stale_temp(max_age=900) == 1
+    assert not crashed.exists() and live.exists() and outside.exists()
+    assert store.get(store.uri_for("jobs/a/out.png"), 10) == b"done"
+    assert store.list_keys("jobs/") == ["jobs/a/out.png"]
