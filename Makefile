@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-faults lint fmt clean kafka-up kafka-down setup browser
+.PHONY: run test test-faults soak lint fmt clean kafka-up kafka-down setup browser
 CHROMIUM ?= /usr/bin/chromium
 
 setup: $(STAMP)
@@ -35,6 +35,11 @@ test: $(STAMP) browser
 
 test-faults: $(STAMP)
 	$(BIN)/pytest -m faults tests/faults
+
+# Not in CI: ten minutes at ~80% of capacity through a SIGKILL, a SIGTERM and a broker
+# restart (docs/scaling.md#soak).
+soak: $(STAMP)
+	$(BIN)/imgpipe bench soak --minutes 10 --json var/soak.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

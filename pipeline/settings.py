@@ -59,8 +59,9 @@ class Settings:
     web_port: int = _setting(6066, "HTTP port of the worker's web view and API.", minimum=1)
     web_bind: str = _setting("127.0.0.1", "Interface the worker's web server binds.")
     web_host: str = _setting("127.0.0.1", "Host name peers use to reach this worker's web.")
-    api_url: str = _setting("", "Worker API used by CLI commands "
-                                "(default http://127.0.0.1:$IMGPIPE_WEB_PORT).")
+    api_url: str = _setting("", "Worker API used by CLI commands: one URL, or several "
+                                "comma-separated (the CLI moves to the next when one stops "
+                                "answering).")
     api_token: str = _setting("", "Admin bearer token (tenant 'default'); the CLI sends and "
                               "signs with it (empty and no tokens file: no auth).",
                               secret=True)

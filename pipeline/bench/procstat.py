@@ -21,3 +21,17 @@ def peak_rss_mb(pid: int) -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmHWM for pid {pid}")
+
+
+def rss_mb(pid: int) -> float:
+    """Current resident set size of ``pid`` in MiB (VmRSS)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def open_files(pid: int) -> int:
+    """File descriptors ``pid`` holds open."""
+    return len(os.listdir(f"/proc/{pid}/fd"))

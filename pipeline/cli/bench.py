@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import click
@@ -191,6 +192,36 @@ def bench_scale(jobs: int, json_path: Path | None) -> None:
          f"{r['efficiency_1']:6.3f} / {r['efficiency_2']:.3f}"),
     ])
     finish("scale", r, json_path)
+
+
+@bench.command("soak")
+@click.option("--minutes", type=click.FloatRange(min=1), default=10.0, show_default=True)
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
+def bench_soak(minutes: float, json_path: Path | None) -> None:
+    """Minutes at ~80% of capacity through a SIGKILL, a SIGTERM and a broker restart
+    (`make soak`); exits 1 unless every criterion holds."""
+    from pipeline.bench.harness import bench_pipeline
+    from pipeline.bench.report import finish, print_table
+    from pipeline.bench.soak import measure
+
+    with bench_pipeline(echo=say, IMGPIPE_IMAGE_THREADS="1", IMGPIPE_PARTITIONS="8",
+                        IMGPIPE_SWEEP_STALE_AFTER="15") as pipe:
+        r = measure(pipe, minutes, say)
+    print_table("soak, per minute", [
+        (f"minute {m['minute']}", f"done {m['done']}/{m['submitted']}  lag {m['lag']}  "
+                                  f"{m['workers']}") for m in r["minutes"]])
+    growth = ", ".join(f"{pid}: {g:.2f}x" for pid, g in r["rss_growth"].items())
+    print_table(f"soak: {minutes} min at {r['rate_jobs_per_s']:.2f} jobs/s "
+                f"(capacity {r['capacity_jobs_per_s']:.2f})", [
+        ("every job DONE exactly once", f"{r['all_done_once']}  ({r['submitted']} jobs)"),
+        ("RSS last / first minute", f"{r['rss_steady']}  ({growth}; goal <= 1.10x)"),
+        ("drained after the end", f"{r['drained_in_a_minute']}  ({r['drain_seconds']:.0f} s;"
+                                  " goal <= 60 s)"),
+        ("passed", str(r["passed"])),
+    ])
+    finish("soak", r, json_path)
+    if not r["passed"]:
+        sys.exit(1)
 
 
 @bench.command("ingest")

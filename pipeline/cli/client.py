@@ -88,16 +88,44 @@ def produce_requests(settings: Settings, requests: list[JobRequest],
     asyncio.run(_produce(settings, requests, progress, sender))
 
 
+#: Answers that mean "ask again shortly": the job's owner is moving or unreachable (503),
+#: or a load balancer in front of the workers lost its backend (502, 504).
+RETRY_LATER = frozenset({502, 503, 504})
+
+
+class ApiUnreachable(Exception):
+    """No API URL answered."""
+
+
 class ApiClient:
-    """The worker HTTP API (IMGPIPE_API_URL), with the bearer token when configured."""
+    """The worker HTTP API (IMGPIPE_API_URL: one URL, or several comma-separated), with
+    the bearer token when configured. A worker that stops answering is left for the next
+    URL; while none answers, or the answer is "later", requests are retried within the
+    caller's window."""
 
     def __init__(self, settings: Settings, timeout: float = 10.0) -> None:
-        self.base = settings.api_url.rstrip("/")
+        self.bases = [u.strip().rstrip("/") for u in settings.api_url.split(",") if u.strip()]
         self.token = settings.api_token
         self.timeout = timeout
+        self._current = 0
+
+    @property
+    def base(self) -> str:
+        return self.bases[self._current]
 
     def get_json(self, path: str) -> tuple[int, Any]:
-        request = urllib.request.Request(self.base + path)
+        """GET ``path`` from the first API URL that answers (starting with the last one
+        that did); ApiUnreachable if none does."""
+        for _ in range(len(self.bases)):
+            try:
+                return self._get(self.base + path)
+            except (urllib.error.URLError, OSError) as exc:
+                last = exc
+                self._current = (self._current + 1) % len(self.bases)
+        raise ApiUnreachable(str(last))
+
+    def _get(self, url: str) -> tuple[int, Any]:
+        request = urllib.request.Request(url)
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
         try:
@@ -109,20 +137,27 @@ class ApiClient:
                 return exc.code, json.loads(body)
             except ValueError:
                 return exc.code, {"error": body.decode(errors="replace")}
-        except (urllib.error.URLError, OSError) as exc:
-            raise ConfigError(f"cannot reach the worker API at {self.base} ({exc}); is a "
-                              "worker running? (`imgpipe worker`, or set IMGPIPE_API_URL)"
-                              ) from None
 
     def job(self, job_id: str, unavailable_for: float = 60.0) -> dict[str, Any] | None:
-        """The job's state, None if no worker knows it. A 503 (partitions not assigned
-        yet, or the job's owner died and the group is reassigning its keys) is retried
-        for up to ``unavailable_for`` seconds."""
+        """The job's state, None if no worker knows it. "Later" answers (503: partitions
+        not assigned yet, or the job's owner died and the group is reassigning its keys;
+        502/504 from a proxy) and unreachable workers are retried for up to
+        ``unavailable_for`` seconds."""
         deadline = time.monotonic() + unavailable_for
-        status, body = self.get_json(f"/api/jobs/{job_id}")
-        while status == 503 and time.monotonic() < deadline:
+        while True:
+            try:
+                status, body = self.get_json(f"/api/jobs/{job_id}")
+            except ApiUnreachable as exc:
+                if time.monotonic() >= deadline:
+                    raise ConfigError(f"cannot reach the worker API at {', '.join(self.bases)}"
+                                      f" ({exc}); is a worker running? (`imgpipe worker`, or "
+                                      "set IMGPIPE_API_URL)") from None
+                status, body = None, None
+            if status not in RETRY_LATER and status is not None:
+                break
+            if time.monotonic() >= deadline:
+                break
             time.sleep(0.5)
-            status, body = self.get_json(f"/api/jobs/{job_id}")
         if status == 404:
             return None
         if status != 200:

@@ -6,12 +6,16 @@ two output rows per job, one job row per job; none lost, none duplicated.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
 
+from pipeline.dev.samples import write_samples
 from pipeline.dev.workers import stop_worker
 from pipeline.kafka import local as localkafka
 from tests.conftest import make_env
@@ -176,4 +180,32 @@ def test_sigterm_drains_and_hands_over_without_reprocessing(kafka, tmp_path, sto
     print(f"SIGTERM drain took {drained_in:.1f}s")
     counts = processing_counts(states)
     assert set(counts.values()) == {1}, {j: n for j, n in counts.items() if n != 1}
+    assert_exactly_once_effects(env, ids)
+
+
+def test_submit_wait_rides_through_the_death_of_the_worker_it_asks(kafka, tmp_path):
+    env = env_for(kafka, tmp_path)
+    (w1, port1, _), (_, port2, _) = env.start_worker("w1"), env.start_worker("w2")
+    images = write_samples(tmp_path / "photos", 300, 320, 240)
+    ids = [f"wait-{i:03d}" for i in range(len(images))]
+    # the CLI asks w1 first; w2 is where it must go once w1 is gone
+    urls = f"http://127.0.0.1:{port1},http://127.0.0.1:{port2}"
+    args = [sys.executable, "-m", "pipeline.cli", "submit", *map(str, images),
+            *[a for j in ids for a in ("--job-id", j)], "--variant", "a=fit:64x64,png",
+            "--variant", "b=fit:32x32,webp", "--wait", "--timeout", "600", "--json"]
+    cli = subprocess.Popen(args, env={**os.environ, **env.env, "IMGPIPE_API_URL": urls},
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           cwd=tmp_path)
+    try:
+        wait_until_finished(env, ids, len(ids) // 4)
+        w1.send_signal(signal.SIGKILL)
+        out, err = cli.communicate(timeout=700)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+        stop_all(env)
+    assert cli.returncode == 0, err[-3000:]
+    jobs = json.loads(out)
+    assert sorted(j["job_id"] for j in jobs) == ids
+    assert {j["status"] for j in jobs} == {"DONE"}
     assert_exactly_once_effects(env, ids)
