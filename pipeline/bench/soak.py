@@ -124,10 +124,10 @@ def _disturb(soak: Soak, what: str) -> None:
         stop_worker(victim)
         pipe.start_worker()
     else:
-        soak.echo("restarting the broker")
-        port = int(pipe.settings.bootstrap_servers.rsplit(":", 1)[1])
-        localkafka.down(pipe.root / "kafka", echo=lambda m: None)
-        localkafka.up(port, pipe.root / "kafka", echo=lambda m: None)
+        soak.echo("killing the broker; restarting it 10 s later")
+        localkafka.kill_node(pipe.root / "kafka", 1)
+        time.sleep(10)
+        localkafka.restart_node(pipe.root / "kafka", 1, echo=lambda m: None)
 
 
 def measure(pipe: BenchPipeline, minutes: float, echo) -> dict:
