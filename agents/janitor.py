@@ -1,4 +1,5 @@
-"""janitor: remove what crashed writes left in the object store (old temp files)."""
+"""janitor: remove what crashed writes left in the object store (old temp files), and
+give freed image buffers back to the system (pipeline/worker/memory.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 
 from pipeline import metrics
 from pipeline.worker.app import app
+from pipeline.worker.memory import release_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -33,3 +35,9 @@ async def sweep_leftovers_at_start() -> None:
 @app.timer(interval=app.pipeline_settings.temp_sweep_interval)
 async def sweep_leftovers() -> None:
     await remove_leftovers()
+
+
+@app.timer(interval=app.pipeline_settings.memory_trim_interval)
+async def release_memory() -> None:
+    """Between bursts, RSS follows the memory in use, not the last burst's peak."""
+    await asyncio.to_thread(release_free_memory)

@@ -111,6 +111,9 @@ class Settings:
     temp_max_age: float = _setting(900.0, "Seconds after which a temp file of an output "
                                           "write is a crashed write's leftover and removed.",
                                    minimum=60.0)
+    memory_trim_interval: float = _setting(30.0, "Seconds between returns of freed image "
+                                                 "memory to the system (malloc_trim).",
+                                           minimum=1.0)
     temp_sweep_interval: float = _setting(3600.0, "Seconds between sweeps of the object "
                                                   "store for leftover temp files (and one "
                                                   "at worker start).", minimum=1.0)
