@@ -32,6 +32,21 @@ class Submission:
     job_id: str
     path: str
     source: str
+    key: str = ""
+
+
+def source_key_of(path: Path, job_id: str) -> str:
+    """Where the claim check of ``path`` is stored for ``job_id``."""
+    suffix = path.suffix.lower() if _EXTENSION.match(path.suffix) else ""
+    return source_key(job_id, suffix)
+
+
+def check_source_size(settings: Settings, path: Path) -> None:
+    """ImageRejected ``source_too_large`` for a file over IMGPIPE_MAX_SOURCE_BYTES."""
+    size = path.stat().st_size
+    if size > settings.max_source_bytes:
+        raise ImageRejected(f"{path} is {size} bytes, more than IMGPIPE_MAX_SOURCE_BYTES="
+                            f"{settings.max_source_bytes}", "source_too_large")
 
 
 def store_sources(settings: Settings, paths: Iterable[Path], job_ids: Iterable[str]
@@ -41,16 +56,22 @@ def store_sources(settings: Settings, paths: Iterable[Path], job_ids: Iterable[s
     store = open_object_store(settings.object_store)
     submissions = []
     for path, job_id in zip(paths, job_ids, strict=True):
-        size = path.stat().st_size
-        if size > settings.max_source_bytes:
-            raise ImageRejected(f"{path} is {size} bytes, more than IMGPIPE_MAX_SOURCE_BYTES="
-                                f"{settings.max_source_bytes}", "source_too_large")
-        suffix = path.suffix.lower() if _EXTENSION.match(path.suffix) else ""
-        uri = store.put_new_file(source_key(job_id, suffix), path,
-                                 "application/octet-stream")
-        submissions.append(Submission(job_id, str(path), uri))
+        check_source_size(settings, path)
+        key = source_key_of(path, job_id)
+        uri = store.put_new_file(key, path, "application/octet-stream")
+        submissions.append(Submission(job_id, str(path), uri, key))
     store.close()
     return submissions
+
+
+def remove_sources(settings: Settings, submissions: list[Submission]) -> None:
+    """Delete the claim checks of a submission that failed before any job was sent."""
+    store = open_object_store(settings.object_store)
+    try:
+        for submission in submissions:
+            store.delete(submission.key)
+    finally:
+        store.close()
 
 
 def cli_principal(settings: Settings) -> Principal:

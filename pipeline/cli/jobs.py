@@ -35,6 +35,7 @@ def submit(paths, variants, priority, tenant, force, job_ids, wait, timeout, as_
         cli_principal,
         job_summary,
         produce_requests,
+        remove_sources,
         store_sources,
     )
     from pipeline.models import TENANT_RE, JobRequest, Status, qualify_job_id
@@ -50,11 +51,17 @@ def submit(paths, variants, priority, tenant, force, job_ids, wait, timeout, as_
     # the API scopes the bare ids --wait asks for to the same tenant.
     ids = [j if tenant is None else qualify_job_id(tenant, j)
            for j in (job_ids or [uuid.uuid4().hex for _ in paths])]
+    sender = cli_principal(settings)
+    check_like_ingest(settings, paths, ids, parsed, priority, tenant, force, sender)
     submissions = store_sources(settings, paths, ids)
     requests = [JobRequest(job_id=s.job_id, source=s.source, variants=parsed,
                            priority=priority, tenant=tenant, force=force)
                 for s in submissions]
-    produce_requests(settings, requests, progress("submitted"), cli_principal(settings))
+    try:
+        produce_requests(settings, requests, progress("submitted"), sender)
+    except BaseException:
+        remove_sources(settings, submissions)  # nothing was sent: leave nothing behind
+        raise
     if not wait:
         rows = [{"job_id": s.job_id, "path": s.path, "status": "SUBMITTED", "error": None,
                  "outputs": []} for s in submissions]
@@ -65,6 +72,32 @@ def submit(paths, variants, priority, tenant, force, job_ids, wait, timeout, as_
     print_jobs(rows, as_json)
     if any(row["status"] != Status.DONE for row in rows):
         sys.exit(1)
+
+
+def check_like_ingest(settings, paths, ids, variants, priority, tenant, force,
+                      sender) -> None:
+    """Run ingest's admission on every job before anything is stored or sent, so what
+    ingest would refuse is refused here (exit 2, the reason, the file)."""
+    from pipeline.cli.client import check_source_size, source_key_of
+    from pipeline.errors import ImgpipeError
+    from pipeline.worker.runtime import Runtime
+
+    runtime = Runtime(settings)
+    try:
+        for path, job_id in zip(paths, ids, strict=True):
+            try:
+                check_source_size(settings, path)
+                request = {"job_id": job_id, "variants": variants, "force": force,
+                           "source": runtime.object_store.uri_for(
+                               source_key_of(path, job_id))}
+                request.update({k: v for k, v in (("priority", priority),
+                                                   ("tenant", tenant)) if v})
+                runtime.admission.admit(json.dumps(request).encode(), sender)
+            except ImgpipeError as exc:
+                exc.message = f"{path}: {exc.message} ({exc.code}); nothing was submitted"
+                raise
+    finally:
+        runtime.close()
 
 
 @click.command()

@@ -61,3 +61,41 @@ def test_token_new_prints_an_entry_the_worker_accepts(tmp_path):
     assert check.returncode == 0
     bad = imgpipe("token", "new", "--tenant", "a/b")
     assert bad.returncode == 2 and "tenant" in bad.stderr
+
+
+@pytest.mark.parametrize(("args", "reason"), [
+    (["--job-id", "x/y"], "(bad_job_id); nothing was submitted"),
+    (["--variant", "thumb=thumbnail:99999,webp"], "(bad_param); nothing was submitted"),
+    (["--tenant", "a", "--job-id", "b:x"], "job_id names another tenant"),
+    (["--variant", "thumb=explode,webp"], "unknown spec token 'explode'"),
+])
+def test_submit_refuses_what_ingest_would_refuse_before_anything_is_stored(args, reason,
+                                                                          tmp_path):
+    image = tmp_path / "photo.png"
+    from tests.images import encode, quadrants
+
+    image.write_bytes(encode(quadrants(40, 30)))
+    objects = tmp_path / "objects"
+    # no broker at all: the refusal comes before any Kafka connection
+    result = imgpipe("submit", str(image), *args, "--wait",
+                     IMGPIPE_BROKER="kafka://127.0.0.1:1",
+                     IMGPIPE_OBJECT_STORE=f"file://{objects}",
+                     IMGPIPE_METADATA_URL=f"sqlite:///{tmp_path / 'm.db'}")
+    assert result.returncode == 2, result.stderr[-2000:]
+    [line] = result.stderr.strip().splitlines()
+    assert reason in line and "Traceback" not in line
+    assert not [p for p in objects.rglob("*") if p.is_file()]  # no claim check left
+
+
+def test_a_submit_that_cannot_reach_the_broker_leaves_no_sources_behind(tmp_path):
+    from tests.images import encode, quadrants
+
+    image = tmp_path / "photo.png"
+    image.write_bytes(encode(quadrants(40, 30)))
+    objects = tmp_path / "objects"
+    result = imgpipe("submit", str(image), IMGPIPE_BROKER="kafka://127.0.0.1:1",
+                     IMGPIPE_OBJECT_STORE=f"file://{objects}",
+                     IMGPIPE_METADATA_URL=f"sqlite:///{tmp_path / 'm.db'}")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert not [p for p in objects.rglob("*") if p.is_file()]
