@@ -8,6 +8,8 @@ secrets are masked whenever the settings are printed.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,7 +18,13 @@ from typing import Any
 from pipeline.errors import ConfigError
 from pipeline.models import PRIORITIES
 
+log = logging.getLogger(__name__)
 ENV_PREFIX = "IMGPIPE_"
+#: IMGPIPE_* variables read outside Settings (tools, tests, fault hooks): not misspellings.
+OTHER_VARIABLES = frozenset({"IMGPIPE_CACHE_DIR", "IMGPIPE_CRASH_AT", "IMGPIPE_CRASH_MARKER",
+                             "IMGPIPE_FAULT_ACTION", "IMGPIPE_FAULT_JOBS",
+                             "IMGPIPE_ISOLATED_CHILD", "IMGPIPE_SPANNER_EMULATOR"})
+TABLE_STORES = ("memory://", "rocksdb://")
 AGENT_ROLES = frozenset({"ingest", "process", "retry"})
 
 
@@ -159,11 +167,15 @@ class Settings:
             object.__setattr__(self, "api_url", f"http://127.0.0.1:{self.web_port}")
         self.tenant_priority_map  # noqa: B018  (validates the rules once, at start)
         self.agent_roles  # noqa: B018
+        if not self.table_store.startswith(TABLE_STORES):
+            raise ConfigError(f"IMGPIPE_TABLE_STORE={self.table_store!r}: use one of "
+                              f"{', '.join(TABLE_STORES)}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from IMGPIPE_* variables; raise ConfigError naming the bad one."""
         environ = os.environ if environ is None else environ
+        _warn_unknown(environ)
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             name = ENV_PREFIX + f.name.upper()
@@ -270,6 +282,22 @@ def _convert(name: str, raw: str, f: dataclasses.Field) -> Any:
     if minimum is not None and value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {raw!r}")
     return value
+
+
+_warned: set[str] = set()
+
+
+def _warn_unknown(environ: Mapping[str, str]) -> None:
+    """A misspelled IMGPIPE_* variable would be ignored silently: name it, and the
+    setting it probably meant."""
+    known = {ENV_PREFIX + f.name.upper() for f in dataclasses.fields(Settings)}
+    for name in sorted(environ):
+        if (name.startswith(ENV_PREFIX) and name not in known | OTHER_VARIABLES
+                and name not in _warned):
+            _warned.add(name)
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            log.warning("%s is not an imgpipe setting and is ignored%s", name, hint)
 
 
 def _boolean(text: str) -> bool:

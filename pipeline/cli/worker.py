@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from pipeline.cli.common import settings_from_env
+from pipeline.cli.common import say, settings_from_env
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -19,6 +19,7 @@ def worker(ctx: click.Context, web_port: int | None, loglevel: str | None) -> No
     """Run a Faust worker (extra options go to `faust worker`)."""
     if web_port:
         os.environ["IMGPIPE_WEB_PORT"] = str(web_port)
+    from pipeline.kafka.preflight import check_port_free, wait_for_topics
     from pipeline.tenancy import check_exposure
     from pipeline.worker import faustcompat
     from pipeline.worker.runtime import Runtime
@@ -29,6 +30,9 @@ def worker(ctx: click.Context, web_port: int | None, loglevel: str | None) -> No
     check_exposure(checked.web_bind, preflight.tenancy, checked.allow_open_api)
     preflight.check()  # stores and schema answer before the worker joins the group
     preflight.close()
+    check_port_free(checked.web_bind, checked.web_port, "the web",
+                    "give this worker another with --web-port P (or IMGPIPE_WEB_PORT)")
+    wait_for_topics(checked, say)
     from pipeline.worker.app import app, settings
 
     sys.argv = ["imgpipe", "worker", "-l", loglevel or settings.log_level,

@@ -7,7 +7,7 @@ which pins each helper to the installed versions). ``install`` runs at worker st
 applies the fixes below.
 
 Fixes to faust-streaming 0.15.x: two in the consumer that make delivery at-least-once
-again, one in the commit path, one in the partition assignor that gives every worker work.
+again, two in the commit path, one in the partition assignor that gives every worker work.
 
 Faust's fetch loop takes a batch of records from aiokafka (whose fetch position moves
 past all of them) and then yields them one by one. It silently skips the rest of a batch
@@ -41,6 +41,14 @@ is not.
    and a scaled-out worker idles. Fix: after Faust's assignment, actives are levelled
    (a partition moves from the member with the most to the one with the fewest until
    they differ by at most one), the old owner keeping a standby copy where it can.
+5. Faust commits the run of acked offsets that starts at the lowest acked one, and only
+   checks that run against the committed offset when that offset is truthy and then
+   allows one missing record: on a partition the group never committed (committed offset
+   None or 0), records skipped at its head were committed past. Seen in the fault suite:
+   the first four ingest events of a fresh partition were lost when their owner died
+   during a client's run. Fix: on our source topics a commit must start exactly at the
+   committed offset, or where reading started for a never-committed partition;
+   otherwise it waits (the sweeper's stall check reads the partition again).
 """
 
 from __future__ import annotations
@@ -74,6 +82,9 @@ async def _seek_to_committed(self: Any) -> dict:
         uncommitted = [tp for tp, offset in committed.items() if not offset or offset <= 0]
         if uncommitted:
             await consumer.seek_to_beginning(*uncommitted)
+            # where reading starts: the first offset a commit must include (fix 5)
+            for tp, offset in (await consumer.beginning_offsets(uncommitted)).items():
+                _STARTS[(tp.topic, tp.partition)] = offset
         return committed
 
     return await self.call_thread(seek)
@@ -154,7 +165,24 @@ def level_actives(clients: dict[str, Any]) -> None:
 
 #: Topic-name prefixes whose offsets have no gaps (fix 3): ours.
 _GAPLESS: list[str] = []
+#: (topic, partition) -> first offset of a partition the group never committed (fix 5).
+_STARTS: dict[tuple[str, int], int] = {}
 _add_gap_of_faust = faust_consumer.Consumer._add_gap
+_new_offset_of_faust = faust_consumer.Consumer._new_offset
+
+
+def _new_offset(self: Any, tp: Any) -> int | None:
+    """Consumer._new_offset, except on our source topics: commit only when the acked
+    records start exactly where reading started (fix 5)."""
+    if tp.topic.startswith(tuple(_GAPLESS)):
+        acked = self._acked[tp]
+        if acked:
+            committed = self._committed_offset[tp]
+            expected = committed if committed is not None else _STARTS.get(
+                (tp.topic, tp.partition), 0)
+            if min(acked) > expected:
+                return None  # the records before the first acked one are not done
+    return _new_offset_of_faust(self, tp)
 
 
 async def _add_gap(self: Any, tp: Any, offset_from: int, offset_to: int) -> None:
@@ -193,6 +221,7 @@ def install(topic_prefix: str = "") -> None:
     faust_aiokafka.AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed
     faust_consumer.Consumer.getmany = _getmany
     faust_consumer.Consumer._add_gap = _add_gap
+    faust_consumer.Consumer._new_offset = _new_offset
     faust_partition_assignor.CopartitionedAssignor = LevelledCopartitionedAssignor
     _installed.append(faust.__version__)
 

@@ -85,3 +85,29 @@ def test_clear_error_when_kafka_is_not_running(tmp_path):
     env = {"IMGPIPE_BROKER": f"kafka://127.0.0.1:{localkafka.free_port()}"}
     result = imgpipe("topics", "create", env=env)
     assert result.returncode == 2 and "imgpipe kafka up" in result.stderr
+
+
+def test_a_worker_started_before_its_topics_waits_visibly_and_starts_when_they_exist(
+        kafka, tmp_path):
+    from pipeline.dev.samples import write_samples
+    from pipeline.dev.workers import start_worker, stop_worker, wait_healthy
+
+    env = make_env(kafka, tmp_path)
+    log, port = tmp_path / "w.log", localkafka.free_port()
+    worker = start_worker({**env.env, "IMGPIPE_DATA_DIR": str(tmp_path / "w")}, log, port)
+    try:
+        deadline = time.monotonic() + 90
+        while "waiting for topics" not in log.read_text(errors="replace"):
+            assert worker.poll() is None, log.read_text(errors="replace")[-2000:]
+            assert time.monotonic() < deadline, log.read_text(errors="replace")[-2000:]
+            time.sleep(0.2)
+        assert "imgpipe topics create" in log.read_text()
+        env.cli("topics", "create", check=True)
+        wait_healthy(worker, f"http://127.0.0.1:{port}", log, timeout=90)
+        [image] = write_samples(tmp_path / "in", 1, 320, 240)
+        env.env["IMGPIPE_API_URL"] = f"http://127.0.0.1:{port}"
+        code, [job] = env.cli_json("submit", str(image), "--variant", "t=fit:32x32,png",
+                                   "--wait", "--json", "--timeout", "120")
+        assert code == 0 and job["status"] == "DONE"
+    finally:
+        stop_worker(worker)

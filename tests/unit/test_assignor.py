@@ -70,3 +70,37 @@ def test_skipped_records_of_our_topics_are_never_committed_past(monkeypatch):
     # our source topics have no gaps (only skipped records): nothing is recorded as one;
     # anything else (a compacted changelog) keeps Faust's gap handling
     assert recorded == [("t1234-jobs-changelog", 5, 9)]
+
+
+def test_commits_on_our_topics_never_skip_records_at_a_partitions_head(monkeypatch):
+    import faust
+    from faust.types import TP
+
+    from pipeline.worker import faustcompat
+
+    app = faust.App("commit-test", broker="kafka://127.0.0.1:1", store="memory://",
+                    autodiscover=False)
+    consumer = app.consumer
+    monkeypatch.setattr(faustcompat, "_GAPLESS", ["t9."])
+    monkeypatch.setattr(faustcompat, "_STARTS", {})
+
+    def new_offset(tp, acked, committed=None):
+        consumer._acked[tp] = list(acked)
+        consumer._acked_index[tp] = set(acked)
+        consumer._committed_offset[tp] = committed
+        return faustcompat._new_offset(consumer, tp)
+
+    ours, other = TP("t9.ingest", 3), TP("elsewhere", 3)
+    # a never-committed partition whose first four records were skipped: Faust commits
+    # past them (they are lost); ours waits for them
+    assert new_offset(ours, [4, 5, 6]) is None
+    assert new_offset(ours, [0, 1, 2]) == 3
+    faustcompat._STARTS[("t9.ingest", 3)] = 10  # retention removed 0-9: reading starts at 10
+    assert new_offset(ours, [10, 11]) == 12
+    # a committed partition: the run must start at the committed offset (Faust lets one
+    # missing record through: 38 acked after 37 committed)
+    assert new_offset(ours, [38, 39], committed=37) is None
+    assert new_offset(ours, [37, 38, 39], committed=37) == 40
+    # other topics keep Faust's behaviour
+    assert new_offset(other, [4, 5, 6]) == 7
+    assert new_offset(other, [38, 39], committed=37) == 40

@@ -99,3 +99,45 @@ def test_a_submit_that_cannot_reach_the_broker_leaves_no_sources_behind(tmp_path
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert not [p for p in objects.rglob("*") if p.is_file()]
+
+
+def test_a_worker_on_a_taken_web_port_says_which_option_to_use(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = imgpipe("worker", "--web-port", port, IMGPIPE_BROKER="kafka://127.0.0.1:1",
+                         IMGPIPE_DATA_DIR=str(tmp_path / "w"),
+                         IMGPIPE_OBJECT_STORE=f"file://{tmp_path / 'objects'}",
+                         IMGPIPE_METADATA_URL=f"sqlite:///{tmp_path / 'm.db'}")
+    assert result.returncode == 2, result.stderr[-2000:]
+    [line] = result.stderr.strip().splitlines()
+    assert f"port {port}" in line and "--web-port" in line
+
+
+def test_a_worker_without_a_broker_says_so_in_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    result = imgpipe("worker", IMGPIPE_BROKER=f"kafka://127.0.0.1:{dead}",
+                     IMGPIPE_DATA_DIR=str(tmp_path / "w"),
+                     IMGPIPE_OBJECT_STORE=f"file://{tmp_path / 'objects'}",
+                     IMGPIPE_METADATA_URL=f"sqlite:///{tmp_path / 'm.db'}")
+    assert result.returncode == 2, result.stderr[-2000:]
+    [line] = result.stderr.strip().splitlines()
+    assert "cannot reach Kafka" in line and "imgpipe kafka up" in line
+
+
+def test_settings_are_checked_before_anything_starts(tmp_path):
+    result = imgpipe("config", IMGPIPE_TABLE_STORE="rocks://")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "imgpipe: error: IMGPIPE_TABLE_STORE='rocks://': use one of memory://, rocksdb://"]
+    typo = imgpipe("config", IMGPIPE_WEB_PROT="7000")
+    assert typo.returncode == 0
+    assert "IMGPIPE_WEB_PROT is not an imgpipe setting and is ignored; did you mean " \
+           "IMGPIPE_WEB_PORT?" in typo.stderr

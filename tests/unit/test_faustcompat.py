@@ -45,6 +45,7 @@ def test_install_patches_what_the_fixes_replace():
     faustcompat.install("imgpipe-test")
     assert faust_consumer.Consumer.getmany is faustcompat._getmany
     assert faust_consumer.Consumer._add_gap is faustcompat._add_gap
+    assert faust_consumer.Consumer._new_offset is faustcompat._new_offset
     assert driver.AIOKafkaConsumerThread.seek_to_committed is faustcompat._seek_to_committed
     assert partition_assignor.CopartitionedAssignor is faustcompat.LevelledCopartitionedAssignor
     assert "imgpipe-test." in faustcompat._GAPLESS
@@ -55,6 +56,15 @@ def test_the_replaced_methods_keep_the_signatures_the_fixes_were_written_for():
     assert list(params) == ["self", "tp", "offset_from", "offset_to"]
     for name in ("_wait_next_records", "_to_message", "highwater", "perform_seek"):
         assert callable(getattr(faust_consumer.Consumer, name)), name
+    params = inspect.signature(faustcompat._new_offset_of_faust).parameters
+    assert list(params) == ["self", "tp"]
+
+
+def test_the_commit_bookkeeping_the_fixes_read_exists(app):
+    consumer = app.consumer
+    for name in ("_acked", "_acked_index", "_committed_offset", "_gap", "_read_offset"):
+        assert hasattr(consumer, name), name
+    assert consumer._committed_offset[TopicPartition("t", 0)] is None  # never committed
 
 
 def test_read_offset_reads_what_the_consumer_delivered(app):
