@@ -32,8 +32,13 @@ def db_migrate() -> None:
 @click.command("config")
 def config() -> None:
     """Print the effective configuration (secrets masked)."""
-    for name, value, help_text in settings_from_env().describe():
-        click.echo(f"{name:28} {value:40} {help_text}")
+    rows = settings_from_env().describe()
+    name_width = max(len(name) for name, _, _ in rows)
+    value_width = min(48, max(len(value) for _, value, _ in rows))
+    for name, value, help_text in rows:
+        shown = value or "(empty)"
+        shown = shown if len(shown) <= value_width else shown[:value_width - 1] + "…"
+        click.echo(f"{name:{name_width}}  {shown:{value_width}}  {help_text}")
 
 
 @click.group()

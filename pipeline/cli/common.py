@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from datetime import datetime
 
 import click
 
@@ -20,15 +22,28 @@ def say(message: str) -> None:
 
 
 def progress(label: str):
-    """A one-line progress printer on stderr (keeps stdout clean for --json)."""
+    """A progress printer on stderr (keeps stdout clean for --json): one line redrawn on a
+    terminal; elsewhere (logs, CI) a line at most every 10 % and the last."""
+    interactive = sys.stderr.isatty()
+    shown = [-1]
 
     def show(done: int, total: int) -> None:
-        end = "\n" if done >= total else ""
-        click.echo(f"\r{label}: {done}/{total}", nl=False, err=True)
-        if end:
-            click.echo("", err=True)
+        if interactive:
+            click.echo(f"\r{label}: {done}/{total}", nl=done >= total, err=True)
+            return
+        step = done * 10 // max(total, 1)
+        if done >= total or step > shown[0]:
+            shown[0] = step
+            click.echo(f"{label}: {done}/{total}", err=True)
 
     return show
+
+
+def local_time(epoch: float | None) -> str:
+    """An epoch time as the user reads it: local ISO time with milliseconds."""
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="milliseconds")
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli.common import print_jobs, progress, settings_from_env
+from pipeline.cli.common import local_time, print_jobs, progress, settings_from_env
 
 
 @click.command()
@@ -114,7 +114,7 @@ def status(job_id: str, as_json: bool) -> None:
     else:
         print_jobs([row], False)
         for entry in (state or {}).get("history", []):
-            click.echo(f"    {entry['status']:<11} at {entry['at']:.3f}")
+            click.echo(f"    {entry['status']:<11} at {local_time(entry.get('at'))}")
     sys.exit(0 if row["status"] == "DONE" else 1)
 
 

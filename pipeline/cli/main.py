@@ -19,6 +19,7 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group)
+@click.version_option(package_name="imgpipe", prog_name="imgpipe")
 def cli() -> None:
     """imgpipe: a horizontally scalable image pipeline on Kafka and Faust."""
 
