@@ -216,4 +216,4 @@ def job_summary(job_id: str, state: dict[str, Any] | None) -> dict[str, Any]:
             "error": state.get("error"),
             "error_code": state.get("error_code"), "attempts": state.get("attempts", 0),
             "priority": state.get("priority"), "outputs": outputs,
-            "history": state.get("history", [])}
+            "replays": state.get("replays", 0), "history": state.get("history", [])}

@@ -113,6 +113,8 @@ def status(job_id: str, as_json: bool) -> None:
         click.echo(json.dumps(row, indent=2))
     else:
         print_jobs([row], False)
+        if row.get("replays"):
+            click.echo(f"    replayed {row['replays']} time(s)")
         for entry in (state or {}).get("history", []):
             click.echo(f"    {entry['status']:<11} at {local_time(entry.get('at'))}")
     sys.exit(0 if row["status"] == "DONE" else 1)

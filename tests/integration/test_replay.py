@@ -141,6 +141,7 @@ def test_dry_run_sends_nothing_and_force_reprocesses_without_duplicates(pipeline
         time.sleep(0.5)
     for j in ids:  # the unforced replay was answered from the table: exactly one rerun
         assert len(states[j]["history"]) == len(history_before[j]) + 3  # QUEUED, PROC, DONE
+    assert {s["replays"] for s in states.values()} == {1}  # the forced replay, as status shows
     assert metadata.count_rows() == rows_before
     assert sorted(outputs_dir.rglob("*.*")) == files_before
 
