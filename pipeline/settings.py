@@ -25,6 +25,7 @@ OTHER_VARIABLES = frozenset({"IMGPIPE_CACHE_DIR", "IMGPIPE_CRASH_AT", "IMGPIPE_C
                              "IMGPIPE_FAULT_ACTION", "IMGPIPE_FAULT_JOBS",
                              "IMGPIPE_ISOLATED_CHILD", "IMGPIPE_SPANNER_EMULATOR"})
 TABLE_STORES = ("memory://", "rocksdb://")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 AGENT_ROLES = frozenset({"ingest", "process", "retry"})
 
 
@@ -167,6 +168,9 @@ class Settings:
             object.__setattr__(self, "api_url", f"http://127.0.0.1:{self.web_port}")
         self.tenant_priority_map  # noqa: B018  (validates the rules once, at start)
         self.agent_roles  # noqa: B018
+        if self.log_level.lower() not in LOG_LEVELS:
+            raise ConfigError(f"IMGPIPE_LOG_LEVEL={self.log_level!r}: use one of "
+                              f"{', '.join(LOG_LEVELS)}")
         if not self.table_store.startswith(TABLE_STORES):
             raise ConfigError(f"IMGPIPE_TABLE_STORE={self.table_store!r}: use one of "
                               f"{', '.join(TABLE_STORES)}")

@@ -29,10 +29,14 @@ _data_dir = click.option("--data-dir", type=click.Path(path_type=Path),
 @_data_dir
 def kafka_up(port: int | None, brokers: str, data_dir: Path) -> None:
     """Start the broker(s) (downloads jars once) and wait until they answer."""
+    configured = settings_from_env().bootstrap_servers.split(",")[0]
     if port is None:
-        port = int(settings_from_env().bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
+        port = int(configured.rsplit(":", 1)[1])
     state = localkafka.up(port, data_dir, echo=lambda m: click.echo(m, err=True),
                           brokers=int(brokers))
+    if state.bootstrap.split(",")[0] != configured:
+        click.echo(f"other imgpipe commands look for Kafka at {configured}: run "
+                   f"`export IMGPIPE_BROKER=kafka://{state.bootstrap}` first", err=True)
     click.echo(state.bootstrap)
 
 
@@ -49,7 +53,13 @@ def kafka_status(data_dir: Path) -> None:
     """Show whether the broker runs and answers (exit 1 if not)."""
     state, answering = localkafka.status(data_dir)
     if state is None:
-        click.echo(f"not running (data dir {data_dir.resolve()})")
+        bootstrap = settings_from_env().bootstrap_servers
+        if localkafka.cluster_size(bootstrap):
+            click.echo(f"running: {bootstrap} (IMGPIPE_BROKER; not started from "
+                       f"{data_dir.resolve()})")
+            sys.exit(0)
+        click.echo(f"not running (data dir {data_dir.resolve()}; nothing answers at "
+                   f"{bootstrap} either)")
         sys.exit(1)
     click.echo(f"{'running' if answering else 'degraded or starting'}: {state.bootstrap}")
     for node in state.nodes:

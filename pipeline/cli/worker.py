@@ -31,7 +31,8 @@ def worker(ctx: click.Context, web_port: int | None, loglevel: str | None) -> No
     preflight.check()  # stores and schema answer before the worker joins the group
     preflight.close()
     check_port_free(checked.web_bind, checked.web_port, "the web",
-                    "give this worker another with --web-port P (or IMGPIPE_WEB_PORT)")
+                    "another worker? give this one another port with --web-port P "
+                    "(or IMGPIPE_WEB_PORT)")
     wait_for_topics(checked, say)
     from pipeline.worker.app import app, settings
 

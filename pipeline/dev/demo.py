@@ -13,6 +13,7 @@ from pipeline.dev.samples import write_samples
 from pipeline.dev.workers import start_worker, stop_worker, wait_healthy
 from pipeline.kafka import local as localkafka
 from pipeline.kafka.admin import create_topics
+from pipeline.kafka.preflight import check_port_free
 from pipeline.models import JobRequest
 from pipeline.ops import parse_variant_specs
 from pipeline.settings import Settings
@@ -31,6 +32,13 @@ def run_demo(settings: Settings, images: int, keep_running: bool) -> int:
     data_dir = Path("var/kafka")
     already_up = localkafka.status(data_dir)[1]
     port = int(settings.bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
+    if not already_up:
+        check_port_free("127.0.0.1", port, "Kafka's",
+                        f"run `IMGPIPE_BROKER=kafka://127.0.0.1:{localkafka.free_port()} "
+                        "make run` (or stop what holds it)")
+    check_port_free(settings.web_bind, settings.web_port, "the web",
+                    f"run `IMGPIPE_WEB_PORT={localkafka.free_port()} make run` (or stop "
+                    "what holds it)")
     localkafka.up(port, data_dir, echo=_say)
     worker = None
     try:

@@ -26,8 +26,7 @@ def check_port_free(host: str, port: int, what: str, hint: str) -> None:
         try:
             probe.bind((host, port))
         except OSError:
-            raise ConfigError(f"{what} port {port} on {host} is taken (another worker?): "
-                              f"{hint}") from None
+            raise ConfigError(f"{what} port {port} on {host} is taken: {hint}") from None
 
 
 async def _missing_topics(settings: Settings, timeout: float) -> list[str]:

@@ -18,8 +18,9 @@ pytestmark = pytest.mark.kafka
 
 
 def imgpipe(*args, env=None):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("IMGPIPE_")}
     return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True,
-                          text=True, env={**os.environ, **(env or {})}, timeout=180)
+                          text=True, env={**clean, **(env or {})}, timeout=180)
 
 
 def test_up_status_down_cycle(tmp_path):
@@ -29,6 +30,8 @@ def test_up_status_down_cycle(tmp_path):
     up = imgpipe("kafka", "up", "--port", str(port), "--data-dir", data_dir)
     assert up.returncode == 0, up.stderr
     assert up.stdout.strip() == f"127.0.0.1:{port}"
+    # not where other commands look by default: say what to export
+    assert f"export IMGPIPE_BROKER=kafka://127.0.0.1:{port}" in up.stderr
     first_start = time.monotonic() - started
     try:
         again = imgpipe("kafka", "up", "--port", str(port), "--data-dir", data_dir)
@@ -41,7 +44,8 @@ def test_up_status_down_cycle(tmp_path):
         down = imgpipe("kafka", "down", "--data-dir", data_dir)
     assert down.returncode == 0 and "stopped" in down.stderr
     assert not localkafka.pid_alive(pid)
-    assert imgpipe("kafka", "status", "--data-dir", data_dir).returncode == 1
+    assert imgpipe("kafka", "status", "--data-dir", data_dir,
+                   env={"IMGPIPE_BROKER": f"kafka://127.0.0.1:{port}"}).returncode == 1
     print(f"kafka cold start incl. CLI: {first_start:.1f}s")
 
 
@@ -111,3 +115,12 @@ def test_a_worker_started_before_its_topics_waits_visibly_and_starts_when_they_e
         assert code == 0 and job["status"] == "DONE"
     finally:
         stop_worker(worker)
+
+
+def test_status_finds_a_broker_started_elsewhere(kafka, tmp_path):
+    env = {"IMGPIPE_BROKER": f"kafka://{kafka.bootstrap}"}
+    found = imgpipe("kafka", "status", "--data-dir", str(tmp_path / "none"), env=env)
+    assert found.returncode == 0 and f"running: {kafka.bootstrap}" in found.stdout
+    gone = imgpipe("kafka", "status", "--data-dir", str(tmp_path / "none"),
+                   env={"IMGPIPE_BROKER": f"kafka://127.0.0.1:{localkafka.free_port()}"})
+    assert gone.returncode == 1 and "nothing answers" in gone.stdout

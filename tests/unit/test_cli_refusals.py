@@ -141,3 +141,28 @@ def test_settings_are_checked_before_anything_starts(tmp_path):
     assert typo.returncode == 0
     assert "IMGPIPE_WEB_PROT is not an imgpipe setting and is ignored; did you mean " \
            "IMGPIPE_WEB_PORT?" in typo.stderr
+
+
+def test_make_run_on_a_taken_port_says_how_to_run_it_on_another(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", "demo", "--no-keep-running"],
+            env={**{k: v for k, v in os.environ.items() if not k.startswith("IMGPIPE_")},
+                 "IMGPIPE_BROKER": f"kafka://127.0.0.1:{port}"},
+            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    [line] = result.stderr.strip().splitlines()
+    assert f"port {port}" in line and "IMGPIPE_BROKER=kafka://127.0.0.1:" in line
+    assert "make run" in line and not (tmp_path / "var" / "kafka").exists()
+
+
+def test_a_bad_log_level_names_the_variable():
+    result = imgpipe("config", IMGPIPE_LOG_LEVEL="loud")
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert "IMGPIPE_LOG_LEVEL='loud'" in line and "info" in line
