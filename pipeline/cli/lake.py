@@ -35,7 +35,10 @@ def archive() -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         click.echo(f"archiving {', '.join(settings.lake_table_list)} to "
-                   f"{store.uri_for(settings.lake_prefix)}/", err=True)
+                   f"{store.uri_for(settings.lake_prefix)}/: a file per partition every "
+                   f"{settings.lake_roll_seconds:.0f} s (IMGPIPE_LAKE_ROLL_SECONDS) or "
+                   f"{settings.lake_roll_records} records, and the rest when stopped "
+                   "(Ctrl-C/SIGTERM)", err=True)
         stats = await archiver.run(stop)
         click.echo(f"stopped: {stats.records} records in {stats.files} files", err=True)
 

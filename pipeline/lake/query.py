@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from pipeline.errors import ConfigError
 from pipeline.lake.schema import TABLES
@@ -36,28 +37,35 @@ def local_archive(store: ObjectStore, prefix: str) -> Iterator[Path]:
         yield root / prefix.strip("/")
 
 
-def connect(archive: Path) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with a view per archived table that has files."""
+def connect(archive: Path) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
+    """An in-memory DuckDB with a view per archived table, and the tables that have no
+    files yet (they exist, empty, with their schema: a query over them returns no rows)."""
     db = duckdb.connect()
-    for table in TABLES:
+    empty = []
+    for table, (schema, _row) in TABLES.items():
         if any((archive / table).rglob("*.parquet")):
             pattern = str(archive / table / "**" / "*.parquet").replace("'", "''")
             db.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{pattern}', "
                        "hive_partitioning = true, union_by_name = true)")
-    return db
+        else:
+            db.register(table, pa.Table.from_pylist([], schema=schema))
+            empty.append(table)
+    return db, empty
 
 
 def run_query(store: ObjectStore, prefix: str, sql: str) -> tuple[list[str], list[tuple]]:
     """(column names, rows) of ``sql`` over the archive."""
     with local_archive(store, prefix) as archive:
-        db = connect(archive)
+        db, empty = connect(archive)
         try:
             cursor = db.execute(sql)
         except duckdb.Error as exc:
-            views = [r[0] for r in db.execute("SELECT view_name FROM duckdb_views() "
-                                              "WHERE NOT internal").fetchall()]
-            raise ConfigError(f"query failed: {exc} (tables in the archive: "
-                              f"{', '.join(views) or 'none yet'})") from None
+            hint = ""
+            if len(empty) == len(TABLES):
+                hint = ("; nothing is archived yet: run `imgpipe archive` (it writes files "
+                        "every IMGPIPE_LAKE_ROLL_SECONDS and when stopped)")
+            raise ConfigError(f"query failed: {exc} (tables: {', '.join(TABLES)}; "
+                              f"empty so far: {', '.join(empty) or 'none'}{hint})") from None
         columns = [d[0] for d in cursor.description or []]
         rows: list[tuple[Any, ...]] = cursor.fetchall()
         db.close()

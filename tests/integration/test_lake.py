@@ -184,7 +184,7 @@ def test_duckdb_query_over_the_archive(lake_env):
     assert sum(r["n"] for r in hours) == 22 and all(len(str(r["dt"])) == 10 for r in hours)
 
     bad = env.cli("lake", "query", "SELECT * FROM nope")
-    assert bad.returncode == 2 and "tables in the archive: " in bad.stderr
+    assert bad.returncode == 2 and "tables: results, dlq, ingest" in bad.stderr
 
 
 def test_prune_removes_only_partitions_past_retention(lake_env):
