@@ -6,6 +6,7 @@ from typing import Any
 
 from pipeline.models import (
     DEFAULT_TENANT,
+    PRIORITIES,
     QUALIFIED_JOB_ID_RE,
     TENANT_RE,
     loads_bounded,
@@ -45,6 +46,17 @@ def job_id_hint(event: Any) -> str | None:
     except Exception:
         return None
     return key if key and QUALIFIED_JOB_ID_RE.match(key) else None
+
+
+def priority_hint(event: Any) -> str:
+    """The priority an event asks for, when it names a valid one (a refused event is
+    counted under it); "unknown" otherwise. Total, like job_id_hint."""
+    try:
+        data = loads_bounded(raw_value(event))
+        priority = data.get("priority") if isinstance(data, dict) else None
+    except Exception:  # any event, any failure
+        return "unknown"
+    return priority if isinstance(priority, str) and priority in PRIORITIES else "unknown"
 
 
 def raw_value(event: Any) -> bytes | None:

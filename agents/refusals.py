@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agents.context import AgentContext
-from agents.events import job_id_hint, key_text
+from agents.events import job_id_hint, key_text, priority_hint
 from agents.routing import Delivery
 from pipeline import metrics
 from pipeline.errors import PermanentError
@@ -24,14 +24,17 @@ async def refuse(ctx: AgentContext, event: Any, exc: PermanentError, stage: str,
     flight becomes FAILED only for a work record. At ingest a refused event therefore
     never changes an existing job, nor one of another tenant; finished jobs never change.
     """
-    job_id = job_id_hint(event)
+    job_id, priority = job_id_hint(event), priority_hint(event)
     metrics.REJECTED.labels(exc.code).inc()
-    metrics.JOBS.labels("rejected", "unknown").inc()
-    ctx.count_outcome(event, "unknown", "rejected")
+    metrics.JOBS.labels("rejected", priority).inc()
+    ctx.count_outcome(event, priority, "rejected")
     if job_id and key_text(event) == job_id:
         state = ctx.states.get(job_id)
         if state is None and (work_record or (sender is not None and sender.may_see(job_id))):
-            ctx.states.put(transitions.rejected(None, job_id, exc), event)
+            rejected = transitions.rejected(None, job_id, exc)
+            if priority != "unknown":
+                rejected["priority"] = priority
+            ctx.states.put(rejected, event)
         elif work_record and state and state["status"] not in Status.TERMINAL:
             ctx.states.put(transitions.failed(state, exc), event)
     return await ctx.outbox.dead_letter_event(event, exc.code, exc.message, stage, job_id)

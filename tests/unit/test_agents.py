@@ -73,7 +73,10 @@ def test_ingest_rejects_into_the_dlq_and_the_job_state(kit, tmp_path):
         kit.names.ingest)
     assert kit.table[job_id]["status"] == "REJECTED"
     assert [h["status"] for h in kit.table[job_id]["history"]] == ["REJECTED"]
-    assert kit.outcomes[("unknown", "rejected")] == 2
+    # counted under the priority the refused event asked for, when it named one
+    assert kit.outcomes[("normal", "rejected")] == 1
+    assert kit.outcomes[("unknown", "rejected")] == 1
+    assert kit.table[job_id]["priority"] == "normal"
     assert not kit.topics.logs[kit.names.priority["normal"]]
 
 
