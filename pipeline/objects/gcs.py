@@ -38,10 +38,15 @@ def make_client() -> storage.Client:
     return storage.Client()
 
 
-def _convert(exc: Exception, uri: str) -> Exception:
+def _convert(exc: Exception, uri: str, writing: bool = False) -> Exception:
     if isinstance(exc, gexc.RetryError):  # the client's retry deadline ran out
         return StorageUnavailable(f"GCS unavailable for {uri} (gave up retrying: "
                                   f"{exc.cause})")
+    if isinstance(exc, gexc.NotFound) and (writing or "bucket" in str(exc).lower()):
+        bucket = uri.removeprefix("gs://").split("/", 1)[0]
+        return StorageUnavailable(f"bucket gs://{bucket} does not exist: create it "
+                                  f"(`gcloud storage buckets create gs://{bucket}`) or fix "
+                                  "IMGPIPE_OBJECT_STORE", "bucket_not_found")
     if isinstance(exc, gexc.NotFound):
         return SourceNotFound(f"no object at {uri}")
     if isinstance(exc, gexc.Forbidden | gexc.Unauthorized):
@@ -116,7 +121,7 @@ class GcsObjectStore(ObjectStore):
             # so retrying an unconditional overwrite is safe.
             blob.upload_from_string(data, content_type=content_type, retry=self.retry)
         except (gexc.GoogleAPICallError, gexc.RetryError, *TRANSIENT) as exc:
-            raise _convert(exc, uri) from exc
+            raise _convert(exc, uri, writing=True) from exc
         return uri
 
     def put_new_file(self, key: str, path: Path, content_type: str) -> str:
@@ -134,7 +139,7 @@ class GcsObjectStore(ObjectStore):
                 raise SourceNotAllowed(f"{uri} already exists with other content",
                                        "source_exists") from None
         except (gexc.GoogleAPICallError, gexc.RetryError, *TRANSIENT) as exc:
-            raise _convert(exc, uri) from exc
+            raise _convert(exc, uri, writing=True) from exc
         return uri
 
     def list_keys(self, prefix: str) -> list[str]:

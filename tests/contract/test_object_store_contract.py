@@ -100,3 +100,20 @@ def test_list_keys_under_a_prefix_and_delete(store):
     assert store.list_keys("lake/a") == ["lake/a/dt=2/y.parquet"]
     with pytest.raises(SourceNotAllowed):
         store.list_keys("../etc")
+
+
+def test_a_missing_bucket_is_named_not_reported_as_a_missing_object(fake_gcs, tmp_path):
+    from pipeline.errors import StorageUnavailable
+
+    store = open_object_store("gs://no-such-bucket-here/x")
+    source = tmp_path / "s.jpg"
+    source.write_bytes(b"jpeg")
+    try:
+        for write in (lambda: store.put(KEY, b"x", "image/webp"),
+                      lambda: store.put_new_file(KEY, source, "image/jpeg")):
+            with pytest.raises(StorageUnavailable) as failed:
+                write()
+            assert failed.value.code == "bucket_not_found"
+            assert "gs://no-such-bucket-here does not exist" in failed.value.message
+    finally:
+        store.close()
