@@ -1,12 +1,15 @@
-"""imgpipe demo: what `make run` runs."""
+"""imgpipe demo (what `make run` runs) and imgpipe dev (the cloud emulators, by hand)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+from pathlib import Path
 
 import click
 
-from pipeline.cli.common import settings_from_env
+from pipeline.cli.common import say, settings_from_env
 
 
 @click.command()
@@ -20,4 +23,63 @@ def demo(images: int, keep_running: bool) -> None:
     sys.exit(run_demo(settings_from_env(), images, keep_running))
 
 
-COMMANDS = [demo]
+@click.group()
+def dev() -> None:
+    """Local stand-ins for Google Cloud, started the way the tests start them."""
+
+
+_port = click.option("--port", type=click.IntRange(1, 65535), default=None,
+                     help="Default: a free port.")
+
+
+def _serve(service, exports: dict[str, str]) -> None:
+    """Print the exports (stdout, for `eval`), then run until Ctrl-C or SIGTERM."""
+    for name, value in exports.items():
+        click.echo(f"export {name}={value}")
+    sys.stdout.flush()  # read by `eval` or a script while we keep running
+    say(f"{service.name} on {service.address} (log {service.log}); Ctrl-C stops it")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        service.process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.stop()
+
+
+@dev.command("gcs")
+@_port
+@click.option("--bucket", default="imgpipe", show_default=True,
+              help="Bucket to create (the object store: gs://BUCKET/PREFIX).")
+def dev_gcs(port: int | None, bucket: str) -> None:
+    """fake-gcs-server (built once with `go install`), with a bucket made."""
+    from pipeline.dev.services import start_fake_gcs
+    from pipeline.objects.gcs import make_client
+
+    service = start_fake_gcs(Path("var/dev/fake-gcs.log"), port)
+    os.environ["STORAGE_EMULATOR_HOST"] = f"http://{service.address}"
+    client = make_client()
+    try:
+        client.create_bucket(bucket)
+    except Exception as exc:
+        service.stop()
+        raise click.ClickException(f"could not create bucket {bucket}: {exc}") from None
+    finally:
+        client.close()
+    _serve(service, {"STORAGE_EMULATOR_HOST": f"http://{service.address}",
+                     "IMGPIPE_OBJECT_STORE": f"gs://{bucket}/imgpipe"})
+
+
+@dev.command("spanner")
+@_port
+def dev_spanner(port: int | None) -> None:
+    """The Cloud Spanner emulator (from the Google Cloud SDK); then `imgpipe db migrate`."""
+    from pipeline.dev.services import SPANNER_CLIENT_ENV, start_spanner_emulator
+
+    service = start_spanner_emulator(Path("var/dev/spanner.log"), port)
+    _serve(service, {"SPANNER_EMULATOR_HOST": service.address, **SPANNER_CLIENT_ENV,
+                     "IMGPIPE_METADATA_URL": "spanner://projects/local/instances/local/"
+                                             "databases/imgpipe"})
+
+
+COMMANDS = [demo, dev]
