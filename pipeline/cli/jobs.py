@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli.common import local_time, print_jobs, progress, settings_from_env
+from pipeline.cli.common import local_time, print_jobs, progress, say, settings_from_env
 
 
 @click.command()
@@ -70,8 +70,19 @@ def submit(paths, variants, priority, tenant, force, job_ids, wait, timeout, as_
     states = ApiClient(settings).wait_for(ids, timeout, progress("finished"))
     rows = [job_summary(job_id, states[job_id]) for job_id in ids]
     print_jobs(rows, as_json)
+    say(summary_line(rows, settings.object_store))
     if any(row["status"] != Status.DONE for row in rows):
         sys.exit(1)
+
+
+def summary_line(rows: list[dict], object_store: str) -> str:
+    """``3 jobs: 2 DONE, 1 FAILED; outputs under <store>/outputs/`` (for stderr)."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    return (f"{len(rows)} job{'s' if len(rows) != 1 else ''}: {parts}; outputs under "
+            f"{object_store.rstrip('/')}/outputs/")
 
 
 def check_like_ingest(settings, paths, ids, variants, priority, tenant, force,

@@ -47,3 +47,4 @@ def test_the_readme_walkthrough_processes_a_folder_of_photos(tmp_path):
     outputs = sorted(p.name for p in (tmp_path / "var" / "objects" / "outputs").rglob("*.*"))
     assert outputs == ["large.jpg"] * len(photos) + ["thumb.webp"] * len(photos)
     assert result.stdout.count("DONE") == len(photos)
+    assert f"{len(photos)} jobs: {len(photos)} DONE; outputs under" in result.stderr

@@ -40,3 +40,13 @@ def test_config_columns_line_up():
     value_column = {len(re.match(r"(\S+\s+)", line).group(1)) for line in out}
     assert len(value_column) == 1  # every value starts in the same column
     assert any(line.split()[1] == "(empty)" for line in out)
+
+
+def test_submit_wait_ends_with_a_summary():
+    from pipeline.cli.jobs import summary_line
+
+    rows = [{"status": "DONE"}, {"status": "FAILED"}, {"status": "DONE"}]
+    assert summary_line(rows, "file:///srv/objects/") == (
+        "3 jobs: 2 DONE, 1 FAILED; outputs under file:///srv/objects/outputs/")
+    assert summary_line([{"status": "DONE"}], "gs://b/p") == (
+        "1 job: 1 DONE; outputs under gs://b/p/outputs/")
