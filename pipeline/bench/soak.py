@@ -54,21 +54,26 @@ class Soak:
                               "LIKE 'soak-%'").fetchone()[0]
 
     async def sample(self, probe: LagProbe, minute: int) -> None:
+        """One row of the table (the row after the end is the drained state)."""
         workers = []
         for proc in self.pipe.workers:
             if proc.poll() is None:
                 rss = rss_mb(proc.pid)
                 self.rss.setdefault(proc.pid, []).append(rss)
                 workers.append(f"{proc.pid}: {rss:.0f} MiB {open_files(proc.pid)} fds")
-        try:
-            lag = sum(p.lag for p in await probe.measure())
-        except Exception:  # the broker is restarting
-            lag = -1
+        lag = await _lag(probe)
         row = {"minute": minute, "workers": "; ".join(workers), "lag": lag,
                "done": self.done(), "submitted": len(self.submitted)}
         self.minutes.append(row)
         self.echo(f"minute {minute}: {row['workers']} | lag {lag} | done {row['done']}/"
                   f"{row['submitted']}")
+
+
+async def _lag(probe: LagProbe) -> int:
+    try:
+        return sum(p.lag for p in await probe.measure())
+    except Exception:  # the broker is restarting
+        return -1
 
 
 async def _run(soak: Soak, sources: list[list[str]], rate: float, seconds: float) -> None:
@@ -102,7 +107,9 @@ async def _run(soak: Soak, sources: list[list[str]], rate: float, seconds: float
                 next_minute += 1
             await asyncio.sleep(0.05)
         ended = time.monotonic()
-        while soak.done() < len(soak.submitted) and time.monotonic() - ended < 300:
+        while time.monotonic() - ended < 300:  # every job done and every record committed
+            if soak.done() >= len(soak.submitted) and await _lag(probe) == 0:
+                break
             await asyncio.sleep(1)
         soak.drain_seconds = time.monotonic() - ended
         await soak.sample(probe, next_minute)
