@@ -27,19 +27,27 @@ def key_text(event: Any) -> str | None:
     return key if key is None or isinstance(key, str) else str(key)[:1024]
 
 
-def job_id_hint(event: Any) -> str | None:
-    """The best job_id we can name for an event that failed to parse (for the DLQ).
-
-    Total: whatever the event holds, this returns (a probe that raised would escape the
-    agent, and Faust would count the rest of the batch as consumed).
-    """
+def event_fields(event: Any) -> dict[str, Any]:
+    """The event's JSON object, or {} when it is anything else. Total: whatever the event
+    holds, this returns (a probe that raised would escape the agent, and Faust would
+    count the rest of the batch as consumed)."""
     try:
         data = loads_bounded(raw_value(event))
-        if isinstance(data, dict) and isinstance(data.get("job_id"), str):
+    except Exception:  # any event, any failure
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def job_id_hint(event: Any, fields: dict[str, Any] | None = None) -> str | None:
+    """The best job_id we can name for an event that failed to parse (for the DLQ);
+    ``fields``: its event_fields, when already read. Total, like event_fields."""
+    data = event_fields(event) if fields is None else fields
+    try:
+        if isinstance(data.get("job_id"), str):
             tenant = data.get("tenant")
             return qualify_job_id(tenant if isinstance(tenant, str) and TENANT_RE.match(
                 tenant) else DEFAULT_TENANT, data["job_id"])
-    except Exception:  # any event, any failure: fall back to the key
+    except Exception:  # a malformed id: fall back to the key
         pass
     try:
         key = key_text(event)
@@ -48,14 +56,10 @@ def job_id_hint(event: Any) -> str | None:
     return key if key and QUALIFIED_JOB_ID_RE.match(key) else None
 
 
-def priority_hint(event: Any) -> str:
-    """The priority an event asks for, when it names a valid one (a refused event is
-    counted under it); "unknown" otherwise. Total, like job_id_hint."""
-    try:
-        data = loads_bounded(raw_value(event))
-        priority = data.get("priority") if isinstance(data, dict) else None
-    except Exception:  # any event, any failure
-        return "unknown"
+def priority_hint(fields: dict[str, Any]) -> str:
+    """The priority an event's fields ask for, when they name a valid one (a refused
+    event is counted under it); "unknown" otherwise."""
+    priority = fields.get("priority")
     return priority if isinstance(priority, str) and priority in PRIORITIES else "unknown"
 
 

@@ -37,7 +37,7 @@ async def admit(ctx: AgentContext, event: Any, routed: list) -> list[Delivery]:
     duplicate = transitions.is_duplicate_submission(state, request, origin(event))
     if request.replayed_from:
         source = request.replayed_from.get("topic")
-        metrics.REPLAYED.labels(source if source in ctx.topics.all() else "other",
+        metrics.REPLAYED.labels(source if source in ctx.topics.names else "other",
                                 "skipped" if duplicate else "queued").inc()
     if duplicate:
         metrics.DUPLICATES.labels("ingest").inc()

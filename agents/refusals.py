@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agents.context import AgentContext
-from agents.events import job_id_hint, key_text, priority_hint
+from agents.events import event_fields, job_id_hint, key_text, priority_hint
 from agents.routing import Delivery
 from pipeline import metrics
 from pipeline.errors import PermanentError
@@ -24,7 +24,8 @@ async def refuse(ctx: AgentContext, event: Any, exc: PermanentError, stage: str,
     flight becomes FAILED only for a work record. At ingest a refused event therefore
     never changes an existing job, nor one of another tenant; finished jobs never change.
     """
-    job_id, priority = job_id_hint(event), priority_hint(event)
+    fields = event_fields(event)  # read once for both hints
+    job_id, priority = job_id_hint(event, fields), priority_hint(fields)
     metrics.REJECTED.labels(exc.code).inc()
     metrics.JOBS.labels("rejected", priority).inc()
     ctx.count_outcome(event, priority, "rejected")

@@ -29,6 +29,10 @@ UNDELIVERABLE = (kafka_errors.MessageSizeTooLargeError, kafka_errors.RecordTooLa
                  kafka_errors.TopicAuthorizationFailedError)
 
 
+#: dead_letter_event's default: name the job the event itself names.
+HINT = object()
+
+
 def _key(job_id: str | None) -> bytes | None:
     return job_id.encode() if job_id else None
 
@@ -81,12 +85,12 @@ class Outbox:
         return await self.send(self.dlq_topic, record.job_id, record.to_dict())
 
     async def dead_letter_event(self, event: Any, reason: str, message: str, stage: str,
-                                job_id: str | None = None) -> Delivery:
-        """Dead-letter an event that could not be used, with its raw value and origin (and
-        ``job_id``, else the best the event names)."""
+                                job_id: str | object | None = HINT) -> Delivery:
+        """Dead-letter an event that could not be used, with its raw value and origin, and
+        ``job_id`` (None: none is known), else the best the event names."""
         return await self.dead_letter(DeadLetter.of_event(
-            job_id or job_id_hint(event), reason, message, stage=stage,
-            raw=raw_value(event), source_topic=origin(event)))
+            job_id_hint(event) if job_id is HINT else job_id, reason, message,
+            stage=stage, raw=raw_value(event), source_topic=origin(event)))
 
     async def confirm(self, deliveries: list[Delivery]) -> None:
         """Wait until every queued record is acknowledged by the brokers.

@@ -8,6 +8,7 @@ these instead of building or parsing dicts by hand.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypedDict
@@ -192,8 +193,6 @@ class ResultRecord:
 def embedded_request(data: Any) -> dict[str, Any] | None:
     """The JobRequest (as a dict) any of our records carries: a request itself, a retry
     record's, a dead letter's (or the request in its ``raw`` event); None if none."""
-    import json
-
     if not isinstance(data, dict):
         return None
     request = data.get("request") if "request" in data or "reason" in data else data

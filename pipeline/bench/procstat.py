@@ -14,22 +14,23 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-def peak_rss_mb(pid: int) -> float:
-    """Peak resident set size of ``pid`` in MiB (VmHWM)."""
+def _status_mb(pid: int, field: str) -> float:
+    """A kB field of /proc/PID/status in MiB."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmHWM for pid {pid}")
+    raise RuntimeError(f"no {field} for pid {pid}")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident set size of ``pid`` in MiB (VmHWM)."""
+    return _status_mb(pid, "VmHWM")
 
 
 def rss_mb(pid: int) -> float:
     """Current resident set size of ``pid`` in MiB (VmRSS)."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+    return _status_mb(pid, "VmRSS")
 
 
 def open_files(pid: int) -> int:

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -32,16 +35,33 @@ def changelog_topics(settings: Settings) -> dict[str, dict[str, str]]:
                 "cleanup.policy": "compact,delete", "retention.ms": str(3600 * 1000)}}
 
 
+@asynccontextmanager
+async def admin_client(settings: Settings, timeout: float
+                       ) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A started admin client, closed after the block; broker_unreachable if Kafka does
+    not answer within ``timeout`` (one line: aiokafka's own connection errors are
+    silenced while it tries)."""
+    admin = AIOKafkaAdminClient(**kafka_options(settings),
+                                request_timeout_ms=int(timeout * 1000))
+    client_log = logging.getLogger("aiokafka")
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL)
+    try:
+        try:
+            await asyncio.wait_for(admin.start(), timeout)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise broker_unreachable(settings.bootstrap_servers, exc) from None
+        finally:
+            client_log.setLevel(level)
+        yield admin
+    finally:
+        await admin.close()
+
+
 async def _create_topics(settings: Settings, timeout: float) -> list[TopicReport]:
     changelogs = changelog_topics(settings)
     names = [*TopicNames.from_settings(settings).all(), *changelogs]
-    admin = AIOKafkaAdminClient(**kafka_options(settings),
-                                request_timeout_ms=int(timeout * 1000))
-    try:
-        await admin.start()
-    except KafkaError as exc:
-        raise broker_unreachable(settings.bootstrap_servers, exc) from None
-    try:
+    async with admin_client(settings, timeout) as admin:
         existing = set(await admin.list_topics())
         brokers = len(faustcompat.kafka_client(admin).cluster.brokers())
         rf = min(settings.replication_factor, max(brokers, 1))
@@ -71,8 +91,6 @@ async def _create_topics(settings: Settings, timeout: float) -> list[TopicReport
             raise ConfigError(f"topics must all have IMGPIPE_PARTITIONS={settings.partitions} "
                               f"partitions (co-partitioning), but {detail}")
         return reports
-    finally:
-        await admin.close()
 
 
 def create_topics(settings: Settings, timeout: float = 30.0) -> list[TopicReport]:

@@ -5,16 +5,14 @@ them, saying so, when they do not yet)."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 import time
 from collections.abc import Callable
 
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from pipeline.errors import ConfigError, broker_unreachable
-from pipeline.kafka.security import kafka_options
+from pipeline.kafka.admin import admin_client
 from pipeline.kafka.topics import TopicNames
 from pipeline.settings import Settings
 
@@ -30,19 +28,11 @@ def check_port_free(host: str, port: int, what: str, hint: str) -> None:
 
 
 async def _missing_topics(settings: Settings, timeout: float) -> list[str]:
-    admin = AIOKafkaAdminClient(**kafka_options(settings),
-                                request_timeout_ms=int(timeout * 1000))
-    client_log = logging.getLogger("aiokafka")
-    level = client_log.level
-    client_log.setLevel(logging.CRITICAL)  # its connection errors become our one line
-    try:
-        await asyncio.wait_for(admin.start(), timeout)
-        existing = set(await admin.list_topics())
-    except (KafkaError, OSError, TimeoutError) as exc:
-        raise broker_unreachable(settings.bootstrap_servers, exc) from None
-    finally:
-        client_log.setLevel(level)
-        await admin.close()
+    async with admin_client(settings, timeout) as admin:
+        try:
+            existing = set(await admin.list_topics())
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise broker_unreachable(settings.bootstrap_servers, exc) from None
     return [name for name in TopicNames.from_settings(settings).all() if name not in existing]
 
 

@@ -4,6 +4,7 @@ jobs table (keyed by job_id) is co-partitioned with every stream that updates it
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from pipeline.models import PRIORITIES
 from pipeline.settings import Settings
@@ -32,3 +33,8 @@ class TopicNames:
 
     def all(self) -> list[str]:
         return [self.ingest, *self.priority.values(), self.retry, self.results, self.dlq]
+
+    @cached_property
+    def names(self) -> frozenset[str]:
+        """Every source topic name, for membership tests on hot paths."""
+        return frozenset(self.all())

@@ -7,7 +7,6 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
-from pipeline.kafka.deadletters import DeadLetterReader
 from pipeline.tenancy import ANYONE, Principal
 from pipeline.web.jobs import principal_of
 from pipeline.web.peers import gather
@@ -90,22 +89,13 @@ class DeadLetters(View):
             return self.json({"error": "limit must be an integer", "code": "bad_param"},
                              status=400)
         caller = principal_of(request)
-        dead_letters = _dead_letters(self.app)
+        dead_letters = self.app.dead_letters
         if caller.admin:
             records = await dead_letters.recent(limit)
         else:  # a tenant sees the dead letters of its own jobs among the newest
             records = [r for r in await dead_letters.recent(500)
                        if r.get("job_id") and caller.may_see(r["job_id"])][:limit]
         return self.json({"topic": self.app.topic_names.dlq, "records": records})
-
-
-def _dead_letters(app: Any) -> DeadLetterReader:
-    """The app's reader of the dead-letter topic (one per worker, answers cached)."""
-    reader = getattr(app, "dead_letter_reader", None)
-    if reader is None:
-        reader = app.dead_letter_reader = DeadLetterReader(app.kafka_reader,
-                                                           app.topic_names.dlq)
-    return reader
 
 
 ROUTES = {"/api/stats": Stats, "/api/deadletters": DeadLetters}

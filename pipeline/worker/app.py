@@ -13,6 +13,7 @@ import faust
 from faust.sensors.prometheus import FaustMetrics
 from prometheus_client import REGISTRY
 
+from pipeline.kafka.deadletters import DeadLetterReader
 from pipeline.kafka.lag import LagProbe
 from pipeline.kafka.reader import KafkaReader
 from pipeline.kafka.security import faust_credentials, kafka_options
@@ -40,6 +41,8 @@ class PipelineApp(faust.App):
         names = self.topic_names
         self.lag_probe = LagProbe(self.kafka_reader, pipeline_settings.app_id,
                                   [names.ingest, *names.priority.values(), names.retry])
+        #: The newest dead letters, for the dashboard (answers cached a few seconds).
+        self.dead_letters = DeadLetterReader(self.kafka_reader, names.dlq)
         #: The job-state table (tables/jobs.py registers it), for agents and web views.
         self.job_states: Any = None
         self._source_topics: dict[str, faust.TopicT] = {}

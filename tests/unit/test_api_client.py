@@ -5,7 +5,6 @@ retries "later" answers (503, a proxy's 502/504) within its window. Real HTTP se
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +14,7 @@ import pytest
 
 from pipeline.cli.client import ApiClient
 from pipeline.errors import ConfigError
+from pipeline.kafka.local import free_port
 from pipeline.settings import Settings
 
 DONE = {"job_id": "j1", "status": "DONE", "outputs": []}
@@ -51,10 +51,7 @@ def worker_api(answers: list[int]) -> Iterator[tuple[str, list[str]]]:
 
 def dead_url() -> str:
     """The URL of a worker that is gone: nothing listens on its port."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 def client(*urls: str) -> ApiClient:

@@ -118,11 +118,9 @@ def test_a_worker_on_a_taken_web_port_says_which_option_to_use(tmp_path):
 
 
 def test_a_worker_without_a_broker_says_so_in_one_line(tmp_path):
-    import socket
+    from pipeline.kafka.local import free_port
 
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        dead = probe.getsockname()[1]
+    dead = free_port()  # nothing listens there
     result = imgpipe("worker", IMGPIPE_BROKER=f"kafka://127.0.0.1:{dead}",
                      IMGPIPE_DATA_DIR=str(tmp_path / "w"),
                      IMGPIPE_OBJECT_STORE=f"file://{tmp_path / 'objects'}",
