@@ -37,7 +37,7 @@ class ConfigError(ImgpipeError):
     default_code = "config"
 
 
-def broker_unreachable(bootstrap: str, exc: Exception) -> ConfigError:
+def broker_unreachable(bootstrap: str, exc: object) -> ConfigError:
     """The error every command gives when Kafka does not answer."""
     return ConfigError(f"cannot reach Kafka at {bootstrap} ({exc}); start it with "
                        "`imgpipe kafka up` or set IMGPIPE_BROKER")

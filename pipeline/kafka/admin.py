@@ -39,23 +39,37 @@ def changelog_topics(settings: Settings) -> dict[str, dict[str, str]]:
 async def admin_client(settings: Settings, timeout: float
                        ) -> AsyncIterator[AIOKafkaAdminClient]:
     """A started admin client, closed after the block; broker_unreachable if Kafka does
-    not answer within ``timeout`` (one line: aiokafka's own connection errors are
-    silenced while it tries)."""
+    not answer within ``timeout``, in one line that carries aiokafka's last error (a
+    refused login says so) instead of aiokafka's own log lines."""
     admin = AIOKafkaAdminClient(**kafka_options(settings),
                                 request_timeout_ms=int(timeout * 1000))
-    client_log = logging.getLogger("aiokafka")
-    level = client_log.level
-    client_log.setLevel(logging.CRITICAL)
+    client_log, recorder = logging.getLogger("aiokafka"), _LastError()
+    propagate = client_log.propagate
+    client_log.propagate = False
+    client_log.addHandler(recorder)
     try:
         try:
             await asyncio.wait_for(admin.start(), timeout)
         except (KafkaError, OSError, TimeoutError) as exc:
-            raise broker_unreachable(settings.bootstrap_servers, exc) from None
+            reason = f"{exc}; {recorder.last}" if recorder.last else exc
+            raise broker_unreachable(settings.bootstrap_servers, reason) from None
         finally:
-            client_log.setLevel(level)
+            client_log.removeHandler(recorder)
+            client_log.propagate = propagate
         yield admin
     finally:
         await admin.close()
+
+
+class _LastError(logging.Handler):
+    """Keeps the last error aiokafka logged (why a connection or login failed)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.last = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.last = record.getMessage()
 
 
 async def _create_topics(settings: Settings, timeout: float) -> list[TopicReport]:
