@@ -46,6 +46,13 @@ def make_jpegs(count: int, width: int, height: int, seed: int = 11) -> list[byte
     return images
 
 
+def tag_jpeg(data: bytes, profile: bytes) -> bytes:
+    """``data`` (a JPEG) with ``profile`` embedded as one APP2 ICC_PROFILE segment after
+    SOI: the same pixels, now in the profile's space (profile < 64 KB)."""
+    body = b"ICC_PROFILE\0" + bytes([1, 1]) + profile
+    return data[:2] + b"\xff\xe2" + (len(body) + 2).to_bytes(2, "big") + body + data[2:]
+
+
 def _webp(rgb: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, "WEBP", quality=80, method=DEFAULT_WEBP_METHOD)

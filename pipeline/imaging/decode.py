@@ -18,9 +18,13 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from pipeline.errors import ImageRejected
+from pipeline.imaging import icc
 from pipeline.ops.base import Frame
 
 ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "TIFF", "BMP", "AVIF"})
+#: The Pillow plugins allowed to open a source (MPO is opened by the JPEG plugin); no
+#: other plugin's code ever sees our bytes.
+_OPENERS = ("JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP", "AVIF")
 ORIENTATION_TAG = 0x0112
 
 # Our own header check below is the real guard; Pillow's is a second line of defence.
@@ -54,22 +58,23 @@ def decode(data: bytes, *, max_pixels: int, load_scale: float | ScalePlanner = 1
         is_jpeg = fmt in ("JPEG", "MPO")
         orientation = _orientation(image) if is_jpeg else 1
         scale = load_scale(width, height, orientation) if callable(load_scale) else load_scale
-        if is_jpeg and scale < 0.5:
-            target = (max(1, int(width * scale)), max(1, int(height * scale)))
-            image.draft(image.mode if image.mode in ("RGB", "L") else "RGB", target)
         try:
+            if is_jpeg and scale < 0.5:
+                target = (max(1, int(width * scale)), max(1, int(height * scale)))
+                image.draft(image.mode if image.mode in ("RGB", "L") else "RGB", target)
             image.load()
             if not is_jpeg:
                 orientation = _orientation(image)
-            pixels = _to_uint8_array(image)
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise ImageRejected(f"image data is truncated or corrupt: {exc}",
-                                "corrupt_image") from None
+            profile = image.info.get("icc_profile") or None
+            pixels, profile = _to_uint8_array(image, profile)
         except MemoryError:
             raise ImageRejected("image is too large to decode", "too_large") from None
+        except ImageRejected:
+            raise
+        except Exception as exc:  # any failure of a decoder is the data's fault
+            raise _read_failure(fmt, exc) from None
         raw_exif = image.info.get("exif")
-        icc = image.info.get("icc_profile")
-    return Frame(pixels, fmt.lower(), raw_exif, icc, orientation)
+    return Frame(pixels, fmt.lower(), raw_exif, profile, orientation)
 
 
 def check_structure(data: bytes) -> None:
@@ -103,14 +108,17 @@ def open_checked(stream: BinaryIO, max_pixels: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(stream)
+            image = Image.open(stream, formats=_OPENERS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageRejected("image header declares more pixels than allowed",
                             "decompression_bomb") from None
     except UnidentifiedImageError:
-        raise ImageRejected("source is not a recognised image", "not_an_image") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageRejected(f"image header is corrupt: {exc}", "corrupt_image") from None
+        raise _unidentified(stream) from None
+    except MemoryError:
+        raise ImageRejected("image header asks for too much memory", "too_large") from None
+    except Exception as exc:  # any failure of a header parser is the data's fault
+        raise ImageRejected(f"image header is corrupt: {_short(exc)}",
+                            "corrupt_image") from None
     fmt = image.format or "unknown"
     width, height = image.size
     problem = None
@@ -127,6 +135,61 @@ def open_checked(stream: BinaryIO, max_pixels: int) -> Image.Image:
     return image
 
 
+def _unidentified(stream: BinaryIO) -> ImageRejected:
+    """Why no accepted plugin opened ``stream``: another format (named), a header of an
+    accepted format that its plugin refused (with the plugin's reason), or not an image."""
+    stream.seek(0)
+    fmt = _recognise(stream.read(64))
+    if fmt is None:
+        return ImageRejected("source is not a recognised image", "not_an_image")
+    if fmt not in _OPENERS:
+        return ImageRejected(f"format {fmt} is not supported; accepted: "
+                             f"{', '.join(sorted(ACCEPTED_FORMATS))}", "unsupported_format")
+    stream.seek(0)
+    try:  # the plugin's own reason, which Image.open folds into "cannot identify"
+        Image.OPEN[fmt][0](stream, "").close()
+        reason = "its header is not understood"
+    except Exception as exc:  # any failure of a header parser is the data's fault
+        cause = exc.__cause__ or exc.__context__
+        if fmt == "TIFF" and isinstance(cause, KeyError):
+            return ImageRejected(f"TIFF compression {cause} is not supported",
+                                 "unsupported_codec")
+        reason = _short(exc)
+    return ImageRejected(f"{fmt} header is corrupt: {reason}", "corrupt_image")
+
+
+def _recognise(prefix: bytes) -> str | None:
+    """The format Pillow would take ``prefix`` for, by the plugins' own signature checks
+    (pure byte comparisons: no plugin parses anything). Accepted formats are tried first."""
+    plugins = sorted(Image.OPEN.items(), key=lambda item: item[0] not in _OPENERS)
+    for fmt, (_factory, accept) in plugins:
+        try:
+            if accept is not None and accept(prefix):
+                return fmt
+        except Exception:  # a signature check that fails did not match
+            continue
+    return None
+
+
+def _read_failure(fmt: str, exc: Exception) -> ImageRejected:
+    """The permanent rejection for an exception raised while decoding pixels."""
+    text = _short(exc)
+    if isinstance(exc, OSError) and (("decoder" in text and "not available" in text)
+                                     or "unsupported" in text.lower()):
+        return ImageRejected(f"{fmt} uses a compression this worker cannot decode: {text}",
+                             "unsupported_codec")
+    if isinstance(exc, ValueError) and "conversion" in text:
+        return ImageRejected(f"{fmt} pixel layout is not supported: {text}",
+                             "unsupported_mode")
+    return ImageRejected(f"image data is truncated or corrupt: {text}", "corrupt_image")
+
+
+def _short(exc: Exception) -> str:
+    """An exception as one bounded line (messages may quote the hostile input)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:200]
+
+
 def _orientation(image: Image.Image) -> int:
     """EXIF orientation 1..8 (1 when absent or unreadable: a broken EXIF block must not
     sink an otherwise fine image)."""
@@ -137,8 +200,18 @@ def _orientation(image: Image.Image) -> int:
     return value if 1 <= value <= 8 else 1
 
 
-def _to_uint8_array(image: Image.Image) -> np.ndarray:
-    """Normalise every mode (16-bit, palette, CMYK, LA, 1, I, F) to L, RGB or RGBA."""
+def _to_uint8_array(image: Image.Image, profile: bytes | None
+                    ) -> tuple[np.ndarray, bytes | None]:
+    """Every mode (16-bit, palette, CMYK, LA, 1, I, F) as L, RGB or RGBA pixels, and the
+    ICC profile they are in. CMYK goes through its own profile to sRGB here (frames hold
+    no CMYK); without one, through the plain formula viewers use for untagged CMYK."""
+    if image.mode == "CMYK":
+        converted = icc.cmyk_to_srgb(image, profile)
+        return np.asarray(converted or image.convert("RGB")), None
+    return _uint8_pixels(image), profile
+
+
+def _uint8_pixels(image: Image.Image) -> np.ndarray:
     mode = image.mode
     # Integer and float32 arithmetic: float64 copies of a 49 MP 16-bit image took 1 GB.
     if mode.startswith("I;16"):
@@ -163,5 +236,5 @@ def _to_uint8_array(image: Image.Image) -> np.ndarray:
     elif mode == "1":
         image = image.convert("L")
     elif mode not in ("L", "RGB", "RGBA"):
-        image = image.convert("RGB")  # CMYK (Adobe-inverted handled by Pillow), YCbCr, ...
+        image = image.convert("RGB")  # YCbCr, LAB, HSV, ...
     return np.asarray(image)

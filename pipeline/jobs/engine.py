@@ -12,6 +12,7 @@ import numpy as np
 
 from pipeline import metrics
 from pipeline.imaging.decode import decode
+from pipeline.imaging.icc import to_srgb
 from pipeline.imaging.phash import phash
 from pipeline.jobs.sources import SourcePolicy
 from pipeline.models import JobRequest, OutputInfo, storage_path
@@ -59,7 +60,8 @@ class Engine:
 
     def _load_overlay(self, uri: str, max_pixels: int) -> np.ndarray:
         data = self.sources.read(uri, self.limits.max_source_bytes)
-        return decode(data, max_pixels=max_pixels).pixels
+        overlay = decode(data, max_pixels=max_pixels)
+        return to_srgb(overlay.pixels, overlay.icc_profile)
 
     # The three stages are separate so callers can run I/O (fetch, store) on an I/O
     # pool and only render() on the image threads; run() chains them for simple callers.

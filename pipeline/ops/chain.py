@@ -136,7 +136,9 @@ def shared_prefixes(chains: dict[str, Chain]) -> dict[tuple[str, ...], Frame | N
 
 
 def compile_chain(ops: list[dict[str, Any]], limits: Limits) -> Chain:
-    """Validate one variant's op list; a missing encode step defaults to JPEG."""
+    """Validate one variant's op list; a missing encode step defaults to JPEG. Chains
+start with the implicit to_srgb (unless encode keeps the source's colour space) and
+orient steps."""
     if len(ops) > MAX_STEPS:
         raise InvalidRequest(f"a variant may have at most {MAX_STEPS} ops, got {len(ops)}",
                              "too_many_ops")
@@ -157,6 +159,9 @@ def compile_chain(ops: list[dict[str, Any]], limits: Limits) -> Chain:
         encode_args = get_operation("encode").validate(DEFAULT_ENCODE, limits)
     if not any(step.operation.name == "orient" for step in steps):
         steps.insert(0, Step(get_operation("orient"), {"auto": True}))
+    if encode_args["colour_space"] == "srgb" and not any(
+            step.operation.name == "to_srgb" for step in steps):
+        steps.insert(0, Step(get_operation("to_srgb"), {}))
     return Chain(tuple(steps), encode_args)
 
 

@@ -14,6 +14,7 @@ from pipeline.imaging.colour import flatten_alpha, parse_colour
 from pipeline.ops.base import Frame, Limits, Operation, Param
 
 FORMATS = ("jpeg", "png", "webp", "avif")
+COLOUR_SPACES = ("srgb", "source")
 EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "avif": "avif"}
 # Chosen by measurement (docs/operations.md): at q80 on 1280x720 photos method 2 took
 # 16 ms vs 50 ms for libwebp's default 4, for files ~5% larger.
@@ -52,7 +53,11 @@ class Encode(Operation):
         Param("method", int, DEFAULT_WEBP_METHOD, minimum=0, maximum=6,
               help="WebP effort 0 (fast) .. 6 (small)"),
         Param("speed", int, 8, minimum=0, maximum=10, help="AVIF speed 0 (small) .. 10"),
-        Param("keep_metadata", bool, False, help="keep EXIF and ICC profile"),
+        Param("keep_metadata", bool, False,
+              help="keep EXIF, and the ICC profile the pixels are in"),
+        Param("colour_space", str, "srgb", choices=COLOUR_SPACES,
+              help="srgb (convert from the source's profile) | source (keep its gamut "
+                   "and embed its profile)"),
         Param("background", str, "#ffffff",
               help="colour alpha is flattened onto for formats without alpha"),
     )
@@ -65,6 +70,8 @@ class Encode(Operation):
                 op[arg] = True
             elif arg == "keepmeta":
                 op["keep_metadata"] = True
+            elif arg == "srcgamut":
+                op["colour_space"] = "source"
             elif arg[:1] in ("q", "m", "s") and arg[1:].isdigit():
                 op[{"q": "quality", "m": "method", "s": "speed"}[arg[0]]] = int(arg[1:])
             else:
@@ -89,14 +96,14 @@ def encode_frame(frame: Frame, args: dict[str, Any]) -> Encoded:
         pixels = flatten_alpha(pixels, parse_colour(args["background"]))
     image = Image.fromarray(np.ascontiguousarray(pixels))
     options: dict[str, Any] = {}
-    if args["keep_metadata"]:
-        if frame.exif:
-            exif = Image.Exif()
-            exif.load(frame.exif)
-            exif[ORIENTATION_TAG] = frame.orientation  # 1 once the orient op has run
-            options["exif"] = exif.tobytes()
-        if frame.icc_profile:
-            options["icc_profile"] = frame.icc_profile
+    if args["keep_metadata"] and frame.exif:
+        exif = Image.Exif()
+        exif.load(frame.exif)
+        exif[ORIENTATION_TAG] = frame.orientation  # 1 once the orient op has run
+        options["exif"] = exif.tobytes()
+    # frame.icc_profile is the space the pixels are in (None once converted to sRGB).
+    if frame.icc_profile and (args["keep_metadata"] or args["colour_space"] == "source"):
+        options["icc_profile"] = frame.icc_profile
     if fmt == "jpeg":
         options.update(quality=args["quality"], progressive=args["progressive"],
                        optimize=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pipeline.errors import InvalidRequest
 from pipeline.ops.base import Operation
+from pipeline.ops.colour import ToSrgb
 from pipeline.ops.crop import Crop
 from pipeline.ops.encode import Encode
 from pipeline.ops.filters import Adjust, Blur, Edges, Sharpen
@@ -15,8 +16,8 @@ from pipeline.ops.thumbnail import Thumbnail
 from pipeline.ops.watermark import Watermark
 
 OPERATIONS: dict[str, Operation] = {op.name: op for op in (
-    Orient(), Resize(), Thumbnail(), Crop(), Rotate(), Flip(), Grayscale(), Blur(), Sharpen(),
-    Adjust(), Edges(), Watermark(), Encode())}
+    ToSrgb(), Orient(), Resize(), Thumbnail(), Crop(), Rotate(), Flip(), Grayscale(), Blur(),
+    Sharpen(), Adjust(), Edges(), Watermark(), Encode())}
 
 
 def get_operation(name: object) -> Operation:

@@ -8,10 +8,12 @@ declares the word (``Operation.spec_words`` / ``from_spec``):
     thumbnail:N[:square]                          fit (or fill) an N x N box
     crop:WxH[:GRAVITY] | crop:WxH:X:Y             crop by gravity or at a point
     rotate:DEG | flip:h|v|both | noorient         geometry; noorient keeps EXIF rotation
+    srgb                                          (implicit) source profile -> sRGB
     gray | blur[:SIGMA] | sharpen[:AMOUNT] | bright:B | contrast:C | edges[:LOW:HIGH]
     wm:TEXT                                       text watermark, bottom right
     jpeg[:qN][:progressive] | webp[:qN][:mN][:lossless] | png | avif[:qN][:sN]
-    ...[:keepmeta]                                on any encode token: keep EXIF/ICC
+    ...[:keepmeta][:srcgamut]                     on any encode token: keep EXIF/ICC;
+                                                  keep the source's colour space
 """
 
 from __future__ import annotations

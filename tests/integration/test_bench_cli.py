@@ -45,3 +45,12 @@ def test_ingest_bench_routes_every_event(tmp_path):
     r = bench(tmp_path, "ingest", "--events", "600")
     assert r["events"] == 600 and r["routed"] == 600
     assert r["raw_events_per_s"] > r["ingest_events_per_s"] > 0
+
+
+def test_ops_bench_reports_the_engine_ratio_and_the_cost_of_colour_conversion(tmp_path):
+    r = bench(tmp_path, "ops", "--images", "2", "--size", "640x480", "--rounds", "1")
+    assert r["engine_vs_bare"] == pytest.approx(r["engine_images_per_s"]
+                                                / r["bare_images_per_s"])
+    assert r["p3_tagged_vs_untagged"] == pytest.approx(r["engine_p3_tagged_per_s"]
+                                                       / r["engine_images_per_s"])
+    assert r["engine_p3_tagged_per_s"] > 0 and r["fast_path_speedup"] > 0

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import ImageRejected, PermanentError
-from pipeline.imaging.decode import MAX_JPEG_SCANS, _to_uint8_array, check_structure, decode
+from pipeline.imaging.decode import MAX_JPEG_SCANS, _uint8_pixels, check_structure, decode
 from pipeline.objects.local import LocalObjectStore
 from pipeline.ops.filters import DIRECT_BLUR_SIGMA, gaussian_blur
 from pipeline.ops.watermark import _render_text
@@ -62,7 +62,7 @@ def test_sixteen_bit_sources_scale_exactly():
     values = np.arange(0, 65536, 7, dtype=np.uint16)[:9000].reshape(90, 100)
     image = Image.fromarray(values)
     assert image.mode.startswith("I;16")
-    out = _to_uint8_array(image)
+    out = _uint8_pixels(image)
     expected = ((values.astype(np.int64) * 255 + 32767) // 65535).astype(np.uint8)
     assert out.dtype == np.uint8 and np.array_equal(out, expected)
 

@@ -181,10 +181,11 @@ json_values = st.recursive(
     max_leaves=8)
 param_names = st.sampled_from(["width", "height", "mode", "size", "square", "x", "y",
                                "gravity", "angle", "sigma", "amount", "format", "quality",
-                               "text", "image", "op", "direction", "low", "high"])
+                               "text", "image", "op", "direction", "low", "high",
+                               "colour_space"])
 op_names = st.sampled_from(["resize", "thumbnail", "crop", "rotate", "flip", "grayscale",
                             "blur", "sharpen", "adjust", "edges", "watermark", "encode",
-                            "orient", "nope"])
+                            "orient", "to_srgb", "nope"])
 
 
 @settings(deadline=None, max_examples=150)
@@ -199,8 +200,11 @@ def test_arbitrary_op_objects_either_compile_or_give_a_reason(ops):
         assert exc.code and exc.message
         return
     assert chain.encode_args["format"] in ("jpeg", "png", "webp", "avif")
-    assert chain.steps[0].operation.name == "orient" or any(
-        o.get("op") == "orient" for o in ops)
+    names = [step.operation.name for step in chain.steps]
+    if not any(o.get("op") == "to_srgb" for o in ops):  # implicit, first, unless kept
+        assert (names[0] == "to_srgb") == (chain.encode_args["colour_space"] == "srgb")
+    if not any(o.get("op") == "orient" for o in ops):
+        assert "orient" in names[:2]
     small = Limits(max_output_pixels=4_000_000, max_dimension=4096)
     try:  # a valid chain runs, or fails with a permanent, explained error
         out = chain.run(decode(encode(quadrants(32, 24)), max_pixels=10**6), small)

@@ -79,3 +79,19 @@ def test_metadata_outage_sends_the_batch_to_retry(runtime):
     outcomes = asyncio.run(run_batch([_job(runtime, "good", encode(quadrants()))], runtime))
     assert [o.kind for o in outcomes] == [RETRY]
     assert outcomes[0].error.code == "metadata_unavailable"
+
+
+def test_a_format_pillow_knows_but_we_do_not_fails_on_the_first_attempt(runtime, caplog):
+    """DDS once made Image.open raise NotImplementedError: retried three times with
+    tracebacks at ERROR. Now it is a permanent, named rejection with no traceback."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(buffer, format="DDS")
+    outcomes = asyncio.run(run_batch([_job(runtime, "dds", buffer.getvalue())], runtime))
+    assert [o.kind for o in outcomes] == [FAILED]
+    assert outcomes[0].error.code == "unsupported_format"
+    assert runtime.metadata.get_job("dds").attempts == 1
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
