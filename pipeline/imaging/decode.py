@@ -18,15 +18,17 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from pipeline.errors import ImageRejected
-from pipeline.imaging import icc
+from pipeline.imaging import formats, icc
 from pipeline.ops.base import Frame
 
-ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "TIFF", "BMP", "AVIF"})
+ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "TIFF", "BMP", "AVIF",
+                              "HEIF"})
 #: The Pillow plugins allowed to open a source (MPO is opened by the JPEG plugin); no
 #: other plugin's code ever sees our bytes.
-_OPENERS = ("JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP", "AVIF")
+_OPENERS = ("JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP", "AVIF", "HEIF")
 ORIENTATION_TAG = 0x0112
 
+formats.register()
 # Our own header check below is the real guard; Pillow's is a second line of defence.
 Image.MAX_IMAGE_PIXELS = 200_000_000
 #: Most scans a JPEG may have (progressive encoders write about 10; each scan is a full
@@ -63,9 +65,9 @@ def decode(data: bytes, *, max_pixels: int, load_scale: float | ScalePlanner = 1
                 target = (max(1, int(width * scale)), max(1, int(height * scale)))
                 image.draft(image.mode if image.mode in ("RGB", "L") else "RGB", target)
             image.load()
-            if not is_jpeg:
+            if not is_jpeg and fmt not in formats.SELF_ORIENTING:
                 orientation = _orientation(image)
-            profile = image.info.get("icc_profile") or None
+            profile = image.info.get("icc_profile") or formats.nclx_profile(image.info)
             pixels, profile = _to_uint8_array(image, profile)
         except MemoryError:
             raise ImageRejected("image is too large to decode", "too_large") from None

@@ -28,7 +28,7 @@ from pipeline.ops import parse_variant_specs
 #: Fields a submission may carry besides the image (multipart) or source (JSON).
 SUBMIT_FIELDS = frozenset({"job_id", "variants", "variant", "priority", "tenant", "force"})
 _EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif",
-               "TIFF": "tif", "BMP": "bmp", "AVIF": "avif"}
+               "TIFF": "tif", "BMP": "bmp", "AVIF": "avif", "HEIF": "heic"}
 
 
 def _variants(value: Any) -> dict[str, list[dict[str, Any]]]:

@@ -22,6 +22,7 @@ from pipeline import metrics
 from pipeline.errors import ImageRejected, ImgpipeError, InvalidRequest, SourceNotAllowed
 from pipeline.jobs.uploads import SUBMIT_FIELDS, build_request, check_upload, source_key
 from pipeline.models import QUALIFIED_JOB_ID_RE, expand_outputs, loads_bounded
+from pipeline.ops.encode import CONTENT_TYPES
 from pipeline.settings import Settings
 from pipeline.tenancy import ANYONE, NotAuthorized, Principal
 from pipeline.web.peers import fetch_json, gather, is_self
@@ -31,8 +32,6 @@ log = logging.getLogger(__name__)
 MAX_FIELD_BYTES = 64 * 1024
 #: All the form fields of one submission together (besides the image).
 MAX_FORM_BYTES = 256 * 1024
-CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp",
-                 "avif": "image/avif"}
 
 
 class UploadTooLarge(ImgpipeError):
