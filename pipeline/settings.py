@@ -151,6 +151,10 @@ class Settings:
     max_output_pixels: int = _setting(25_000_000, "Largest output a variant may request.",
                                       minimum=1)
     max_variants: int = _setting(16, "Most variants one job may request.", minimum=1)
+    max_frames: int = _setting(500, "Most frames of an animation a variant may keep "
+                               "(encode.animated).", minimum=1)
+    max_animation_pixels: int = _setting(100_000_000, "Most pixels of all frames of a "
+                                         "kept animation together.", minimum=1)
     source_roots: str = _setting("", "Extra comma-separated file:// roots sources may come "
                                      "from (the object store is always allowed).")
     lake_prefix: str = _setting("lake", "Object-store prefix of the event archive.")

@@ -74,7 +74,7 @@ def decode(data: bytes, *, max_pixels: int, load_scale: float | ScalePlanner = 1
         except ImageRejected:
             raise
         except Exception as exc:  # any failure of a decoder is the data's fault
-            raise _read_failure(fmt, exc) from None
+            raise read_failure(fmt, exc) from None
         raw_exif = image.info.get("exif")
     return Frame(pixels, fmt.lower(), raw_exif, profile, orientation)
 
@@ -173,8 +173,8 @@ def _recognise(prefix: bytes) -> str | None:
     return None
 
 
-def _read_failure(fmt: str, exc: Exception) -> ImageRejected:
-    """The permanent rejection for an exception raised while decoding pixels."""
+def read_failure(fmt: str, exc: Exception) -> ImageRejected:
+    """The permanent rejection for an exception a decoder raised on ``fmt`` data."""
     text = _short(exc)
     if isinstance(exc, OSError) and (("decoder" in text and "not available" in text)
                                      or "unsupported" in text.lower()):

@@ -62,7 +62,16 @@ def estimate_cost(data: bytes, chains: dict[str, Chain], max_pixels: int) -> Job
     array = pixels * 4 + (pixels * 4 if sample > 1 else 0)
     variants = max((chain.largest_pixels(width, height) for chain in chains.values()),
                    default=0) * 4 * _VARIANT_COPIES
+    if frames > 1 and any(chain.animated for chain in chains.values()):
+        # Kept animations: every RGBA frame decoded, and every frame of each output.
+        decoded += frames * pixels * 4
+        variants += frames * sum(4 * _area(chain.output_size(width, height))
+                                 for chain in chains.values() if chain.animated)
     return JobCost(decoded + array + variants)
+
+
+def _area(size: tuple[int, int]) -> int:
+    return size[0] * size[1]
 
 
 def memory_limit() -> int:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline import metrics
+from pipeline.imaging.animation import decode_animation
 from pipeline.imaging.decode import decode
 from pipeline.imaging.icc import to_srgb
 from pipeline.imaging.phash import phash
@@ -82,13 +83,24 @@ class Engine:
             return max(chain.load_scale(width, height, orientation) for chain in chains.values())
 
         frame = decode(data, max_pixels=self.limits.max_source_pixels, load_scale=plan)
+        ops = self.limits.ops
+        animation = (decode_animation(data, max_pixels=self.limits.max_source_pixels,
+                                      max_frames=ops.max_frames,
+                                      max_total_pixels=ops.max_animation_pixels)
+                     if any(chain.animated for chain in chains.values()) else None)
         decoded = time.perf_counter()
         shared = shared_prefixes(chains)
         # Largest outputs first, so smaller variants can shrink their shared results.
         order = sorted(chains, key=lambda n: -_area(chains[n].output_size(frame.width,
                                                                            frame.height)))
-        made = {name: chains[name].run(frame, self.limits.ops, self.context, shared)
-                for name in order}
+        made = {}
+        for name in order:
+            chain = chains[name]
+            if animation is not None and chain.animated:
+                made[name] = chain.run_animation(animation.frames, animation.durations,
+                                                 animation.loop, ops, self.context)
+            else:
+                made[name] = chain.run(frame, ops, self.context, shared)
         fingerprint = phash(frame.pixels)
         metrics.STAGE_SECONDS.labels("decode").observe(decoded - started)
         metrics.STAGE_SECONDS.labels("transform").observe(time.perf_counter() - decoded)

@@ -71,6 +71,8 @@ class Limits:
 
     max_output_pixels: int = 25_000_000
     max_dimension: int = 16384
+    max_frames: int = 500  # of an animation kept as one (encode.animated)
+    max_animation_pixels: int = 100_000_000  # all frames of one animation together
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pipeline.errors import ImageRejected, InvalidRequest
 from pipeline.ops.base import Frame, Limits, Operation, RunContext
-from pipeline.ops.encode import Encoded, encode_frame
+from pipeline.ops.encode import Encoded, encode_animation, encode_frame
 from pipeline.ops.registry import OPERATIONS, get_operation
 
 MAX_STEPS = 32
@@ -67,11 +68,38 @@ class Chain:
             width, height = step.operation.output_size(width, height, step.args)
         return width, height
 
+    @property
+    def animated(self) -> bool:
+        """True if this variant keeps every frame of an animated source."""
+        return bool(self.encode_args["animated"])
+
     def run(self, frame: Frame, limits: Limits, ctx: RunContext | None = None,
             shared: dict[tuple[str, ...], Frame] | None = None) -> Encoded:
         """Run every step then encode. Frames after prefixes listed in ``shared`` are
         taken from (or stored into) it, so variants compute common prefixes once."""
         ctx = ctx or RunContext()
+        frame = self.transform(frame, limits, ctx, shared)
+        return self._timed_encode(ctx, lambda: encode_frame(frame, self.encode_args))
+
+    def run_animation(self, frames: list[Frame], durations: list[int], loop: int,
+                      limits: Limits, ctx: RunContext | None = None) -> Encoded:
+        """Run every step on each frame, then encode them as one animation."""
+        ctx = ctx or RunContext()
+        made = [self.transform(frame, limits, ctx) for frame in frames]
+        return self._timed_encode(
+            ctx, lambda: encode_animation(made, durations, loop, self.encode_args))
+
+    @staticmethod
+    def _timed_encode(ctx: RunContext, encode: Callable[[], Encoded]) -> Encoded:
+        started = time.perf_counter()
+        encoded = encode()
+        if ctx.observe_op:
+            ctx.observe_op("encode", time.perf_counter() - started)
+        return encoded
+
+    def transform(self, frame: Frame, limits: Limits, ctx: RunContext,
+                  shared: dict[tuple[str, ...], Frame] | None = None) -> Frame:
+        """Every step but encode, with the output limit checked before each."""
         prefix: tuple[str, ...] = ()
         for step in self.steps:
             prefix = (*prefix, step.key)
@@ -98,11 +126,7 @@ class Chain:
                 ctx.observe_op(step.operation.name, time.perf_counter() - started)
             if shared is not None and prefix in shared:
                 shared[prefix] = frame
-        started = time.perf_counter()
-        encoded = encode_frame(frame, self.encode_args)
-        if ctx.observe_op:
-            ctx.observe_op("encode", time.perf_counter() - started)
-        return encoded
+        return frame
 
 
 def _is_plain_downscale(step_key: str) -> bool:

@@ -12,7 +12,7 @@ declares the word (``Operation.spec_words`` / ``from_spec``):
     gray | blur[:SIGMA] | sharpen[:AMOUNT] | bright:B | contrast:C | edges[:LOW:HIGH]
     wm:TEXT                                       text watermark, bottom right
     jpeg[:qN][:progressive] | webp[:qN][:mN][:lossless] | png | avif[:qN][:sN]
-    jxl[:qN][:eN][:lossless]
+    jxl[:qN][:eN][:lossless] | gif                 (webp and gif take :animated)
     ...[:keepmeta][:srcgamut]                     on any encode token: keep EXIF/ICC;
                                                   keep the source's colour space
 """

@@ -55,7 +55,9 @@ class Runtime:
 
     @cached_property
     def limits(self) -> Limits:
-        return Limits(max_output_pixels=self.settings.max_output_pixels)
+        s = self.settings
+        return Limits(max_output_pixels=s.max_output_pixels, max_frames=s.max_frames,
+                      max_animation_pixels=s.max_animation_pixels)
 
     @cached_property
     def admission(self) -> AdmissionPolicy:
