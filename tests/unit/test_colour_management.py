@@ -24,7 +24,8 @@ from tests.colour import cmyk_profile, delta_e_2000, image_delta_e, srgb_to_lab
 from tests.images import open_bytes
 
 SRGB = ImageCms.createProfile("sRGB")
-FORMATS = {"jpeg": {"quality": 95}, "png": {}, "webp": {"quality": 95}}
+FORMATS = {"jpeg": {"quality": 95}, "png": {}, "webp": {"quality": 95}, "avif": {"quality": 95},
+           "jxl": {"quality": 95}}
 
 
 def gradient(width: int = 384, height: int = 256) -> np.ndarray:
@@ -71,13 +72,15 @@ def test_wide_gamut_sources_come_out_as_a_viewer_shows_them(space, fmt):
     expected = reference(data, profile)
     mean, worst = image_delta_e(out, expected)
     assert mean <= 1.0 and worst <= 3.0, (space.name, fmt, mean, worst)
-    assert "icc_profile" not in image.info  # untagged sRGB: what every viewer assumes
+    # Untagged sRGB, what every viewer assumes (JPEG XL's decoder reports its codestream's
+    # sRGB colour encoding as a profile).
+    assert icc.conversion_for(image.info.get("icc_profile")) in (None, icc.Conversion("RGB "))
     # The check can fail: the unconverted pixels are far from the viewer's rendering.
     naive_mean, naive_worst = image_delta_e(gradient(), expected)
     assert naive_mean > 1.0 or naive_worst > 3.0, (space.name, naive_mean, naive_worst)
 
 
-@pytest.mark.parametrize("fmt", sorted(FORMATS))
+@pytest.mark.parametrize("fmt", sorted(set(FORMATS) - {"jxl"}))  # jxl: sRGB only
 def test_keeping_the_source_gamut_keeps_its_pixels_and_embeds_its_profile(fmt):
     profile = rgb_profile(DISPLAY_P3)
     data = tagged(gradient(), profile)
@@ -86,7 +89,9 @@ def test_keeping_the_source_gamut_keeps_its_pixels_and_embeds_its_profile(fmt):
     # Shown through its profile, the output is the source as a viewer shows it.
     shown = reference(_reencode_png(out, profile), profile)
     mean, worst = image_delta_e(shown, reference(data, profile))
-    assert mean <= 1.0 and worst <= 3.0, (fmt, mean, worst)
+    # AVIF subsamples chroma 4:2:0 even at q95; on this saturated sweep its own loss
+    # reaches 3.5 once the P3 pixels are shown in sRGB.
+    assert mean <= 1.0 and worst <= (4.0 if fmt == "avif" else 3.0), (fmt, mean, worst)
 
 
 def test_variants_of_one_job_may_differ_in_colour_space():

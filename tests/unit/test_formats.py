@@ -97,3 +97,18 @@ def test_the_heif_srgb_nclx_needs_no_conversion():
     srgb = dict(P3_NCLX, color_primaries=1)
     data = heic(quadrants(16, 16), nclx_profile=srgb)
     assert decode(data, max_pixels=10**6).icc_profile is None  # nothing to convert
+
+
+def test_a_heic_upload_passes_the_api_check_and_keeps_its_extension(tmp_path):
+    from pipeline.jobs.uploads import check_upload
+
+    path = tmp_path / "IMG_0001.HEIC"
+    path.write_bytes(heic(quadrants(32, 32)))
+    assert check_upload(path, 10**6) == "heic"
+    jxl = tmp_path / "photo.jxl"
+    buffer = io.BytesIO()
+    Image.fromarray(quadrants(32, 32)).save(buffer, format="JXL")
+    jxl.write_bytes(buffer.getvalue())
+    with pytest.raises(ImageRejected) as caught:
+        check_upload(jxl, 10**6)
+    assert caught.value.code == "unsupported_format"
