@@ -33,6 +33,9 @@ MAX_EVENT_DEPTH = 16
 #: submitted_at must lie between 2000-01-01 and this far ahead of the receiving clock.
 SUBMITTED_AT_MIN = 946_684_800.0
 SUBMITTED_AT_SKEW = 86_400.0
+#: Longest source file name and client label a job keeps (characters).
+MAX_NAME_CHARS = 255
+MAX_LABEL_CHARS = 200
 
 
 class Status:
@@ -61,14 +64,21 @@ class JobRequest:
     attempt: int = 0
     force: bool = False
     replayed_from: dict[str, Any] | None = None
+    name: str | None = None  # the submitted file's name, for people (never a path)
+    label: str | None = None  # the client's own words for the job
 
     def to_dict(self) -> dict[str, Any]:
         # Shallow on purpose (dataclasses.asdict deep-copies every op of every variant,
         # a measurable share of ingest): the request is frozen and never mutated.
-        return {"job_id": self.job_id, "source": self.source, "variants": self.variants,
+        data = {"job_id": self.job_id, "source": self.source, "variants": self.variants,
                 "priority": self.priority, "tenant": self.tenant,
                 "submitted_at": self.submitted_at, "attempt": self.attempt,
                 "force": self.force, "replayed_from": self.replayed_from}
+        if self.name is not None:
+            data["name"] = self.name
+        if self.label is not None:
+            data["label"] = self.label
+        return data
 
     def to_json(self) -> bytes:
         return json.dumps(self.to_dict(), separators=(",", ":")).encode()
@@ -288,4 +298,49 @@ def job_request_from_dict(data: dict[str, Any], default_tenant: str = DEFAULT_TE
         raise InvalidRequest("replayed_from must be an object", "bad_replayed_from")
     return JobRequest(job_id=job_id, source=data["source"], variants=variants,
                       priority=priority, tenant=tenant, submitted_at=float(submitted_at),
-                      attempt=attempt, force=force, replayed_from=replayed_from)
+                      attempt=attempt, force=force, replayed_from=replayed_from,
+                      name=check_display_text("name", data.get("name"), MAX_NAME_CHARS),
+                      label=check_display_text("label", data.get("label"), MAX_LABEL_CHARS))
+
+
+def check_display_text(field_name: str, value: object, limit: int) -> str | None:
+    """``value`` if it is text people may be shown: at most ``limit`` characters, no
+    control characters; a ``name`` is a file name, never a path. InvalidRequest
+    ``bad_<field>`` otherwise."""
+    if value is None:
+        return None
+    problem = None
+    if not isinstance(value, str) or not value.strip():
+        problem = "must be a non-empty string"
+    elif len(value) > limit:
+        problem = f"must be at most {limit} characters"
+    elif any(map(_is_control, value)):
+        problem = "must not contain control characters"
+    elif field_name == "name" and ("/" in value or "\\" in value or value in (".", "..")):
+        problem = "must be a file name, not a path"
+    if problem:
+        raise InvalidRequest(f"{field_name} {problem}", f"bad_{field_name}")
+    return value
+
+
+def readable_job_id(name: str | None, unique: str) -> str:
+    """A job id people can read in an output's path: the file's stem (letters, digits,
+    '.', '_', '-'; at most 48) and 12 characters of ``unique``; ``unique`` alone (up to
+    32) when the name has nothing usable."""
+    stem = name.rsplit(".", 1)[0] if name and "." in name[1:] else (name or "")
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", stem)[:48].strip("-._")
+    return f"{stem}-{unique[:12]}" if stem else unique[:32]
+
+
+def _is_control(char: str) -> bool:
+    """C0/C1 controls and the Unicode line separators (they break logs and tables)."""
+    return ord(char) < 32 or 0x7F <= ord(char) < 0xA0 or char in "\u2028\u2029"
+
+
+def display_name(path_name: str) -> str:
+    """A file's name as a job keeps it: control characters replaced, cut to
+    MAX_NAME_CHARS (clients pass any file they can open)."""
+    cleaned = "".join("?" if _is_control(c) else c
+                      for c in path_name.replace("\\", "/").rsplit("/", 1)[-1])
+    cleaned = cleaned.strip()[:MAX_NAME_CHARS].strip()
+    return cleaned if cleaned not in ("", ".", "..") else "unnamed"

@@ -30,6 +30,8 @@ class JobState(TypedDict, total=False):
     status: str  # pipeline.models.Status
     priority: str | None
     tenant: str | None
+    name: str | None  # the submitted file's name
+    label: str | None  # the client's label
     attempts: int
     error: dict[str, str] | None  # {"code", "message"}
     outputs_at: str | None  # the outputs' folder; each output names its ``file``
@@ -156,6 +158,8 @@ class ResultRecord:
     status: str
     priority: str | None = None
     tenant: str | None = None
+    name: str | None = None
+    label: str | None = None
     attempts: int = 0
     error: str | None = None
     error_code: str | None = None
@@ -176,6 +180,7 @@ class ResultRecord:
         outputs, history = data.get("outputs"), data.get("history")
         return cls(job_id=str(data.get("job_id") or ""), status=str(data.get("status") or ""),
                    priority=_text(data.get("priority")), tenant=_text(data.get("tenant")),
+                   name=_text(data.get("name")), label=_text(data.get("label")),
                    attempts=data.get("attempts") if isinstance(data.get("attempts"), int)
                    else 0,
                    error=_text(data.get("error")), error_code=_text(data.get("error_code")),

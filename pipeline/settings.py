@@ -96,7 +96,8 @@ class Settings:
     tenant_priorities: str = _setting("", "Priority for requests that name none, by tenant: "
                                           "'acme=high,bulk=low'.")
     allowed_tenants: str = _setting("", "Comma-separated tenants accepted (empty: any).")
-    allowed_formats: str = _setting("jpeg,png,webp,avif,jxl", "Output formats jobs may request.")
+    allowed_formats: str = _setting("jpeg,png,webp,avif,jxl,gif",
+                                    "Output formats jobs may request.")
     ingest_batch_size: int = _setting(500, "Most events the ingest agent takes at once.",
                                       minimum=1)
     ingest_window: float = _setting(0.01, "Seconds an ingest batch waits to fill.",

@@ -35,6 +35,8 @@ def _new(job_id: str, request: JobRequest | None) -> dict[str, Any]:
         "tenant": request.tenant if request else None,
         "source": request.source if request else None,
         "submitted_at": request.submitted_at if request else None,
+        "name": request.name if request else None,
+        "label": request.label if request else None,
         "attempts": 0,
         "outputs": [],
         "error": None,
@@ -57,14 +59,15 @@ def queued(state: dict[str, Any] | None, request: JobRequest, origin: str,
     return _advance(base, Status.QUEUED, now, priority=request.priority,
                     tenant=request.tenant, source=request.source,
                     submitted_at=request.submitted_at, attempts=request.attempt,
+                    name=request.name, label=request.label,
                     outputs=[], error=None, queued_by=origin, replays=replays,
                     request=_request_rest(request),
                     routed=list(routed_to) if routed_to else None)
 
 
 def _request_rest(request: JobRequest) -> dict[str, Any]:
-    # What the state does not already hold (job_id, source, priority, tenant and
-    # submitted_at are top-level fields): enough for request_of() to rebuild it.
+    # What the state does not already hold (job_id, source, priority, tenant,
+    # submitted_at, name and label are top-level fields): enough for request_of().
     rest: dict[str, Any] = {"variants": request.variants, "attempt": request.attempt}
     if request.force:
         rest["force"] = True
@@ -81,7 +84,8 @@ def request_of(state: dict[str, Any]) -> JobRequest:
         return JobRequest(**rest)
     return JobRequest(state["job_id"], state["source"], rest["variants"], state["priority"],
                       state["tenant"], state["submitted_at"], rest.get("attempt", 0),
-                      rest.get("force", False), rest.get("replayed_from"))
+                      rest.get("force", False), rest.get("replayed_from"),
+                      state.get("name"), state.get("label"))
 
 
 def routed(state: dict[str, Any], topic: str, partition: int, offset: int,
@@ -215,6 +219,8 @@ def _view(state: dict[str, Any], outputs: list[dict[str, Any]]) -> dict[str, Any
         "status": state["status"],
         "priority": state.get("priority"),
         "tenant": state.get("tenant"),
+        "name": state.get("name"),
+        "label": state.get("label"),
         "attempts": state.get("attempts", 0),
         "error": error["message"] if error else None,
         "error_code": error["code"] if error else None,

@@ -213,6 +213,7 @@ def job_summary(job_id: str, state: dict[str, Any] | None) -> dict[str, Any]:
     outputs = [{k: o[k] for k in ("variant", "uri", "width", "height", "format", "bytes")}
                for o in state.get("outputs", [])]
     return {"job_id": state.get("job_id", job_id), "status": state["status"],
+            "name": state.get("name"), "label": state.get("label"),
             "error": state.get("error"),
             "error_code": state.get("error_code"), "attempts": state.get("attempts", 0),
             "priority": state.get("priority"), "outputs": outputs,

@@ -60,6 +60,10 @@ def print_jobs(rows: list[dict], as_json: bool) -> None:
         return
     for row in rows:
         line = f"{row['job_id']}  {row['status']}"
+        if row.get("name"):
+            line += f"  {row['name']}"
+        if row.get("label"):
+            line += f"  [{row['label']}]"
         if row.get("error"):
             line += f"  ({row['error']})"
         click.echo(line)

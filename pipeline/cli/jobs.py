@@ -23,12 +23,16 @@ from pipeline.cli.common import local_time, print_jobs, progress, say, settings_
               help="Default: the tenant of IMGPIPE_API_TOKEN's token (admins: any).")
 @click.option("--force", is_flag=True, help="Reprocess even if the job is already DONE.")
 @click.option("--job-id", "job_ids", multiple=True,
-              help="Job id per path, in order (default: random).")
+              help="Job id per path, in order (default: the file's stem and a random part,"
+                   " e.g. IMG_0001-3fa2b19c0d4e).")
+@click.option("--label", default=None, metavar="TEXT",
+              help="Your words for these jobs, kept and shown with them (<= 200 chars).")
 @click.option("--wait", is_flag=True, help="Wait for every job to finish.")
 @click.option("--timeout", type=float, default=300.0, show_default=True,
               help="Seconds --wait waits.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of jobs.")
-def submit(paths, variants, priority, tenant, force, job_ids, wait, timeout, as_json) -> None:
+def submit(paths, variants, priority, tenant, force, job_ids, label, wait, timeout,
+           as_json) -> None:
     """Store images in the object store and submit one job per image."""
     from pipeline.cli.client import (
         ApiClient,
@@ -38,7 +42,17 @@ def submit(paths, variants, priority, tenant, force, job_ids, wait, timeout, as_
         remove_sources,
         store_sources,
     )
-    from pipeline.models import TENANT_RE, JobRequest, Status, qualify_job_id
+    from pipeline.errors import ImgpipeError
+    from pipeline.models import (
+        MAX_LABEL_CHARS,
+        TENANT_RE,
+        JobRequest,
+        Status,
+        check_display_text,
+        display_name,
+        qualify_job_id,
+        readable_job_id,
+    )
     from pipeline.ops import parse_variant_specs
 
     settings = settings_from_env()
@@ -46,29 +60,38 @@ def submit(paths, variants, priority, tenant, force, job_ids, wait, timeout, as_
         raise click.UsageError(f"--job-id given {len(job_ids)} times for {len(paths)} paths")
     if tenant is not None and not TENANT_RE.match(tenant):
         raise click.BadParameter("1-64 letters, digits, '.', '_' or '-'", param_hint="--tenant")
+    if label is not None:
+        try:
+            check_display_text("label", label, MAX_LABEL_CHARS)
+        except ImgpipeError as exc:
+            raise click.BadParameter(exc.message, param_hint="--label") from None
     parsed = parse_variant_specs(variants)
+    names = [display_name(path.name) for path in paths]
     # Without --tenant the jobs are the token's tenant's: ingest qualifies their ids and
     # the API scopes the bare ids --wait asks for to the same tenant.
     ids = [j if tenant is None else qualify_job_id(tenant, j)
-           for j in (job_ids or [uuid.uuid4().hex for _ in paths])]
+           for j in (job_ids or [readable_job_id(n, uuid.uuid4().hex) for n in names])]
     sender = cli_principal(settings)
     check_like_ingest(settings, paths, ids, parsed, priority, tenant, force, sender)
     submissions = store_sources(settings, paths, ids)
     requests = [JobRequest(job_id=s.job_id, source=s.source, variants=parsed,
-                           priority=priority, tenant=tenant, force=force)
-                for s in submissions]
+                           priority=priority, tenant=tenant, force=force, name=name,
+                           label=label)
+                for s, name in zip(submissions, names, strict=True)]
     try:
         produce_requests(settings, requests, progress("submitted"), sender)
     except BaseException:
         remove_sources(settings, submissions)  # nothing was sent: leave nothing behind
         raise
     if not wait:
-        rows = [{"job_id": s.job_id, "path": s.path, "status": "SUBMITTED", "error": None,
-                 "outputs": []} for s in submissions]
+        rows = [{"job_id": s.job_id, "path": s.path, "name": name, "label": label,
+                 "status": "SUBMITTED", "error": None, "outputs": []}
+                for s, name in zip(submissions, names, strict=True)]
         print_jobs(rows, as_json)
         return
     states = ApiClient(settings).wait_for(ids, timeout, progress("finished"))
-    rows = [job_summary(job_id, states[job_id]) for job_id in ids]
+    rows = [{**job_summary(job_id, states[job_id]), "path": str(path)}
+            for job_id, path in zip(ids, paths, strict=True)]
     print_jobs(rows, as_json)
     say(summary_line(rows, settings.object_store))
     if any(row["status"] != Status.DONE for row in rows):

@@ -20,7 +20,7 @@ class AdmissionPolicy:
     sources: SourcePolicy
     tenant_priorities: dict[str, str] = field(default_factory=dict)
     allowed_tenants: frozenset[str] = frozenset()
-    allowed_formats: frozenset[str] = frozenset({"jpeg", "png", "webp", "avif", "jxl"})
+    allowed_formats: frozenset[str] = frozenset({"jpeg", "png", "webp", "avif", "jxl", "gif"})
 
     def admit(self, raw: bytes | None, sender: Principal = ANYONE
               ) -> tuple[JobRequest, dict[str, Chain]]:

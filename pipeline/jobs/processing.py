@@ -99,6 +99,7 @@ def job_record(outcome: Outcome, now: float) -> JobRecord:
         error=outcome.error.message if outcome.error else None,
         phash=outcome.phash,
         outputs=tuple(outcome.outputs),
+        name=request.name, label=request.label,
     )
 
 

@@ -21,12 +21,14 @@ from pipeline.models import (
     JobRequest,
     check_job_id,
     job_request_from_dict,
+    readable_job_id,
     storage_path,
 )
 from pipeline.ops import parse_variant_specs
 
 #: Fields a submission may carry besides the image (multipart) or source (JSON).
-SUBMIT_FIELDS = frozenset({"job_id", "variants", "variant", "priority", "tenant", "force"})
+SUBMIT_FIELDS = frozenset({"job_id", "variants", "variant", "priority", "tenant", "force",
+                           "name", "label"})
 _EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif",
                "TIFF": "tif", "BMP": "bmp", "AVIF": "avif", "HEIF": "heic"}
 
@@ -62,8 +64,11 @@ def _force(value: Any) -> bool:
 
 
 def job_id_of(fields: Mapping[str, Any]) -> str:
-    """The submission's job_id (checked), or a new random one."""
-    return check_job_id(fields.get("job_id") or uuid.uuid4().hex)
+    """The submission's job_id (checked), or a new one people can read: the file name's
+    stem and a random part (readable_job_id)."""
+    name = fields.get("name")
+    return check_job_id(fields.get("job_id") or readable_job_id(
+        name if isinstance(name, str) else None, uuid.uuid4().hex))
 
 
 def build_request(fields: Mapping[str, Any], source: str, tenant: str = DEFAULT_TENANT
@@ -91,6 +96,9 @@ def build_request(fields: Mapping[str, Any], source: str, tenant: str = DEFAULT_
     }
     if fields.get("priority"):
         data["priority"] = fields["priority"]
+    for optional in ("name", "label"):
+        if fields.get(optional) not in (None, ""):
+            data[optional] = fields[optional]
     return job_request_from_dict(data)
 
 

@@ -33,6 +33,8 @@ RESULTS = pa.schema([
     pa.field("status", pa.string()),
     pa.field("priority", pa.string()),
     pa.field("tenant", pa.string()),
+    pa.field("name", pa.string()),  # the submitted file's name (added in use: nullable)
+    pa.field("label", pa.string()),
     pa.field("attempts", pa.int32()),
     pa.field("error_code", pa.string()),
     pa.field("error", pa.string()),
@@ -98,6 +100,7 @@ def results_row(value: bytes | None) -> dict[str, Any]:
     return {
         "job_id": result.job_id or None, "status": result.status or None,
         "priority": result.priority, "tenant": result.tenant,
+        "name": result.name, "label": result.label,
         "attempts": result.attempts, "error_code": result.error_code,
         "error": result.error, "submitted_at": _ms(submitted),
         "finished_at": _ms(finished),

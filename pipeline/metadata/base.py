@@ -25,6 +25,8 @@ class JobRecord:
     error: str | None = None
     phash: str | None = None
     outputs: tuple[OutputInfo, ...] = field(default_factory=tuple)
+    name: str | None = None  # the submitted file's name
+    label: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

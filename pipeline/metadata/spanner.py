@@ -24,7 +24,7 @@ from pipeline.models import OutputInfo
 
 URL_RE = re.compile(r"^spanner://projects/([^/]+)/instances/([^/]+)/databases/([^/]+)$")
 JOB_COLUMNS = ("JobId", "Status", "Priority", "Tenant", "Source", "SubmittedAt", "FinishedAt",
-               "Attempts", "ErrorCode", "Error", "Phash", "UpdatedAt")
+               "Attempts", "ErrorCode", "Error", "Phash", "SourceName", "Label", "UpdatedAt")
 OUTPUT_COLUMNS = ("JobId", "Variant", "Uri", "Width", "Height", "Format", "Bytes", "UpdatedAt")
 MIGRATIONS_TABLE = ("CREATE TABLE SchemaMigrations (Version INT64 NOT NULL, AppliedAt TIMESTAMP "
                     "NOT NULL OPTIONS (allow_commit_timestamp = true)) PRIMARY KEY (Version)")
@@ -144,8 +144,8 @@ class SpannerMetadataStore(MetadataStore):
     @staticmethod
     def _mutate(batch, records: list[JobRecord]) -> None:
         jobs = [(r.job_id, r.status, r.priority, r.tenant, r.source, _ts(r.submitted_at),
-                 _ts(r.finished_at), r.attempts, r.error_code, r.error, r.phash,
-                 spanner.COMMIT_TIMESTAMP) for r in records]
+                 _ts(r.finished_at), r.attempts, r.error_code, r.error, r.phash, r.name,
+                 r.label, spanner.COMMIT_TIMESTAMP) for r in records]
         batch.insert_or_update("Jobs", JOB_COLUMNS, jobs)
         batch.delete("Outputs", KeySet(ranges=[
             KeyRange(start_closed=[r.job_id], end_closed=[r.job_id]) for r in records]))
@@ -174,7 +174,8 @@ class SpannerMetadataStore(MetadataStore):
         except gexc.GoogleAPICallError as exc:
             raise MetadataUnavailable(f"Spanner read failed: {exc}") from exc
         return [JobRecord(r[0], r[1], r[2], r[3], r[4], _epoch(r[5]), _epoch(r[6]), r[7], r[8],
-                          r[9], r[10], tuple(outputs[r[0]])) for r in rows]
+                          r[9], r[10], tuple(outputs[r[0]]), name=r[11], label=r[12])
+                for r in rows]
 
     def get_job(self, job_id: str) -> JobRecord | None:
         found = self._records("WHERE JobId = @id", {"id": job_id},

@@ -22,7 +22,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     attempts     INTEGER NOT NULL,
     error_code   TEXT,
     error        TEXT,
-    phash        TEXT
+    phash        TEXT,
+    name         TEXT,
+    label        TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, finished_at);
 CREATE TABLE IF NOT EXISTS outputs (
@@ -38,7 +40,9 @@ CREATE TABLE IF NOT EXISTS outputs (
 """
 
 _JOB_COLUMNS = ("job_id", "status", "priority", "tenant", "source", "submitted_at",
-                "finished_at", "attempts", "error_code", "error", "phash")
+                "finished_at", "attempts", "error_code", "error", "phash", "name", "label")
+#: Columns added after the first schema: (name, type), added to older databases.
+_ADDED_COLUMNS = (("name", "TEXT"), ("label", "TEXT"))
 
 
 def path_from_sqlite_url(url: str) -> Path:
@@ -71,7 +75,15 @@ class SqliteMetadataStore(MetadataStore):
     def migrate(self) -> list[int]:
         with self._lock:
             self._conn.executescript(SCHEMA)
+            present = {row[1] for row in self._conn.execute("PRAGMA table_info(jobs)")}
+            for column, kind in _ADDED_COLUMNS:
+                if column not in present:
+                    self._conn.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
         return []
+
+    def _record(self, row: tuple) -> JobRecord:
+        return JobRecord(**dict(zip(_JOB_COLUMNS, row, strict=True)),
+                         outputs=self._outputs(row[0]))
 
     def upsert_batch(self, records: list[JobRecord]) -> None:
         if not records:
@@ -111,7 +123,7 @@ class SqliteMetadataStore(MetadataStore):
                 (job_id,)).fetchone()
             if row is None:
                 return None
-            return JobRecord(*row, outputs=self._outputs(job_id))
+            return self._record(row)
 
     def list_jobs(self, status: str | None = None, limit: int = 100) -> list[JobRecord]:
         query = f"SELECT {','.join(_JOB_COLUMNS)} FROM jobs"
@@ -122,7 +134,7 @@ class SqliteMetadataStore(MetadataStore):
         query += " ORDER BY finished_at DESC LIMIT ?"
         with self._lock:
             rows = self._conn.execute(query, (*params, limit)).fetchall()
-            return [JobRecord(*row, outputs=self._outputs(row[0])) for row in rows]
+            return [self._record(row) for row in rows]
 
     def count_rows(self) -> tuple[int, int]:
         with self._lock:

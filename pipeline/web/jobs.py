@@ -21,7 +21,7 @@ from faust.web import Request, Response, View
 from pipeline import metrics
 from pipeline.errors import ImageRejected, ImgpipeError, InvalidRequest, SourceNotAllowed
 from pipeline.jobs.uploads import SUBMIT_FIELDS, build_request, check_upload, source_key
-from pipeline.models import QUALIFIED_JOB_ID_RE, expand_outputs, loads_bounded
+from pipeline.models import QUALIFIED_JOB_ID_RE, display_name, expand_outputs, loads_bounded
 from pipeline.ops.encode import CONTENT_TYPES
 from pipeline.settings import Settings
 from pipeline.tenancy import ANYONE, NotAuthorized, Principal
@@ -107,6 +107,8 @@ async def _read_form(request: web.Request, folder: Path, settings: Settings
                 raise InvalidRequest("one image per job", "bad_form")
             image = folder / "upload"
             await _save_part(part, image, settings.max_source_bytes)
+            if part.filename:  # the client's file name, unless a name field says otherwise
+                fields.setdefault("name", display_name(part.filename))
         elif part.name in SUBMIT_FIELDS:
             value = (await part.read_chunk(MAX_FIELD_BYTES + 1)).decode("utf-8", "replace")
             form_bytes += len(value)

@@ -29,10 +29,12 @@ def record(job_id: str, status="DONE", variants=("large", "thumb"), finished=2.0
 
 
 def test_round_trip(store):
-    original = record("j1", phash="00ff00ff00ff00ff")
+    original = record("j1", phash="00ff00ff00ff00ff", name="IMG 0001 ☀.HEIC",
+                      label="summer shoot, card 2")
     store.upsert_batch([original])
     assert store.get_job("j1") == original
     assert store.get_job("nope") is None
+    assert store.list_jobs()[0].name == "IMG 0001 ☀.HEIC"
 
 
 def test_replayed_batch_adds_no_rows(store):

@@ -12,6 +12,7 @@ from pipeline.dev.samples import write_samples
 from pipeline.dev.workers import start_worker
 from pipeline.kafka import local as localkafka
 from pipeline.metadata import open_metadata_store
+from pipeline.metadata.spanner import ddl_versions
 from pipeline.objects.gcs import make_client
 from tests.conftest import make_env, new_bucket, running_pipeline, spanner_url
 
@@ -58,6 +59,7 @@ def test_jobs_land_in_gcs_and_spanner_and_replays_add_nothing(cloud, tmp_path):
     assert store.count_rows() == (6, 12)
     row = store.get_job("cloud-0")
     assert row.status == "DONE" and {o.variant for o in row.outputs} == {"thumb", "large"}
+    assert row.name == images[0].name  # Spanner keeps the file name too
     assert row.phash and len(row.phash) == 16
 
     # the same job submitted again: answered from the table, not reprocessed
@@ -102,6 +104,8 @@ def test_db_migrate_command(spanner_emulator):
     run = [sys.executable, "-m", "pipeline.cli", "db", "migrate"]
     env = {**__import__("os").environ, "IMGPIPE_METADATA_URL": url}
     first = subprocess.run(run, env=env, capture_output=True, text=True, timeout=120)
-    assert first.returncode == 0 and "applied schema version(s) [1]" in first.stdout
+    every = sorted(version for version, _ in ddl_versions())
+    assert every[:2] == [1, 2]  # jobs and outputs; the file name and label columns
+    assert first.returncode == 0 and f"applied schema version(s) {every}" in first.stdout
     second = subprocess.run(run, env=env, capture_output=True, text=True, timeout=120)
     assert second.returncode == 0 and "up to date" in second.stdout

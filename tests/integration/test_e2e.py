@@ -30,10 +30,14 @@ def test_fifty_images_through_the_cli(pipeline, tmp_path):
     code, jobs = pipeline.cli_json(
         "submit", *map(str, images), "--variant", "thumb=fit:128x128,webp:q70",
         "--variant", "small=w:400,jpeg:q80", "--variant", "square=fill:100x100,png",
-        "--wait", "--json", "--timeout", "240")
+        "--label", "batch one", "--wait", "--json", "--timeout", "240")
     assert code == 0, jobs
     assert len(jobs) == 50
     assert {j["status"] for j in jobs} == {"DONE"}
+    # Each job says which file it came from, and its outputs' folder is readable.
+    for job, image in zip(jobs, images, strict=True):
+        assert job["name"] == image.name and job["path"] == str(image)
+        assert job["label"] == "batch one" and job["job_id"].startswith(f"{image.stem}-")
     expected = {"thumb": (128, 96, "WEBP"), "small": (400, 300, "JPEG"),
                 "square": (100, 100, "PNG")}
     for job in jobs:
@@ -48,6 +52,9 @@ def test_fifty_images_through_the_cli(pipeline, tmp_path):
                 assert (out["width"], out["height"]) == (w, h)
             assert "/outputs/dt=" in out["uri"] and f"/{job['job_id']}/" in out["uri"]
     rows, outputs = _metadata_counts(pipeline.root / "metadata.db")
+    with sqlite3.connect(pipeline.root / "metadata.db") as conn:
+        named = dict(conn.execute("SELECT job_id, name FROM jobs").fetchall())
+    assert all(named[j["job_id"]] == j["name"] for j in jobs)
     ids = {j["job_id"] for j in jobs}
     assert ids <= set(rows) and all(rows[i] == "DONE" for i in ids)
     ours = [o for o in outputs if o[0] in ids]

@@ -71,16 +71,20 @@ def ingest_count(env) -> int:
 def test_upload_is_processed_and_any_worker_answers(cluster):
     first, second = cluster.urls
     status, headers, body = post_form(f"{first}/api/jobs",
-                                      {"variant": SPECS, "priority": "high"},
-                                      {"image": ("photo.jpg", photo())})
+                                      {"variant": SPECS, "priority": "high",
+                                       "label": "from the API test"},
+                                      {"image": ("beach photo.jpg", photo())})
     assert status == 202, body
     job_id = body["job_id"]
+    assert job_id.startswith("beach-photo-")  # readable: the file's stem and a random part
     assert headers["Location"] == f"/api/jobs/{job_id}" == body["status_url"]
     assert "/sources/dt=" in body["source"] and body["source"].endswith("/source.jpg")
 
     states = [wait_terminal(url, job_id) for url in cluster.urls]
     assert states[0] == states[1]  # same answer whichever worker is asked
     assert states[0]["status"] == "DONE" and states[0]["priority"] == "high"
+    assert states[0]["name"] == "beach photo.jpg"  # the uploaded file's name, kept
+    assert states[0]["label"] == "from the API test"
     sizes = {o["variant"]: (o["width"], o["height"], o["format"]) for o in states[0]["outputs"]}
     assert sizes == {"thumb": (64, 43, "webp"), "large": (160, 107, "jpeg")}
 
@@ -135,7 +139,7 @@ def test_bad_requests_get_a_clear_4xx_and_produce_nothing(cluster):
         ({"priority": "urgent"}, image, 400, "bad_priority"),
         ({"job_id": "../../etc"}, image, 400, "bad_job_id"),
         ({"colour": "red"}, image, 400, "unknown_field"),
-        ({"variant": "t=fit:64x64,gif"}, image, 400, "bad_spec"),
+        ({"variant": "t=fit:64x64,tiff"}, image, 400, "bad_spec"),
     ]
     for fields, files, status, code in form_cases:
         got, _, body = post_form(url, fields, files)

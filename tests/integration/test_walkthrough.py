@@ -44,7 +44,11 @@ def test_the_readme_walkthrough_processes_a_folder_of_photos(tmp_path):
     log = (tmp_path / "worker.log").read_text(errors="replace")[-3000:] \
         if (tmp_path / "worker.log").exists() else "(no worker log)"
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n{log}"
-    outputs = sorted(p.name for p in (tmp_path / "var" / "objects" / "outputs").rglob("*.*"))
+    made = sorted((tmp_path / "var" / "objects" / "outputs").rglob("*.*"))
+    outputs = sorted(p.name for p in made)
     assert outputs == ["large.jpg"] * len(photos) + ["thumb.webp"] * len(photos)
+    # A folder per job, named after its photo; each job's line names its file.
+    assert {p.parent.name.rsplit("-", 1)[0] for p in made} == {p.stem for p in photos}
+    assert all(photo.name in result.stdout for photo in photos)
     assert result.stdout.count("DONE") == len(photos)
     assert f"{len(photos)} jobs: {len(photos)} DONE; outputs under" in result.stderr

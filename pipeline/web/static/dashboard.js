@@ -97,6 +97,7 @@ function renderJobs(jobs) {
   const rows = jobs.map((job) => el("tr", {
     class: "job", "data-job": job.job_id, onclick: () => showJob(job.job_id),
   }, el("td", {}, el("code", {}, job.job_id)),
+  el("td", { class: "name", title: job.label || "" }, job.name || ""),
   el("td", { class: `s-${job.status}` }, job.status),
   el("td", {}, job.priority || ""), el("td", {}, job.tenant || ""),
   el("td", {}, String((job.outputs || []).length)), el("td", {}, time(job.updated_at))));
@@ -131,6 +132,7 @@ async function showJob(jobId) {
   }));
   const summary = el("p", {}, "state ", el("b", { class: `s-${job.status}`, id: "detail-status" },
     job.status), ` · priority ${job.priority || "?"} · attempts ${job.attempts || 0}`,
+  job.name ? ` · file ${job.name}` : "", job.label ? ` · label ${job.label}` : "",
   job.error ? ` · error: ${job.error}` : "");
   $("#detail-body").replaceChildren(summary, el("div", { class: "outputs" }, ...figures),
     el("h3", {}, "History"), history);
