@@ -49,6 +49,7 @@ class Status:
     FAILED = "FAILED"
     REJECTED = "REJECTED"
     TERMINAL = frozenset({DONE, FAILED, REJECTED})
+    IN_FLIGHT = frozenset({QUEUED, PROCESSING, RETRYING})
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pipeline.models import JobRequest, OutputInfo, Status, compact_outputs, exp
 from pipeline.records import ResultRecord
 
 HISTORY_LIMIT = 50
-IN_FLIGHT = frozenset({Status.QUEUED, Status.PROCESSING, Status.RETRYING})
+IN_FLIGHT = Status.IN_FLIGHT
 
 
 def _advance(state: dict[str, Any], status: str, now: float | None, **changes: Any

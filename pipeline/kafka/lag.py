@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -24,9 +25,27 @@ class PartitionLag:
         return asdict(self)
 
 
+class LagHistory:
+    """Total lag per topic over time: one sample per ``every`` seconds at most, the
+    newest ``keep`` kept (an hour at the defaults), so the dashboard can draw it."""
+
+    def __init__(self, every: float = 10.0, keep: int = 360) -> None:
+        self.every = every
+        self.samples: deque[dict[str, Any]] = deque(maxlen=keep)
+
+    def add(self, lags: list[PartitionLag], now: float) -> None:
+        if self.samples and now - self.samples[-1]["at"] < self.every:
+            return
+        by_topic: dict[str, int] = {}
+        for lag in lags:
+            by_topic[lag.topic] = by_topic.get(lag.topic, 0) + lag.lag
+        self.samples.append({"at": round(now, 1), "lag": by_topic})
+
+
 class LagProbe:
     """Measures the group's lag on ``topics``; an answer is cached for ``max_age``
-    seconds (dashboards poll)."""
+    seconds (dashboards poll). Every measurement also feeds ``history`` (the lag gauge
+    and the sweeper measure all the time, so it fills without a dashboard open)."""
 
     def __init__(self, reader: KafkaReader, group_id: str, topics: list[str],
                  max_age: float = 2.0) -> None:
@@ -34,6 +53,7 @@ class LagProbe:
         self.group_id = group_id
         self.topics = topics
         self.max_age = max_age
+        self.history = LagHistory()
         self._cached: tuple[float, list[PartitionLag]] | None = None
         self._lock = asyncio.Lock()
 
@@ -55,4 +75,5 @@ class LagProbe:
                 result.append(PartitionLag(tp.topic, tp.partition, ends[tp], offset,
                                            max(0, ends[tp] - start)))
             self._cached = (time.monotonic(), result)
+            self.history.add(result, time.time())
             return result

@@ -11,9 +11,10 @@ import asyncio
 import logging
 import shutil
 import tempfile
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import BodyPartReader, web
 from faust.web import Request, Response, View
@@ -206,32 +207,79 @@ class JobList(View):
                          headers={"Location": accepted["status_url"]})
 
     async def get(self, request: Request) -> Response:
-        status = request.query.get("status")
-        priority = request.query.get("priority")
         try:
-            limit = max(1, min(1000, int(request.query.get("limit", "100"))))
-        except ValueError:
-            return self.json({"error": "limit must be an integer", "code": "bad_param"},
-                             status=400)
-
+            page = JobQuery.from_query(request.query)
+        except InvalidRequest as exc:
+            return self.json({"error": exc.message, "code": exc.code}, status=400)
         caller = principal_of(request)
         job_states = self.app.job_states
 
         async def local() -> dict[str, Any]:
             states = [s for s in job_states.active_states(job_states.active_partitions())
-                      if caller.may_see(s["job_id"])
-                      and (not status or s["status"] == status)
-                      and (not priority or s.get("priority") == priority)]
-            states.sort(key=lambda s: s.get("updated_at") or 0, reverse=True)
-            return {"jobs": [job_states.public_view(s) for s in states[:limit]]}
+                      if caller.may_see(s["job_id"]) and page.matches(s)]
+            states.sort(key=_newest_first)
+            return {"jobs": [job_states.public_view(s) for s in states[:page.end]],
+                    "total": len(states)}
 
         if request.query.get("scope") == "local":
             return self.json(await local())
         bodies, errors = await gather(self.app, "/api/jobs", dict(request.query),
                                       dict(request.headers), local)
-        merged = [job for body in bodies for job in body["jobs"]]
-        merged.sort(key=lambda s: s.get("updated_at") or 0, reverse=True)
-        return self.json({"jobs": merged[:limit], "errors": errors})
+        merged = sorted((job for body in bodies for job in body["jobs"]), key=_newest_first)
+        return self.json({"jobs": merged[page.offset:page.end],
+                          "total": sum(body.get("total", 0) for body in bodies),
+                          "offset": page.offset, "errors": errors})
+
+
+def _newest_first(state: dict[str, Any]) -> tuple[float, str]:
+    return -(state.get("updated_at") or 0), state["job_id"]
+
+
+@dataclass(frozen=True)
+class JobQuery:
+    """Filters and the page of GET /api/jobs: ``status``, ``priority``, ``q`` (words
+    found, case-insensitively, in the job id, file name, label or tenant), ``limit``
+    (1..1000) and ``offset`` (0..MAX_OFFSET)."""
+
+    status: str | None
+    priority: str | None
+    words: tuple[str, ...]
+    limit: int
+    offset: int
+
+    MAX_OFFSET: ClassVar[int] = 10_000
+    MAX_QUERY_CHARS: ClassVar[int] = 200
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str]) -> JobQuery:
+        try:
+            limit = max(1, min(1000, int(query.get("limit", "100"))))
+            offset = int(query.get("offset", "0"))
+        except ValueError:
+            raise InvalidRequest("limit and offset must be integers", "bad_param") from None
+        if not 0 <= offset <= cls.MAX_OFFSET:
+            raise InvalidRequest(f"offset must be 0..{cls.MAX_OFFSET}", "bad_param")
+        text = query.get("q", "")
+        if len(text) > cls.MAX_QUERY_CHARS:
+            raise InvalidRequest(f"q must be at most {cls.MAX_QUERY_CHARS} characters",
+                                 "bad_param")
+        return cls(query.get("status") or None, query.get("priority") or None,
+                   tuple(text.lower().split()), limit, offset)
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.limit
+
+    def matches(self, state: dict[str, Any]) -> bool:
+        if self.status and state["status"] != self.status:
+            return False
+        if self.priority and state.get("priority") != self.priority:
+            return False
+        if not self.words:
+            return True
+        text = " ".join(str(state.get(k) or "") for k in ("job_id", "name", "label",
+                                                           "tenant")).lower()
+        return all(word in text for word in self.words)
 
 
 async def _load_changelog_metadata(app: Any) -> None:

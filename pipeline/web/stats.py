@@ -7,6 +7,7 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
+from pipeline.models import Status
 from pipeline.tenancy import ANYONE, Principal
 from pipeline.web.jobs import principal_of
 from pipeline.web.peers import gather
@@ -20,8 +21,10 @@ def local_counts(app: Any, caller: Principal = ANYONE) -> dict[str, Any]:
     states = [s for s in app.job_states.active_states(partitions) if caller.may_see(s["job_id"])]
     by_status = Counter(s["status"] for s in states)
     by_priority = Counter(f"{s['status']}|{s.get('priority') or 'unknown'}" for s in states)
+    url = app.conf.canonical_url
     return {"partitions": sorted(partitions), "by_status": dict(by_status),
             "by_status_priority": dict(by_priority),
+            "worker": f"{url.host}:{url.port}",
             "throughput": app.throughput.local_windows(partitions) if caller.admin else []}
 
 
@@ -41,10 +44,24 @@ def merge_counts(parts: list[dict[str, Any]], window_seconds: int) -> dict[str, 
     for key, count in by_priority.items():
         status, priority = key.split("|")
         nested.setdefault(status, {})[priority] = count
+    workers = sorted(({"worker": part.get("worker", "?"), "partitions": part["partitions"],
+                       "in_flight": sum(n for status, n in part["by_status"].items()
+                                        if status in Status.IN_FLIGHT)} for part in parts),
+                     key=lambda w: w["worker"])
     return {"partitions": sorted(partitions), "jobs": dict(by_status), "jobs_by_priority": nested,
+            "workers": workers,
             "throughput": {"window_seconds": window_seconds, "windows": [
                 {"start": s, "priority": p, "outcome": o, "count": c}
                 for (s, p, o), c in sorted(windows.items())]}}
+
+
+def lag_history(app: Any) -> list[dict[str, Any]]:
+    """The probe's samples with topics named as people say them (ingest, high, ...)."""
+    names = app.topic_names
+    short = {names.ingest: "ingest", names.retry: "retry",
+             **{topic: priority for priority, topic in names.priority.items()}}
+    return [{"at": sample["at"], "lag": {short.get(t, t): n for t, n in sample["lag"].items()}}
+            for sample in app.lag_probe.history.samples]
 
 
 class Stats(View):
@@ -62,7 +79,8 @@ class Stats(View):
 
         bodies, errors = await gather(app, "/api/stats", {}, dict(request.headers), local)
         answer = merge_counts(bodies, app.throughput.window_seconds)
-        if not caller.admin:  # consumer lag is every tenant's traffic
+        if not caller.admin:  # consumer lag and the workers are everyone's traffic
+            answer.pop("workers")
             answer["errors"] = errors
             return self.json(answer)
         try:
@@ -73,6 +91,7 @@ class Stats(View):
             answer["lag_by_topic"] = by_topic
             answer["lag_by_priority"] = {p: by_topic[t]
                                          for p, t in app.topic_names.priority.items()}
+            answer["lag_history"] = lag_history(app)
         except Exception as exc:  # the broker may be away; counts are still worth showing
             errors.append(f"consumer lag unavailable: {exc!r}")
         answer["errors"] = errors

@@ -4,15 +4,23 @@
 const STATES = ["QUEUED", "PROCESSING", "RETRYING", "DONE", "FAILED", "REJECTED"];
 const PRIORITIES = ["high", "normal", "low"];
 const OUTCOMES = ["done", "failed", "rejected"];
+const LAG_SERIES = { ingest: "#7a5af8", high: "#d92d20", normal: "#175cd3", low: "#8a93a6",
+  retry: "#f79009" };
 const POLL_MS = 2000;
-let openJob = null;
+const PAGE_SIZE = 25;
+const SVG = "http://www.w3.org/2000/svg";
+const THUMBS_KEPT = 200;
+
+const view = { offset: 0, total: 0, openJob: null };
+const thumbs = new Map(); // "job|variant|updated_at" -> object URL (newest last)
 
 const $ = (selector) => document.querySelector(selector);
 
 function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
+  const node = tag.startsWith("svg:") ? document.createElementNS(SVG, tag.slice(4))
+    : document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = value;
+    if (key === "class") node.setAttribute("class", value);
     else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
     else node.setAttribute(key, value);
   }
@@ -38,6 +46,12 @@ function time(epoch) {
   return epoch ? new Date(epoch * 1000).toLocaleTimeString() : "";
 }
 
+function outputUrl(jobId, variant) {
+  return `/api/jobs/${encodeURIComponent(jobId)}/outputs/${encodeURIComponent(variant)}`;
+}
+
+// --- summary panels ------------------------------------------------------------------
+
 function renderCounts(stats) {
   const cards = STATES.map((state) => el("div", { class: "card", "data-state": state },
     state, el("b", { class: `s-${state}` }, String(stats.jobs[state] || 0))));
@@ -47,18 +61,25 @@ function renderCounts(stats) {
 function renderQueues(stats) {
   const byPriority = stats.jobs_by_priority || {};
   const lag = stats.lag_by_priority || {};
-  const rows = PRIORITIES.map((priority) => {
-    return el("tr", {}, el("td", {}, priority),
-      el("td", {}, String(byPriority.QUEUED?.[priority] || 0)),
-      el("td", {}, String(byPriority.PROCESSING?.[priority] || 0)),
-      el("td", {}, String(byPriority.RETRYING?.[priority] || 0)),
-      el("td", { "data-lag": priority }, priority in lag ? String(lag[priority]) : "–"));
-  });
+  const rows = PRIORITIES.map((priority) => el("tr", {}, el("td", {}, priority),
+    el("td", {}, String(byPriority.QUEUED?.[priority] || 0)),
+    el("td", {}, String(byPriority.PROCESSING?.[priority] || 0)),
+    el("td", {}, String(byPriority.RETRYING?.[priority] || 0)),
+    el("td", { "data-lag": priority }, priority in lag ? String(lag[priority]) : "–")));
   $("#queues tbody").replaceChildren(...rows);
 }
 
+function renderWorkers(stats) {
+  const workers = stats.workers || [];
+  const rows = workers.map((w) => el("tr", { "data-worker": w.worker },
+    el("td", {}, el("code", {}, w.worker)),
+    el("td", { class: "partitions" }, w.partitions.join(", ") || "none"),
+    el("td", {}, String(w.in_flight))));
+  $("#workers tbody").replaceChildren(...(rows.length ? rows
+    : [el("tr", {}, el("td", { colspan: "3", class: "muted" }, "admins only"))]));
+}
+
 function renderChart(stats) {
-  const svg = $("#chart");
   const width = stats.throughput.window_seconds;
   const now = Date.now() / 1000;
   const first = Math.floor((now - 3600) / width) * width;
@@ -70,93 +91,174 @@ function renderChart(stats) {
   }
   const peak = Math.max(1, ...counts.map((c) => c.done + c.failed + c.rejected));
   const barWidth = 600 / slots;
-  const ns = "http://www.w3.org/2000/svg";
   const bars = [];
   counts.forEach((c, i) => {
-    let y = 140;
+    let y = 120;
     for (const outcome of OUTCOMES) {
-      const h = (c[outcome] / peak) * 130;
+      const h = (c[outcome] / peak) * 110;
       if (!h) continue;
       y -= h;
-      const rect = document.createElementNS(ns, "rect");
-      rect.setAttribute("x", i * barWidth);
-      rect.setAttribute("y", y);
-      rect.setAttribute("width", Math.max(1, barWidth - 1));
-      rect.setAttribute("height", h);
-      rect.setAttribute("class", outcome);
-      const title = document.createElementNS(ns, "title");
-      title.textContent = `${time(first + i * width)}: ${c[outcome]} ${outcome}`;
-      rect.append(title);
-      bars.push(rect);
+      bars.push(el("svg:rect", { x: i * barWidth, y, width: Math.max(1, barWidth - 1),
+        height: h, class: outcome },
+      el("svg:title", {}, `${time(first + i * width)}: ${c[outcome]} ${outcome}`)));
     }
   });
-  svg.replaceChildren(...bars);
+  $("#chart").replaceChildren(...bars);
+}
+
+function renderLag(stats) {
+  const samples = stats.lag_history || [];
+  const now = Date.now() / 1000;
+  const peak = Math.max(1, ...samples.flatMap((s) => Object.values(s.lag)));
+  const lines = Object.entries(LAG_SERIES).map(([series, colour]) => {
+    const points = samples.filter((s) => series in s.lag).map((s) => {
+      const x = Math.max(0, 600 - ((now - s.at) / 3600) * 600);
+      return `${x.toFixed(1)},${(118 - (s.lag[series] / peak) * 110).toFixed(1)}`;
+    });
+    if (points.length === 1) points.push(points[0].replace(/^[^,]+/, "600")); // to now
+    return el("svg:polyline", { points: points.join(" "), stroke: colour,
+      "data-series": series }, el("svg:title", {}, series));
+  });
+  $("#lag-chart").replaceChildren(...lines);
+  const latest = samples.length ? samples[samples.length - 1].lag : {};
+  $("#lag-legend").replaceChildren(...Object.entries(LAG_SERIES).map(([series, colour]) =>
+    el("span", { "data-series": series, style: `--series: ${colour}` },
+      `${series} ${latest[series] ?? "–"}  `)),
+  el("span", { class: "muted" }, samples.length ? `peak ${peak}` : "admins only"));
+}
+
+// --- the job list ----------------------------------------------------------------------
+
+async function thumbnail(job) {
+  const outputs = job.outputs || [];
+  if (job.status !== "DONE" || !outputs.length) return null;
+  const smallest = outputs.reduce((a, b) => (a.width * a.height <= b.width * b.height ? a : b));
+  const key = `${job.job_id}|${smallest.variant}|${job.updated_at}`;
+  if (!thumbs.has(key)) {
+    const blob = await api(outputUrl(job.job_id, smallest.variant), true);
+    thumbs.set(key, URL.createObjectURL(blob));
+    while (thumbs.size > THUMBS_KEPT) {
+      const [oldest, url] = thumbs.entries().next().value;
+      URL.revokeObjectURL(url);
+      thumbs.delete(oldest);
+    }
+  }
+  return thumbs.get(key);
 }
 
 function renderJobs(jobs) {
-  const rows = jobs.map((job) => el("tr", {
-    class: "job", "data-job": job.job_id, onclick: () => showJob(job.job_id),
-  }, el("td", {}, el("code", {}, job.job_id)),
-  el("td", { class: "name", title: job.label || "" }, job.name || ""),
-  el("td", { class: `s-${job.status}` }, job.status),
-  el("td", {}, job.priority || ""), el("td", {}, job.tenant || ""),
-  el("td", {}, String((job.outputs || []).length)), el("td", {}, time(job.updated_at))));
-  $("#jobs tbody").replaceChildren(...rows);
+  const rows = jobs.map((job) => {
+    const img = el("img", { alt: "", "data-thumb": job.job_id });
+    thumbnail(job).then((url) => { if (url) img.src = url; }).catch(() => {});
+    return el("tr", {
+      class: job.job_id === view.openJob ? "job open" : "job",
+      "data-job": job.job_id, onclick: () => showJob(job.job_id),
+    }, el("td", { class: "thumb" }, img),
+    el("td", {}, el("code", {}, job.job_id)),
+    el("td", { class: "name", title: [job.name, job.label].filter(Boolean).join(" — ") },
+      job.name || ""),
+    el("td", { class: `s-${job.status}`, "data-status": "" }, job.status),
+    el("td", {}, job.priority || ""), el("td", {}, job.tenant || ""),
+    el("td", {}, String((job.outputs || []).length)),
+    el("td", { class: "when" }, time(job.updated_at)));
+  });
+  $("#jobs tbody").replaceChildren(...(rows.length ? rows
+    : [el("tr", {}, el("td", { colspan: "8", class: "muted" }, "no jobs match"))]));
+  const last = Math.min(view.total, view.offset + jobs.length);
+  $("#page-info").textContent = view.total
+    ? `${view.offset + 1}–${last} of ${view.total}` : "0 jobs";
+  $("#page-prev").disabled = view.offset === 0;
+  $("#page-next").disabled = last >= view.total;
+}
+
+function replayHint(record) {
+  return `imgpipe replay --topic dlq --partition ${record.partition} `
+    + `--from-offset ${record.offset} --to-offset ${record.offset}`;
 }
 
 function renderDeadLetters(records) {
   const rows = records.map((r) => el("tr", {},
     el("td", {}, time(r.timestamp)), el("td", {}, el("code", {}, r.job_id || "–")),
     el("td", {}, r.stage || ""), el("td", {}, r.reason || ""), el("td", {}, r.error || ""),
-    el("td", {}, r.job_id
-      ? el("code", { class: "hint" }, `imgpipe replay --topic dlq --filter job_id=${r.job_id}`)
-      : "–")));
+    el("td", {}, el("code", { class: "hint" }, replayHint(r)))));
   $("#dlq tbody").replaceChildren(...rows);
 }
 
+// --- the open job ----------------------------------------------------------------------
+
+function facts(job) {
+  const pairs = [["state", el("b", { class: `s-${job.status}`, id: "detail-status" },
+    job.status)], ["file", job.name || "–"], ["label", job.label || "–"],
+  ["tenant", job.tenant || "–"], ["priority", job.priority || "–"],
+  ["attempts", String(job.attempts || 0)], ["submitted", time(job.submitted_at)],
+  ["updated", time(job.updated_at)]];
+  if (job.error) pairs.push(["error", `${job.error} (${job.error_code})`]);
+  return el("dl", { class: "facts" }, ...pairs.flatMap(([k, v]) => [el("dt", {}, k),
+    el("dd", { "data-fact": k }, v)]));
+}
+
 async function showJob(jobId) {
-  openJob = jobId;
+  view.openJob = jobId;
+  for (const row of document.querySelectorAll("tr.job")) {
+    row.classList.toggle("open", row.dataset.job === jobId);
+  }
   const job = await api(`/api/jobs/${encodeURIComponent(jobId)}`);
-  $("#detail").hidden = false;
+  if (view.openJob !== jobId) return; // another job was clicked meanwhile
+  $("#detail-empty").hidden = true;
+  $("#detail-job").hidden = false;
+  $("#detail").classList.add("open");
   $("#detail-id").textContent = jobId;
-  const history = el("ol", {}, ...(job.history || []).map((h) =>
-    el("li", {}, `${h.status} at ${time(h.at)}`)));
   const figures = await Promise.all((job.outputs || []).map(async (out) => {
     const img = el("img", { alt: out.variant, "data-variant": out.variant });
     try {
-      const blob = await api(`/api/jobs/${encodeURIComponent(jobId)}/outputs/${out.variant}`, true);
-      img.src = URL.createObjectURL(blob);
+      img.src = URL.createObjectURL(await api(outputUrl(jobId, out.variant), true));
     } catch (err) { img.alt = `${out.variant}: ${err.message}`; }
     return el("figure", {}, img, el("figcaption", {},
       `${out.variant}: ${out.width}×${out.height} ${out.format}, ${out.bytes} B`));
   }));
-  const summary = el("p", {}, "state ", el("b", { class: `s-${job.status}`, id: "detail-status" },
-    job.status), ` · priority ${job.priority || "?"} · attempts ${job.attempts || 0}`,
-  job.name ? ` · file ${job.name}` : "", job.label ? ` · label ${job.label}` : "",
-  job.error ? ` · error: ${job.error}` : "");
-  $("#detail-body").replaceChildren(summary, el("div", { class: "outputs" }, ...figures),
+  const history = el("ol", {}, ...(job.history || []).map((h) =>
+    el("li", {}, `${h.status} at ${time(h.at)}${h.error ? ` (${h.error})` : ""}`)));
+  $("#detail-body").replaceChildren(facts(job), el("div", { class: "outputs" }, ...figures),
     el("h3", {}, "History"), history);
+  $("#detail").scrollIntoView({ block: "nearest" });
+}
+
+function closeJob() {
+  view.openJob = null;
+  $("#detail-job").hidden = true;
+  $("#detail-empty").hidden = false;
+  $("#detail").classList.remove("open");
+  for (const row of document.querySelectorAll("tr.job.open")) row.classList.remove("open");
+}
+
+// --- polling -----------------------------------------------------------------------------
+
+function jobQuery() {
+  const query = new URLSearchParams({ limit: String(PAGE_SIZE), offset: String(view.offset) });
+  const text = $("#search").value.trim();
+  if (text) query.set("q", text);
+  if ($("#filter-status").value) query.set("status", $("#filter-status").value);
+  if ($("#filter-priority").value) query.set("priority", $("#filter-priority").value);
+  return query;
 }
 
 async function refresh() {
-  const status = $("#filter-status").value;
-  const priority = $("#filter-priority").value;
-  const query = new URLSearchParams({ limit: "50" });
-  if (status) query.set("status", status);
-  if (priority) query.set("priority", priority);
   try {
     const [stats, jobs, dlq] = await Promise.all([
-      api("/api/stats"), api(`/api/jobs?${query}`), api("/api/deadletters?limit=20")]);
+      api("/api/stats"), api(`/api/jobs?${jobQuery()}`), api("/api/deadletters?limit=20")]);
+    view.total = jobs.total || 0;
     renderCounts(stats);
     renderQueues(stats);
+    renderWorkers(stats);
     renderChart(stats);
+    renderLag(stats);
     renderJobs(jobs.jobs);
     renderDeadLetters(dlq.records);
     const problems = [...(stats.errors || []), ...(jobs.errors || [])];
     $("#status").textContent = problems.length ? `partial: ${problems.join("; ")}`
       : `${stats.partitions.length} partitions · updated ${new Date().toLocaleTimeString()}`;
     $("#token-form").hidden = true;
-    if (openJob && $("#detail-status")?.textContent !== "DONE") await showJob(openJob);
+    if (view.openJob && $("#detail-status")?.textContent !== "DONE") await showJob(view.openJob);
   } catch (err) {
     if (err instanceof AuthNeeded) {
       $("#token-form").hidden = false;
@@ -167,13 +269,32 @@ async function refresh() {
   }
 }
 
+function restart() {
+  view.offset = 0;
+  refresh();
+}
+
+let typing = null;
+$("#search").addEventListener("input", () => {
+  clearTimeout(typing);
+  typing = setTimeout(restart, 300);
+});
 $("#token-form").addEventListener("submit", (event) => {
   event.preventDefault();
   localStorage.setItem("imgpipe-token", $("#token").value);
   refresh();
 });
-$("#filter-status").addEventListener("change", refresh);
-$("#filter-priority").addEventListener("change", refresh);
-$("#detail-close").addEventListener("click", () => { openJob = null; $("#detail").hidden = true; });
+$("#filter-status").addEventListener("change", restart);
+$("#filter-priority").addEventListener("change", restart);
+$("#page-prev").addEventListener("click", () => {
+  view.offset = Math.max(0, view.offset - PAGE_SIZE);
+  refresh();
+});
+$("#page-next").addEventListener("click", () => {
+  view.offset += PAGE_SIZE;
+  refresh();
+});
+$("#detail-close").addEventListener("click", closeJob);
+document.addEventListener("keydown", (event) => { if (event.key === "Escape") closeJob(); });
 refresh();
 setInterval(refresh, POLL_MS);
