@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import time
+import uuid
 from pathlib import Path
 
 import click
@@ -14,7 +15,7 @@ from pipeline.dev.workers import start_worker, stop_worker, wait_healthy
 from pipeline.kafka import local as localkafka
 from pipeline.kafka.admin import create_topics
 from pipeline.kafka.preflight import check_port_free
-from pipeline.models import JobRequest
+from pipeline.models import JobRequest, readable_job_id
 from pipeline.ops import parse_variant_specs
 from pipeline.settings import Settings
 
@@ -52,17 +53,19 @@ def run_demo(settings: Settings, images: int, keep_running: bool) -> int:
         samples = write_samples(Path("var/samples"), images)
         _say(f"submitting {len(samples)} sample images from var/samples/")
         variants = parse_variant_specs([])
-        ids = [f"demo-{int(time.time())}-{i:03d}" for i in range(len(samples))]
+        ids = [readable_job_id(path.name, uuid.uuid4().hex) for path in samples]
         subs = store_sources(settings, samples, ids)
         produce_requests(settings, [JobRequest(job_id=s.job_id, source=s.source,
-                                               variants=variants) for s in subs])
+                                               variants=variants, name=path.name,
+                                               label="make run demo")
+                                    for s, path in zip(subs, samples, strict=True)])
         states = ApiClient(settings).wait_for(ids, timeout=180, progress=lambda d, t: None)
         rows = [job_summary(i, states[i]) for i in ids]
         done = sum(r["status"] == "DONE" for r in rows)
         _say(f"{done}/{len(rows)} jobs DONE")
         for row in rows[:3]:
             for out in row["outputs"]:
-                _say(f"  {row['job_id']} {out['variant']}: {out['width']}x{out['height']} "
+                _say(f"  {row['name']} {out['variant']}: {out['width']}x{out['height']} "
                      f"{out['format']} -> {out['uri']}")
         _say(f"outputs:   {settings.object_store}/outputs/")
         _say(f"metadata:  {settings.metadata_url}")
