@@ -77,7 +77,9 @@ def run_demo(settings: Settings, images: int, keep_running: bool) -> int:
         _say("pipeline running; submit more with `.venv/bin/imgpipe submit IMAGE --wait` "
              f"or `curl -F image=@IMAGE {settings.api_url}/api/jobs`. "
              "Ctrl-C stops the worker and the broker.")
+        # Ctrl-C too, even when started from a script that ignores SIGINT in background jobs.
         signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)
         while worker.poll() is None:
             time.sleep(1)
         _say(f"worker exited with code {worker.returncode}; see {log_path}")
