@@ -112,6 +112,10 @@ def produce_requests(settings: Settings, requests: list[JobRequest],
 #: Answers that mean "ask again shortly": the job's owner is moving or unreachable (503),
 #: or a load balancer in front of the workers lost its backend (502, 504).
 RETRY_LATER = frozenset({502, 503, 504})
+#: Job ids per POST /api/job-states (the server takes up to 1,000).
+STATES_CHUNK = 500
+#: Longest pause between two passes of wait_for while nothing finishes.
+MAX_POLL = 2.0
 
 
 class ApiUnreachable(Exception):
@@ -134,19 +138,22 @@ class ApiClient:
     def base(self) -> str:
         return self.bases[self._current]
 
-    def get_json(self, path: str) -> tuple[int, Any]:
-        """GET ``path`` from the first API URL that answers (starting with the last one
-        that did); ApiUnreachable if none does."""
+    def get_json(self, path: str, payload: Any = None) -> tuple[int, Any]:
+        """GET ``path`` (POST ``payload`` as JSON, if given) from the first API URL that
+        answers (starting with the last one that did); ApiUnreachable if none does."""
         for _ in range(len(self.bases)):
             try:
-                return self._get(self.base + path)
+                return self._get(self.base + path, payload)
             except (urllib.error.URLError, OSError) as exc:
                 last = exc
                 self._current = (self._current + 1) % len(self.bases)
         raise ApiUnreachable(str(last))
 
-    def _get(self, url: str) -> tuple[int, Any]:
-        request = urllib.request.Request(url)
+    def _get(self, url: str, payload: Any = None) -> tuple[int, Any]:
+        data = None if payload is None else json.dumps(payload).encode()
+        request = urllib.request.Request(url, data=data)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
         try:
@@ -170,9 +177,7 @@ class ApiClient:
                 status, body = self.get_json(f"/api/jobs/{job_id}")
             except ApiUnreachable as exc:
                 if time.monotonic() >= deadline:
-                    raise ConfigError(f"cannot reach the worker API at {', '.join(self.bases)}"
-                                      f" ({exc}); is a worker running? (`imgpipe worker`, or "
-                                      "set IMGPIPE_API_URL)") from None
+                    raise self._unreachable(exc) from None
                 status, body = None, None
             if status not in RETRY_LATER and status is not None:
                 break
@@ -187,22 +192,56 @@ class ApiClient:
 
     def wait_for(self, job_ids: list[str], timeout: float,
                  progress: Callable[[int, int], None] = lambda d, t: None,
-                 poll: float = 0.3) -> dict[str, dict[str, Any] | None]:
-        """Poll until every job is terminal or ``timeout`` passes; last state of each."""
+                 poll: float = 0.3, unavailable_for: float = 60.0
+                 ) -> dict[str, dict[str, Any] | None]:
+        """Poll until every job is terminal or ``timeout`` passes; last state of each.
+
+        Each pass is one call for all pending jobs (POST /api/job-states, in chunks of
+        STATES_CHUNK), not one per job; passes slow down to MAX_POLL while nothing
+        finishes. A worker without that endpoint is asked job by job."""
         states: dict[str, dict[str, Any] | None] = dict.fromkeys(job_ids)
         deadline = time.monotonic() + timeout
         pending = list(job_ids)
+        interval, unreachable_since = poll, None
         while pending:
-            for job_id in list(pending):
-                state = self.job(job_id)
-                states[job_id] = state
-                if state and state["status"] in Status.TERMINAL:
-                    pending.remove(job_id)
+            before = len(pending)
+            try:
+                answered = self._states(pending)
+                unreachable_since = None
+            except ApiUnreachable as exc:
+                unreachable_since = unreachable_since or time.monotonic()
+                if time.monotonic() - unreachable_since > unavailable_for:
+                    raise self._unreachable(exc) from None
+                answered = {}
+            states.update(answered)
+            pending = [j for j in pending
+                       if not (states[j] and states[j]["status"] in Status.TERMINAL)]
             progress(len(job_ids) - len(pending), len(job_ids))
             if not pending or time.monotonic() > deadline:
                 break
-            time.sleep(poll)
+            interval = poll if len(pending) < before else min(MAX_POLL, interval * 1.5)
+            time.sleep(interval)
         return states
+
+    def _states(self, job_ids: list[str]) -> dict[str, dict[str, Any] | None]:
+        """The states the API gives for ``job_ids`` now (ids it says to ask again later
+        are left out)."""
+        answered: dict[str, dict[str, Any] | None] = {}
+        for start in range(0, len(job_ids), STATES_CHUNK):
+            chunk = job_ids[start:start + STATES_CHUNK]
+            status, body = self.get_json("/api/job-states", {"job_ids": chunk})
+            if status in (404, 405):  # a worker from before the endpoint: one by one
+                answered.update((job_id, self.job(job_id)) for job_id in chunk)
+            elif status == 200:
+                later = set(body.get("later", []))
+                answered.update((k, v) for k, v in body["jobs"].items() if k not in later)
+            elif status not in RETRY_LATER:
+                raise ConfigError(f"worker API answered {status} for the jobs' states: {body}")
+        return answered
+
+    def _unreachable(self, exc: Exception) -> ConfigError:
+        return ConfigError(f"cannot reach the worker API at {', '.join(self.bases)} ({exc}); "
+                           "is a worker running? (`imgpipe worker`, or set IMGPIPE_API_URL)")
 
 
 def job_summary(job_id: str, state: dict[str, Any] | None) -> dict[str, Any]:

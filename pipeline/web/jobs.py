@@ -282,7 +282,7 @@ class JobQuery:
         return all(word in text for word in self.words)
 
 
-async def _load_changelog_metadata(app: Any) -> None:
+async def load_changelog_metadata(app: Any) -> None:
     """Routing hashes the key with the producer's metadata for the changelog topic,
     which a worker that has not yet written to it lacks: fetch it first."""
     producer = faustcompat.raw_producer(app)
@@ -298,7 +298,7 @@ async def job_state(app: Any, request: Request, job_id: str) -> tuple[int, Any]:
     if scoped is None:
         return 404, {"error": f"no job {job_id[:200]!r}", "code": "not_found"}
     job_id = scoped
-    await _load_changelog_metadata(app)
+    await load_changelog_metadata(app)
     try:
         owner = app.router.key_store(app.job_states.name, job_id.encode())
     except KeyError:

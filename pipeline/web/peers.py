@@ -35,10 +35,14 @@ def is_self(app: Any, url: URL | str) -> bool:
     return _ident(url) == _ident(app.conf.canonical_url)
 
 
-async def fetch_json(app: Any, url: URL, headers: dict[str, str]) -> tuple[int, Any]:
-    """GET ``url`` from a peer: (status, decoded JSON), or (502, error) if unreachable."""
+async def fetch_json(app: Any, url: URL, headers: dict[str, str],
+                     payload: Any = None) -> tuple[int, Any]:
+    """GET ``url`` from a peer (POST ``payload`` as JSON, if given): (status, decoded
+    JSON), or (502, error) if unreachable."""
     try:
-        async with app.http_client.get(url, headers=headers, timeout=PEER_TIMEOUT) as reply:
+        method = "GET" if payload is None else "POST"
+        async with app.http_client.request(method, url, headers=headers, json=payload,
+                                           timeout=PEER_TIMEOUT) as reply:
             return reply.status, await reply.json(content_type=None)
     except (TimeoutError, OSError, ValueError, aiohttp.ClientError) as exc:
         log.warning("peer %s did not answer: %r", url, exc)

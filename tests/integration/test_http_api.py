@@ -317,3 +317,27 @@ def test_grafana_dashboard_and_alert_rules_use_exported_metrics(cluster):
     assert {"imgpipe_consumer_lag", "imgpipe_job_latency_seconds_bucket",
             "imgpipe_dead_letters_total"} <= used
     assert used - exported == set(), "referenced but never exported"
+
+
+def test_many_job_states_in_one_call_from_any_worker(cluster):
+    first, second = cluster.urls
+    ids = []
+    for i in range(8):  # keys spread over both workers' partitions
+        status, _, body = post_form(f"{first}/api/jobs", {"variant": SPECS[:1]},
+                                    {"image": (f"many-{i}.png", encode(quadrants(40, 30)))})
+        assert status == 202, body
+        ids.append(body["job_id"])
+    for job_id in ids:
+        wait_terminal(first, job_id)
+    asked = [*ids, "no-such-job", "other:tenant-job", "../bad"]
+    for url in (first, second):  # each answers for the whole group in one call
+        status, body = post_json(f"{url}/api/job-states", {"job_ids": asked})
+        assert status == 200, body
+        assert body["later"] == []
+        assert all(body["jobs"][j]["status"] == "DONE" for j in ids)
+        assert {body["jobs"][j]["name"] for j in ids} == {f"many-{i}.png" for i in range(8)}
+        assert body["jobs"]["no-such-job"] is None and body["jobs"]["../bad"] is None
+    status, body = post_json(f"{first}/api/job-states", {"job_ids": ["x"] * 1001})
+    assert status == 400 and body["code"] == "bad_param"
+    status, body = post_json(f"{first}/api/job-states", {"ids": []})
+    assert status == 400

@@ -20,33 +20,46 @@ from pipeline.settings import Settings
 DONE = {"job_id": "j1", "status": "DONE", "outputs": []}
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that answers JSON and logs nothing."""
+
+    def answer(self, status: int, payload: object) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextmanager
+def serving(handler: type[QuietHandler]) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 for the block; yields its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @contextmanager
 def worker_api(answers: list[int]) -> Iterator[tuple[str, list[str]]]:
     """A server answering GETs with ``answers`` in turn (then 200 DONE); yields its URL
     and the paths it was asked for."""
     asked: list[str] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             asked.append(self.path)
             status = answers.pop(0) if answers else 200
-            body = json.dumps(DONE if status == 200 else {"error": "later"}).encode()
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.answer(status, DONE if status == 200 else {"error": "later"})
 
-        def log_message(self, *args) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", asked
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as url:
+        yield url, asked
 
 
 def dead_url() -> str:
@@ -83,3 +96,42 @@ def test_a_refusal_is_not_retried():
     with worker_api([403]) as (url, asked), pytest.raises(ConfigError) as failed:
         client(url).job("j1", unavailable_for=30)
     assert "403" in failed.value.message and len(asked) == 1
+
+
+@contextmanager
+def states_api(finish_after: dict[str, int], later_once: set[str]
+               ) -> Iterator[tuple[str, list[list[str]]]]:
+    """A worker answering POST /api/job-states: job ``j`` is DONE from its
+    ``finish_after[j]``-th call on (QUEUED before); ids in ``later_once`` are "ask again
+    later" the first time. Yields the URL and the ids of every call."""
+    calls: list[list[str]] = []
+    seen: dict[str, int] = {}
+
+    class Handler(QuietHandler):
+        def do_POST(self) -> None:
+            ids = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["job_ids"]
+            calls.append(ids)
+            jobs, later = {}, []
+            for job_id in ids:
+                seen[job_id] = seen.get(job_id, 0) + 1
+                if job_id in later_once and seen[job_id] == 1:
+                    later.append(job_id)
+                    continue
+                status = "DONE" if seen[job_id] >= finish_after[job_id] else "QUEUED"
+                jobs[job_id] = {"job_id": job_id, "status": status, "outputs": []}
+            self.answer(200, {"jobs": jobs, "later": later})
+
+    with serving(Handler) as url:
+        yield url, calls
+
+
+def test_waiting_on_many_jobs_asks_once_per_pass_not_once_per_job():
+    ids = [f"j{i}" for i in range(1200)]
+    finish = {job_id: 1 + i % 3 for i, job_id in enumerate(ids)}  # done on pass 1, 2 or 3
+    with states_api(finish, later_once={"j3"}) as (url, calls):
+        states = client(url).wait_for(ids, timeout=60, poll=0.01)
+    assert all(states[j]["status"] == "DONE" for j in ids)
+    # Pass 1: 1200 ids in chunks of 500 (3 calls); pass 2: the 800 not done and j3, whose
+    # first answer was "later" (2 calls); pass 3: the last 400 (1 call).
+    assert [len(c) for c in calls] == [500, 500, 200, 500, 301, 400]
+    assert "j3" in calls[3] + calls[4] and "j3" not in calls[5]

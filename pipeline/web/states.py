@@ -1,0 +1,95 @@
+"""POST /api/job-states: the states of many jobs in one call (``submit --wait``).
+
+Polling one request per job per pass made a client waiting on 500 jobs cost the workers
+500 table lookups *and* 500 HTTP exchanges (most of them forwarded to the key's owner)
+every pass. Here the answering worker groups the ids by owner: its own come from its
+table, every other owner is asked once for all of its ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from faust.web import Request, Response, View
+
+from pipeline.errors import InvalidRequest
+from pipeline.models import QUALIFIED_JOB_ID_RE, loads_bounded
+from pipeline.web.jobs import MAX_FORM_BYTES, load_changelog_metadata, principal_of
+from pipeline.web.peers import fetch_json, is_self
+
+#: Most job ids one call may ask for.
+MAX_IDS = 1000
+
+
+def requested_ids(body: Any) -> list[str]:
+    """The ``job_ids`` of a request body, checked: a list of at most MAX_IDS strings."""
+    ids = body.get("job_ids") if isinstance(body, dict) else None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise InvalidRequest('the body must be {"job_ids": ["...", ...]}', "bad_param")
+    if len(ids) > MAX_IDS:
+        raise InvalidRequest(f"at most {MAX_IDS} job ids per call, got {len(ids)}",
+                             "bad_param")
+    return ids
+
+
+async def job_states(app: Any, request: Request, ids: list[str], local_only: bool
+                     ) -> dict[str, Any]:
+    """``{"jobs": {id: state or None}, "later": [ids to ask again]}`` for the ids as the
+    caller wrote them; jobs the caller may not see are None, like unknown ones."""
+    caller = principal_of(request)
+    await load_changelog_metadata(app)
+    jobs: dict[str, Any] = {}
+    later: list[str] = []
+    by_owner: dict[Any, list[tuple[str, str]]] = {}
+    table = app.job_states
+    for asked in ids:
+        scoped = caller.scope(asked) if QUALIFIED_JOB_ID_RE.match(asked) else None
+        if scoped is None:
+            jobs[asked] = None
+            continue
+        try:
+            owner = app.router.key_store(table.name, scoped.encode())
+        except KeyError:  # partitions are being assigned
+            later.append(asked)
+            continue
+        if is_self(app, owner):
+            state = table.get(scoped)
+            jobs[asked] = table.public_view(state) if state is not None else None
+        elif local_only:  # the asker's view of the owners is older than ours
+            later.append(asked)
+        else:
+            by_owner.setdefault(owner, []).append((asked, scoped))
+    headers = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
+
+    async def ask(owner: Any, pairs: list[tuple[str, str]]) -> None:
+        status, body = await fetch_json(
+            app, owner.with_path("/api/job-states").with_query({"scope": "local"}),
+            headers, {"job_ids": [scoped for _, scoped in pairs]})
+        if status != 200:  # the owner died or is moving: ask again shortly
+            later.extend(asked for asked, _ in pairs)
+            return
+        answered = body.get("jobs", {})
+        for asked, scoped in pairs:
+            if scoped in body.get("later", []) or scoped not in answered:
+                later.append(asked)
+            else:
+                jobs[asked] = answered[scoped]
+
+    await asyncio.gather(*(ask(owner, pairs) for owner, pairs in by_owner.items()))
+    return {"jobs": jobs, "later": later}
+
+
+class JobStates(View):
+    async def post(self, request: Request) -> Response:
+        try:
+            body = loads_bounded(await request.content.read(MAX_FORM_BYTES + 1),
+                                 max_bytes=MAX_FORM_BYTES)
+            ids = requested_ids(body)
+        except InvalidRequest as exc:
+            return self.json({"error": exc.message, "code": exc.code}, status=400)
+        local_only = request.query.get("scope") == "local"
+        return self.json(await job_states(self.app, request, ids, local_only))
+
+
+ROUTES = {"/api/job-states": JobStates}
