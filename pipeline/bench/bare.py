@@ -1,9 +1,11 @@
-"""The baseline: the bench variants as a plain OpenCV loop, one process per core."""
+"""The baseline: the bench variants as a plain OpenCV loop (or, for any other workload,
+the engine alone), one process per core."""
 
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -19,21 +21,48 @@ class BareRun:
     median_image_s: float  # wall seconds of one image on one thread
 
 
-def _single_threaded() -> None:
+_make: Callable[[bytes], object] = bare_opencv
+
+
+def _single_threaded(specs: tuple[str, ...] | None) -> None:
+    """Each process: one OpenCV thread, and the task (the OpenCV loop, or the engine
+    making ``specs`` in memory)."""
+    global _make
     cv2.setNumThreads(1)
+    if specs is not None:
+        _make = _engine_task(specs)
+
+
+def _engine_task(specs: tuple[str, ...]) -> Callable[[bytes], object]:
+    """The engine making ``specs`` from bytes in memory: decode, every variant, encode."""
+    from pipeline.jobs.engine import Engine, EngineLimits
+    from pipeline.jobs.sources import SourcePolicy
+    from pipeline.objects import MemoryObjectStore
+    from pipeline.ops import Limits, compile_variants, parse_variant_specs
+
+    chains = compile_variants(parse_variant_specs(list(specs)), Limits(), 16)
+    store = MemoryObjectStore("bench")
+    engine = Engine(store, SourcePolicy(store), EngineLimits(10**9, 10**9, Limits()))
+
+    def make(data: bytes) -> object:
+        return engine.render(data, chains)
+
+    return make
 
 
 def _timed(data: bytes) -> tuple[float, float]:
     cpu, wall = time.process_time(), time.perf_counter()
-    bare_opencv(data)
+    _make(data)
     return time.process_time() - cpu, time.perf_counter() - wall
 
 
-def bare_run(images: list[bytes], processes: int, rounds: int = 2) -> BareRun:
-    """The bare loop over ``images`` x ``rounds`` with ``processes`` single-threaded
-    processes (warmed up first)."""
+def bare_run(images: list[bytes], processes: int, rounds: int = 2,
+             specs: tuple[str, ...] | None = None) -> BareRun:
+    """The baseline over ``images`` x ``rounds`` with ``processes`` single-threaded
+    processes (warmed up first): the OpenCV loop, or the engine making ``specs``."""
     work = images * rounds
-    with ProcessPoolExecutor(processes, initializer=_single_threaded) as pool:
+    with ProcessPoolExecutor(processes, initializer=_single_threaded,
+                             initargs=(specs,)) as pool:
         list(pool.map(_timed, images[:processes]))
         started = time.perf_counter()
         timings = list(pool.map(_timed, work, chunksize=1))

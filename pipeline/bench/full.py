@@ -23,9 +23,10 @@ from pipeline.bench.bare import bare_run
 from pipeline.bench.harness import BenchPipeline
 from pipeline.bench.jobs import one_at_a_time, run_jobs
 from pipeline.bench.kafkatools import read_all
-from pipeline.bench.ops import VARIANTS, make_jpegs
+from pipeline.bench.ops import make_jpegs
 from pipeline.bench.procstat import cpu_seconds, peak_rss_mb
 from pipeline.bench.profile import sampled
+from pipeline.bench.workloads import Workload, workload
 from pipeline.kafka.reader import KafkaReader
 from pipeline.kafka.security import kafka_options
 
@@ -56,53 +57,59 @@ def largest_records(pipe: BenchPipeline) -> dict[str, int]:
 
 
 def measure(pipe: BenchPipeline, images: int, size: tuple[int, int], workers: int,
-            rounds: int, echo: Callable[[str], None], profile: Path | None = None
-            ) -> dict[str, Any]:
+            rounds: int, echo: Callable[[str], None], profile: Path | None = None,
+            task: Workload | None = None) -> dict[str, Any]:
     """Run A, B, A', then the latency, memory and record-size checks (module doc)."""
+    task = task or workload("heavy")
+    variants = task.variants
     cores = os.cpu_count() or 1
     data = make_jpegs(images, *size)
     sources = pipe.store_sources(data, "bench")
     jobs = images * rounds
 
-    echo(f"A: bare loop, {cores} processes, {jobs} images...")
-    bare_a = bare_run(data, cores, rounds)
+    echo(f"A: {task.baseline}, {cores} processes, {jobs} images...")
+    bare_a = bare_run(data, cores, rounds, task.specs)
     echo(f"B: pipeline, {workers} worker(s), {jobs} jobs...")
     for _ in range(workers):
         pipe.start_worker()
     if workers > 1:
         time.sleep(12)  # the group settles onto every worker before the clock starts
-    run_jobs(pipe, sources, max(4, jobs // 8), "warm", VARIANTS)
+    run_jobs(pipe, sources, max(4, jobs // 8), "warm", variants)
     pids = [w.pid for w in pipe.workers]
     cpu_before = sum(cpu_seconds(p) for p in pids)
     broker_before = cpu_seconds(pipe.broker_pid)
     with sampled(pids[0], profile):
-        pipeline_rate = run_jobs(pipe, sources, jobs, "main", VARIANTS)
+        pipeline_rate = run_jobs(pipe, sources, jobs, "main", variants)
     worker_cpu = (sum(cpu_seconds(p) for p in pids) - cpu_before) / jobs
     broker_cpu = (cpu_seconds(pipe.broker_pid) - broker_before) / jobs
-    echo(f"A': bare loop again, {jobs} images...")
-    bare_b = bare_run(data, cores, rounds)
+    echo(f"A': {task.baseline} again, {jobs} images...")
+    bare_b = bare_run(data, cores, rounds, task.specs)
     bare_rate = (bare_a.images_per_s + bare_b.images_per_s) / 2
     bare_cpu = (bare_a.cpu_s_per_image + bare_b.cpu_s_per_image) / 2
     bare_single = min(bare_a.median_image_s, bare_b.median_image_s)
 
     echo("idle latency: one job at a time...")
-    latencies = one_at_a_time(pipe, sources, 15, "lone", VARIANTS)
+    latencies = one_at_a_time(pipe, sources, 15, "lone", variants)
     echo("12 MP inputs...")
     big = pipe.store_sources(make_jpegs(max(2, cores), 4000, 3000, seed=301), "big")
-    run_jobs(pipe, big, 3 * len(big), "big", VARIANTS)
+    run_jobs(pipe, big, 3 * len(big), "big", variants)
     rss = [peak_rss_mb(p) for p in pids]
     echo("scanning every topic for the largest record...")
     largest = largest_records(pipe)
     biggest_topic = max(largest, key=largest.get)
     return {
         "images": images, "size": f"{size[0]}x{size[1]}", "rounds": rounds,
-        "workers": workers, "cores": cores,
+        "workers": workers, "cores": cores, "workload": task.name,
+        "variants": {name: len(ops) for name, ops in variants.items()},
+        "baseline": task.baseline,
         "bare_a_images_per_s": bare_a.images_per_s, "bare_b_images_per_s": bare_b.images_per_s,
         "bare_images_per_s": bare_rate, "pipeline_images_per_s": pipeline_rate,
         "efficiency": pipeline_rate / bare_rate,
         "bare_cpu_s_per_image": bare_cpu, "pipeline_cpu_s_per_image": worker_cpu,
         "glue_cpu_share": 1 - bare_cpu / worker_cpu,
         "broker_cpu_s_per_image": broker_cpu,
+        # What the pipeline adds to each job's image work, worker and broker together.
+        "fixed_cpu_ms_per_job": (worker_cpu + broker_cpu - bare_cpu) * 1000,
         "bare_single_image_s": bare_single, "idle_p50_s": statistics.median(latencies),
         "idle_p50_over_bare_single": statistics.median(latencies) / bare_single,
         "peak_rss_mb_per_worker": rss,

@@ -21,20 +21,30 @@ from pipeline.cli.common import parse_size, say
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
 @click.option("--profile", type=click.Path(path_type=Path), default=None,
               help="py-spy the first worker during B into this raw file and summarise.")
+@click.option("--preset", type=click.Choice(["heavy", "fit512", "thumb", "pair"]),
+              default="heavy", show_default=True,
+              help="The job: heavy (5 variants), fit512 (fit 512 JPEG q80), thumb (256 px "
+                   "WebP), pair (thumb + 1280 px JPEG).")
+@click.option("--variant", "variants", multiple=True, metavar="NAME=SPEC",
+              help="Your own job instead of a preset (repeatable, as in submit).")
 @click.pass_context
 def bench(ctx: click.Context, images: int, size: str, workers: int, rounds: int,
-          json_path: Path | None, profile: Path | None) -> None:
+          json_path: Path | None, profile: Path | None, preset: str,
+          variants: tuple[str, ...]) -> None:
     """Benchmarks that print ratios against a baseline from the same run.
 
     Without a subcommand: the full pipeline against the bare OpenCV loop on the same
     cores (A/B/A), with CPU per image, idle latency, peak memory and record sizes.
     """
     if ctx.invoked_subcommand is None:
-        _bench_full(images, parse_size(size), workers, rounds, json_path, profile)
+        from pipeline.bench.workloads import workload
+
+        _bench_full(images, parse_size(size), workers, rounds, json_path, profile,
+                    workload(preset, variants))
 
 
 def _bench_full(images: int, size: tuple[int, int], workers: int, rounds: int,
-                json_path: Path | None, profile: Path | None) -> None:
+                json_path: Path | None, profile: Path | None, task) -> None:
     from pipeline.bench.full import CLAIM_CHECK_BYTES, measure
     from pipeline.bench.harness import bench_pipeline
     from pipeline.bench.report import finish, print_table
@@ -45,11 +55,12 @@ def _bench_full(images: int, size: tuple[int, int], workers: int, rounds: int,
         py_spy()  # fail before starting anything
     threads = max(1, (os.cpu_count() or 1) // workers)
     with bench_pipeline(echo=say, IMGPIPE_IMAGE_THREADS=str(threads)) as pipe:
-        r = measure(pipe, images, size, workers, rounds, say, profile)
+        r = measure(pipe, images, size, workers, rounds, say, profile, task)
     mb = ", ".join(f"{v:.0f}" for v in r["peak_rss_mb_per_worker"])
-    print_table(f"pipeline vs bare loop: {r['images']} x {r['size']} photos x {rounds}, "
-                f"5 variants, {r['cores']} cores, {workers} worker(s) x {threads} threads", [
-        ("bare loop (A, A')", f"{r['bare_images_per_s']:8.2f} images/s  "
+    print_table(f"pipeline vs {task.baseline}: {r['images']} x {r['size']} photos x {rounds}, "
+                f"{task.name} ({len(task.variants)} variant(s)), {r['cores']} cores, "
+                f"{workers} worker(s) x {threads} threads", [
+        (f"{task.baseline} (A, A')", f"{r['bare_images_per_s']:8.2f} images/s  "
                               f"(A {r['bare_a_images_per_s']:.2f}, "
                               f"A' {r['bare_b_images_per_s']:.2f})"),
         ("pipeline (B)", f"{r['pipeline_images_per_s']:8.2f} images/s"),
@@ -58,6 +69,8 @@ def _bench_full(images: int, size: tuple[int, int], workers: int, rounds: int,
                                        f"{r['pipeline_cpu_s_per_image']:.4f}"),
         ("glue share of worker CPU", f"{r['glue_cpu_share']:8.1%}  (goal <= 5%)"),
         ("broker CPU s/image", f"{r['broker_cpu_s_per_image']:8.4f}  (not in the glue)"),
+        ("fixed CPU per job", f"{r['fixed_cpu_ms_per_job']:8.1f} ms  (workers + broker - "
+                              "baseline)"),
         ("idle p50 / bare single image", f"{r['idle_p50_s'] * 1000:8.0f} / "
                                          f"{r['bare_single_image_s'] * 1000:.0f} ms  "
                                          f"= {r['idle_p50_over_bare_single']:.2f}x "

@@ -54,3 +54,15 @@ def test_ops_bench_reports_the_engine_ratio_and_the_cost_of_colour_conversion(tm
     assert r["p3_tagged_vs_untagged"] == pytest.approx(r["engine_p3_tagged_per_s"]
                                                        / r["engine_images_per_s"])
     assert r["engine_p3_tagged_per_s"] > 0 and r["fast_path_speedup"] > 0
+
+
+def test_a_cheap_workload_reports_its_fixed_cost_per_job(tmp_path):
+    r = bench(tmp_path, "--preset", "fit512", "--images", "3", "--rounds", "1")
+    assert r["workload"] == "fit512" and r["variants"] == {"fit": 2}  # resize, encode
+    assert r["baseline"] == "engine alone"
+    assert r["fixed_cpu_ms_per_job"] == pytest.approx(
+        (r["pipeline_cpu_s_per_image"] + r["broker_cpu_s_per_image"]
+         - r["bare_cpu_s_per_image"]) * 1000)
+    custom = bench(tmp_path, "--variant", "t=thumbnail:64,png", "--images", "2",
+                   "--rounds", "1")
+    assert custom["workload"] == "custom" and set(custom["variants"]) == {"t"}
