@@ -107,16 +107,6 @@ def cmyk_to_srgb(image: Image.Image, profile: bytes | None) -> Image.Image | Non
     return ImageCms.applyTransform(image, conversion.cmyk)
 
 
-def describe(profile: bytes | None) -> str:
-    """The profile's description ('' when absent or unreadable)."""
-    if not profile or len(profile) > MAX_PROFILE_BYTES:
-        return ""
-    try:
-        return ImageCms.getProfileDescription(_open(profile)).strip()
-    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
-        return ""
-
-
 def _open(profile: bytes) -> ImageCms.ImageCmsProfile:
     return ImageCms.ImageCmsProfile(io.BytesIO(profile))
 
