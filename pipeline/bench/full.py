@@ -56,6 +56,13 @@ def largest_records(pipe: BenchPipeline) -> dict[str, int]:
     return asyncio.run(scan())
 
 
+def idle_cpu_rate(pids: list[int], seconds: float = 5.0) -> float:
+    """CPU seconds per second the processes ``pids`` spend with nothing to do."""
+    before = sum(cpu_seconds(p) for p in pids)
+    time.sleep(seconds)  # a measurement window, not a wait for a condition
+    return (sum(cpu_seconds(p) for p in pids) - before) / seconds
+
+
 def measure(pipe: BenchPipeline, images: int, size: tuple[int, int], workers: int,
             rounds: int, echo: Callable[[str], None], profile: Path | None = None,
             task: Workload | None = None) -> dict[str, Any]:
@@ -76,10 +83,13 @@ def measure(pipe: BenchPipeline, images: int, size: tuple[int, int], workers: in
         time.sleep(12)  # the group settles onto every worker before the clock starts
     run_jobs(pipe, sources, max(4, jobs // 8), "warm", variants)
     pids = [w.pid for w in pipe.workers]
+    idle_rate = idle_cpu_rate([*pids, pipe.broker_pid])
     cpu_before = sum(cpu_seconds(p) for p in pids)
     broker_before = cpu_seconds(pipe.broker_pid)
+    started = time.perf_counter()
     with sampled(pids[0], profile):
         pipeline_rate = run_jobs(pipe, sources, jobs, "main", variants)
+    busy_seconds = time.perf_counter() - started
     worker_cpu = (sum(cpu_seconds(p) for p in pids) - cpu_before) / jobs
     broker_cpu = (cpu_seconds(pipe.broker_pid) - broker_before) / jobs
     echo(f"A': {task.baseline} again, {jobs} images...")
@@ -108,8 +118,13 @@ def measure(pipe: BenchPipeline, images: int, size: tuple[int, int], workers: in
         "bare_cpu_s_per_image": bare_cpu, "pipeline_cpu_s_per_image": worker_cpu,
         "glue_cpu_share": 1 - bare_cpu / worker_cpu,
         "broker_cpu_s_per_image": broker_cpu,
-        # What the pipeline adds to each job's image work, worker and broker together.
+        # What the pipeline adds to each job's image work, worker and broker together;
+        # and the same without what they burn idle anyway (polls, probes, heartbeats),
+        # which a short phase B spreads over few jobs.
         "fixed_cpu_ms_per_job": (worker_cpu + broker_cpu - bare_cpu) * 1000,
+        "idle_cpu_ms_per_s": idle_rate * 1000,
+        "fixed_cpu_ms_per_job_beyond_idle":
+            (worker_cpu + broker_cpu - bare_cpu - idle_rate * busy_seconds / jobs) * 1000,
         "bare_single_image_s": bare_single, "idle_p50_s": statistics.median(latencies),
         "idle_p50_over_bare_single": statistics.median(latencies) / bare_single,
         "peak_rss_mb_per_worker": rss,

@@ -71,6 +71,8 @@ def _bench_full(images: int, size: tuple[int, int], workers: int, rounds: int,
         ("broker CPU s/image", f"{r['broker_cpu_s_per_image']:8.4f}  (not in the glue)"),
         ("fixed CPU per job", f"{r['fixed_cpu_ms_per_job']:8.1f} ms  (workers + broker - "
                               "baseline)"),
+        ("  beyond idle", f"{r['fixed_cpu_ms_per_job_beyond_idle']:8.1f} ms  (idle: "
+                          f"{r['idle_cpu_ms_per_s']:.0f} ms of CPU per second)"),
         ("idle p50 / bare single image", f"{r['idle_p50_s'] * 1000:8.0f} / "
                                          f"{r['bare_single_image_s'] * 1000:.0f} ms  "
                                          f"= {r['idle_p50_over_bare_single']:.2f}x "

@@ -63,6 +63,9 @@ def test_a_cheap_workload_reports_its_fixed_cost_per_job(tmp_path):
     assert r["fixed_cpu_ms_per_job"] == pytest.approx(
         (r["pipeline_cpu_s_per_image"] + r["broker_cpu_s_per_image"]
          - r["bare_cpu_s_per_image"]) * 1000)
+    # What worker and broker burn idle is measured and taken out separately.
+    assert r["idle_cpu_ms_per_s"] > 0
+    assert r["fixed_cpu_ms_per_job_beyond_idle"] < r["fixed_cpu_ms_per_job"]
     custom = bench(tmp_path, "--variant", "t=thumbnail:64,png", "--images", "2",
                    "--rounds", "1")
     assert custom["workload"] == "custom" and set(custom["variants"]) == {"t"}
