@@ -48,6 +48,7 @@ def test_install_patches_what_the_fixes_replace():
     assert faust_consumer.Consumer._new_offset is faustcompat._new_offset
     assert driver.AIOKafkaConsumerThread.seek_to_committed is faustcompat._seek_to_committed
     assert partition_assignor.CopartitionedAssignor is faustcompat.LevelledCopartitionedAssignor
+    assert faust.Stream.take_events.__wrapped__ is faustcompat._take_events
     assert "imgpipe-test." in faustcompat._GAPLESS
 
 
@@ -58,6 +59,10 @@ def test_the_replaced_methods_keep_the_signatures_the_fixes_were_written_for():
         assert callable(getattr(faust_consumer.Consumer, name)), name
     params = inspect.signature(faustcompat._new_offset_of_faust).parameters
     assert list(params) == ["self", "tp"]
+    # Fix 6 is Faust's take_events with an idle wait: it relies on these stream parts.
+    for name in ("add_processor", "_enable_passive", "wait_for_stopped", "ack", "wait"):
+        assert callable(getattr(faust.Stream, name)), name
+    assert "_processors" in faust.Stream.__annotations__
 
 
 def test_the_commit_bookkeeping_the_fixes_read_exists(app):
