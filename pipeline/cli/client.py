@@ -229,7 +229,8 @@ class ApiClient:
         answered: dict[str, dict[str, Any] | None] = {}
         for start in range(0, len(job_ids), STATES_CHUNK):
             chunk = job_ids[start:start + STATES_CHUNK]
-            status, body = self.get_json("/api/job-states", {"job_ids": chunk})
+            # brief: jobs in flight come as id and status; whole states once finished
+            status, body = self.get_json("/api/job-states?brief=1", {"job_ids": chunk})
             if status in (404, 405):  # a worker from before the endpoint: one by one
                 answered.update((job_id, self.job(job_id)) for job_id in chunk)
             elif status == 200:

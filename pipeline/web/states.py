@@ -14,7 +14,7 @@ from typing import Any
 from faust.web import Request, Response, View
 
 from pipeline.errors import InvalidRequest
-from pipeline.models import QUALIFIED_JOB_ID_RE, loads_bounded
+from pipeline.models import QUALIFIED_JOB_ID_RE, Status, loads_bounded
 from pipeline.web.jobs import MAX_FORM_BYTES, load_changelog_metadata, principal_of
 from pipeline.web.peers import fetch_json, is_self
 
@@ -33,10 +33,18 @@ def requested_ids(body: Any) -> list[str]:
     return ids
 
 
-async def job_states(app: Any, request: Request, ids: list[str], local_only: bool
-                     ) -> dict[str, Any]:
+def brief_view(state: dict[str, Any]) -> dict[str, Any]:
+    """A job still in flight as a poller needs it: its id, status and last change (the
+    whole state, history and all, comes once the job is finished)."""
+    return {"job_id": state["job_id"], "status": state["status"],
+            "updated_at": state.get("updated_at")}
+
+
+async def job_states(app: Any, request: Request, ids: list[str], local_only: bool,
+                     brief: bool = False) -> dict[str, Any]:
     """``{"jobs": {id: state or None}, "later": [ids to ask again]}`` for the ids as the
-    caller wrote them; jobs the caller may not see are None, like unknown ones."""
+    caller wrote them; jobs the caller may not see are None, like unknown ones. With
+    ``brief``, jobs in flight come as brief_view."""
     caller = principal_of(request)
     await load_changelog_metadata(app)
     jobs: dict[str, Any] = {}
@@ -55,7 +63,12 @@ async def job_states(app: Any, request: Request, ids: list[str], local_only: boo
             continue
         if is_self(app, owner):
             state = table.get(scoped)
-            jobs[asked] = table.public_view(state) if state is not None else None
+            if state is None:
+                jobs[asked] = None
+            elif brief and state["status"] not in Status.TERMINAL:
+                jobs[asked] = brief_view(state)
+            else:
+                jobs[asked] = table.public_view(state)
         elif local_only:  # the asker's view of the owners is older than ours
             later.append(asked)
         else:
@@ -63,8 +76,9 @@ async def job_states(app: Any, request: Request, ids: list[str], local_only: boo
     headers = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
 
     async def ask(owner: Any, pairs: list[tuple[str, str]]) -> None:
+        query = {"scope": "local", **({"brief": "1"} if brief else {})}
         status, body = await fetch_json(
-            app, owner.with_path("/api/job-states").with_query({"scope": "local"}),
+            app, owner.with_path("/api/job-states").with_query(query),
             headers, {"job_ids": [scoped for _, scoped in pairs]})
         if status != 200:  # the owner died or is moving: ask again shortly
             later.extend(asked for asked, _ in pairs)
@@ -89,7 +103,8 @@ class JobStates(View):
         except InvalidRequest as exc:
             return self.json({"error": exc.message, "code": exc.code}, status=400)
         local_only = request.query.get("scope") == "local"
-        return self.json(await job_states(self.app, request, ids, local_only))
+        brief = request.query.get("brief") == "1"
+        return self.json(await job_states(self.app, request, ids, local_only, brief))
 
 
 ROUTES = {"/api/job-states": JobStates}

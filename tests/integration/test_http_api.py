@@ -337,6 +337,9 @@ def test_many_job_states_in_one_call_from_any_worker(cluster):
         assert all(body["jobs"][j]["status"] == "DONE" for j in ids)
         assert {body["jobs"][j]["name"] for j in ids} == {f"many-{i}.png" for i in range(8)}
         assert body["jobs"]["no-such-job"] is None and body["jobs"]["../bad"] is None
+    # brief: finished jobs whole, as above (a job in flight would come as id and status)
+    status, body = post_json(f"{second}/api/job-states?brief=1", {"job_ids": ids})
+    assert status == 200 and all(body["jobs"][j]["outputs"] for j in ids)
     status, body = post_json(f"{first}/api/job-states", {"job_ids": ["x"] * 1001})
     assert status == 400 and body["code"] == "bad_param"
     status, body = post_json(f"{first}/api/job-states", {"ids": []})

@@ -53,3 +53,11 @@ def test_workers_are_listed_with_their_partitions_and_jobs_in_flight():
         {"worker": "10.0.0.1:6066", "partitions": [0, 1], "in_flight": 0},
         {"worker": "10.0.0.2:6066", "partitions": [2, 3], "in_flight": 3}]
     assert merged["partitions"] == [0, 1, 2, 3] and merged["jobs"]["DONE"] == 6
+
+
+def test_a_job_in_flight_is_polled_briefly():
+    from pipeline.web.states import brief_view
+
+    state = {**STATE, "status": "PROCESSING", "updated_at": 5.0, "history": [{}] * 40}
+    assert brief_view(state) == {"job_id": STATE["job_id"], "status": "PROCESSING",
+                                 "updated_at": 5.0}
