@@ -12,6 +12,7 @@ import json
 import math
 import re
 import time
+import uuid
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -324,10 +325,11 @@ def check_display_text(field_name: str, value: object, limit: int) -> str | None
     return value
 
 
-def readable_job_id(name: str | None, unique: str) -> str:
+def readable_job_id(name: str | None, unique: str | None = None) -> str:
     """A job id people can read in an output's path: the file's stem (letters, digits,
-    '.', '_', '-'; at most 48) and 12 characters of ``unique``; ``unique`` alone (up to
-    32) when the name has nothing usable."""
+    '.', '_', '-'; at most 48) and 12 characters of ``unique`` (default: random hex);
+    ``unique`` alone (up to 32) when the name has nothing usable."""
+    unique = unique or uuid.uuid4().hex
     stem = name.rsplit(".", 1)[0] if name and "." in name[1:] else (name or "")
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", stem)[:48].strip("-._")
     return f"{stem}-{unique[:12]}" if stem else unique[:32]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import cv2
 
-from pipeline.bench.ops import bare_opencv
+from pipeline.bench.ops import EngineBench, bare_opencv
 
 
 @dataclass(frozen=True)
@@ -35,17 +35,12 @@ def _single_threaded(specs: tuple[str, ...] | None) -> None:
 
 def _engine_task(specs: tuple[str, ...]) -> Callable[[bytes], object]:
     """The engine making ``specs`` from bytes in memory: decode, every variant, encode."""
-    from pipeline.jobs.engine import Engine, EngineLimits
-    from pipeline.jobs.sources import SourcePolicy
-    from pipeline.objects import MemoryObjectStore
-    from pipeline.ops import Limits, compile_variants, parse_variant_specs
+    from pipeline.ops import parse_variant_specs
 
-    chains = compile_variants(parse_variant_specs(list(specs)), Limits(), 16)
-    store = MemoryObjectStore("bench")
-    engine = Engine(store, SourcePolicy(store), EngineLimits(10**9, 10**9, Limits()))
+    bench = EngineBench.create(parse_variant_specs(list(specs)))
 
     def make(data: bytes) -> object:
-        return engine.render(data, chains)
+        return bench.engine.render(data, bench.chains)
 
     return make
 

@@ -138,18 +138,25 @@ class ApiClient:
     def base(self) -> str:
         return self.bases[self._current]
 
-    def get_json(self, path: str, payload: Any = None) -> tuple[int, Any]:
-        """GET ``path`` (POST ``payload`` as JSON, if given) from the first API URL that
-        answers (starting with the last one that did); ApiUnreachable if none does."""
+    def get_json(self, path: str) -> tuple[int, Any]:
+        """GET ``path`` from the first API URL that answers (starting with the last one
+        that did); ApiUnreachable if none does."""
+        return self._first_answer(path, None)
+
+    def post_json(self, path: str, payload: Any) -> tuple[int, Any]:
+        """POST ``payload`` as JSON to ``path``, like get_json."""
+        return self._first_answer(path, payload)
+
+    def _first_answer(self, path: str, payload: Any) -> tuple[int, Any]:
         for _ in range(len(self.bases)):
             try:
-                return self._get(self.base + path, payload)
+                return self._request(self.base + path, payload)
             except (urllib.error.URLError, OSError) as exc:
                 last = exc
                 self._current = (self._current + 1) % len(self.bases)
         raise ApiUnreachable(str(last))
 
-    def _get(self, url: str, payload: Any = None) -> tuple[int, Any]:
+    def _request(self, url: str, payload: Any) -> tuple[int, Any]:
         data = None if payload is None else json.dumps(payload).encode()
         request = urllib.request.Request(url, data=data)
         if data is not None:
@@ -230,7 +237,7 @@ class ApiClient:
         for start in range(0, len(job_ids), STATES_CHUNK):
             chunk = job_ids[start:start + STATES_CHUNK]
             # brief: jobs in flight come as id and status; whole states once finished
-            status, body = self.get_json("/api/job-states?brief=1", {"job_ids": chunk})
+            status, body = self.post_json("/api/job-states?brief=1", {"job_ids": chunk})
             if status in (404, 405):  # a worker from before the endpoint: one by one
                 answered.update((job_id, self.job(job_id)) for job_id in chunk)
             elif status == 200:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import uuid
 from pathlib import Path
 
 import click
@@ -42,13 +41,10 @@ def submit(paths, variants, priority, tenant, force, job_ids, label, wait, timeo
         remove_sources,
         store_sources,
     )
-    from pipeline.errors import ImgpipeError
     from pipeline.models import (
-        MAX_LABEL_CHARS,
         TENANT_RE,
         JobRequest,
         Status,
-        check_display_text,
         display_name,
         qualify_job_id,
         readable_job_id,
@@ -60,23 +56,18 @@ def submit(paths, variants, priority, tenant, force, job_ids, label, wait, timeo
         raise click.UsageError(f"--job-id given {len(job_ids)} times for {len(paths)} paths")
     if tenant is not None and not TENANT_RE.match(tenant):
         raise click.BadParameter("1-64 letters, digits, '.', '_' or '-'", param_hint="--tenant")
-    if label is not None:
-        try:
-            check_display_text("label", label, MAX_LABEL_CHARS)
-        except ImgpipeError as exc:
-            raise click.BadParameter(exc.message, param_hint="--label") from None
-    parsed = parse_variant_specs(variants)
+    # What every job of this submission asks for (each adds its id, source and name).
+    common = {"variants": parse_variant_specs(variants), "priority": priority,
+              "tenant": tenant, "force": force, "label": label}
     names = [display_name(path.name) for path in paths]
     # Without --tenant the jobs are the token's tenant's: ingest qualifies their ids and
     # the API scopes the bare ids --wait asks for to the same tenant.
     ids = [j if tenant is None else qualify_job_id(tenant, j)
-           for j in (job_ids or [readable_job_id(n, uuid.uuid4().hex) for n in names])]
+           for j in (job_ids or [readable_job_id(n) for n in names])]
     sender = cli_principal(settings)
-    check_like_ingest(settings, paths, ids, parsed, priority, tenant, force, sender)
+    check_like_ingest(settings, paths, ids, names, common, sender)
     submissions = store_sources(settings, paths, ids)
-    requests = [JobRequest(job_id=s.job_id, source=s.source, variants=parsed,
-                           priority=priority, tenant=tenant, force=force, name=name,
-                           label=label)
+    requests = [JobRequest(job_id=s.job_id, source=s.source, name=name, **common)
                 for s, name in zip(submissions, names, strict=True)]
     try:
         produce_requests(settings, requests, progress("submitted"), sender)
@@ -108,24 +99,22 @@ def summary_line(rows: list[dict], object_store: str) -> str:
             f"{object_store.rstrip('/')}/outputs/")
 
 
-def check_like_ingest(settings, paths, ids, variants, priority, tenant, force,
-                      sender) -> None:
+def check_like_ingest(settings, paths, ids, names, common, sender) -> None:
     """Run ingest's admission on every job before anything is stored or sent, so what
-    ingest would refuse is refused here (exit 2, the reason, the file)."""
+    ingest would refuse (a bad label too) is refused here (exit 2, the reason, the
+    file)."""
     from pipeline.cli.client import check_source_size, source_key_of
     from pipeline.errors import ImgpipeError
     from pipeline.worker.runtime import Runtime
 
     runtime = Runtime(settings)
     try:
-        for path, job_id in zip(paths, ids, strict=True):
+        for path, job_id, name in zip(paths, ids, names, strict=True):
             try:
                 check_source_size(settings, path)
-                request = {"job_id": job_id, "variants": variants, "force": force,
-                           "source": runtime.object_store.uri_for(
-                               source_key_of(path, job_id))}
-                request.update({k: v for k, v in (("priority", priority),
-                                                   ("tenant", tenant)) if v})
+                request = {k: v for k, v in common.items() if v is not None}
+                request.update(job_id=job_id, name=name, source=runtime.object_store.uri_for(
+                    source_key_of(path, job_id)))
                 runtime.admission.admit(json.dumps(request).encode(), sender)
             except ImgpipeError as exc:
                 exc.message = f"{path}: {exc.message} ({exc.code}); nothing was submitted"

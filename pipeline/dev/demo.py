@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import time
-import uuid
 from pathlib import Path
 
 import click
@@ -53,7 +52,7 @@ def run_demo(settings: Settings, images: int, keep_running: bool) -> int:
         samples = write_samples(Path("var/samples"), images)
         _say(f"submitting {len(samples)} sample images from var/samples/")
         variants = parse_variant_specs([])
-        ids = [readable_job_id(path.name, uuid.uuid4().hex) for path in samples]
+        ids = [readable_job_id(path.name) for path in samples]
         subs = store_sources(settings, samples, ids)
         produce_requests(settings, [JobRequest(job_id=s.job_id, source=s.source,
                                                variants=variants, name=path.name,

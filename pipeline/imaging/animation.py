@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.errors import ImageRejected
-from pipeline.imaging.decode import open_checked, read_failure
+from pipeline.imaging.decode import decoder_failures, open_checked
 from pipeline.ops.base import Frame
 
 ANIMATED_FORMATS = frozenset({"GIF", "WEBP"})
@@ -39,10 +39,8 @@ def decode_animation(data: bytes, *, max_pixels: int, max_frames: int,
     with open_checked(io.BytesIO(data), max_pixels) as image:
         if image.format not in ANIMATED_FORMATS:
             return None
-        try:
+        with decoder_failures(image.format):
             count = max(1, int(getattr(image, "n_frames", 1) or 1))
-        except Exception as exc:  # any failure of a frame parser is the data's fault
-            raise read_failure(image.format or "unknown", exc) from None
         width, height = image.size
         if count == 1:
             return None
@@ -56,15 +54,11 @@ def decode_animation(data: bytes, *, max_pixels: int, max_frames: int,
         profile = image.info.get("icc_profile") or None
         loop = int(image.info.get("loop", 0) or 0)
         frames, durations = [], []
-        try:
+        with decoder_failures(image.format):
             for index in range(count):
                 image.seek(index)
                 pixels = np.asarray(image.convert("RGBA"))
                 # The chain's own to_srgb step converts (or keeps) the colour space.
-                frames.append(Frame(pixels, (image.format or "").lower(), None, profile, 1))
+                frames.append(Frame(pixels, image.format.lower(), None, profile, 1))
                 durations.append(int(image.info.get("duration") or DEFAULT_DURATION_MS))
-        except MemoryError:
-            raise ImageRejected("animation is too large to decode", "too_large") from None
-        except Exception as exc:  # any failure of a decoder is the data's fault
-            raise read_failure(image.format or "unknown", exc) from None
     return Animation(frames, durations, loop)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import io
 import struct
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import BinaryIO
 
 import numpy as np
@@ -60,7 +61,7 @@ def decode(data: bytes, *, max_pixels: int, load_scale: float | ScalePlanner = 1
         is_jpeg = fmt in ("JPEG", "MPO")
         orientation = _orientation(image) if is_jpeg else 1
         scale = load_scale(width, height, orientation) if callable(load_scale) else load_scale
-        try:
+        with decoder_failures(fmt):
             if is_jpeg and scale < 0.5:
                 target = (max(1, int(width * scale)), max(1, int(height * scale)))
                 image.draft(image.mode if image.mode in ("RGB", "L") else "RGB", target)
@@ -69,12 +70,6 @@ def decode(data: bytes, *, max_pixels: int, load_scale: float | ScalePlanner = 1
                 orientation = _orientation(image)
             profile = image.info.get("icc_profile") or formats.nclx_profile(image.info)
             pixels, profile = _to_uint8_array(image, profile)
-        except MemoryError:
-            raise ImageRejected("image is too large to decode", "too_large") from None
-        except ImageRejected:
-            raise
-        except Exception as exc:  # any failure of a decoder is the data's fault
-            raise read_failure(fmt, exc) from None
         raw_exif = image.info.get("exif")
     return Frame(pixels, fmt.lower(), raw_exif, profile, orientation)
 
@@ -173,7 +168,21 @@ def _recognise(prefix: bytes) -> str | None:
     return None
 
 
-def read_failure(fmt: str, exc: Exception) -> ImageRejected:
+@contextmanager
+def decoder_failures(fmt: str) -> Iterator[None]:
+    """Whatever a decoder raises on ``fmt`` data inside the block becomes a permanent
+    ImageRejected with a precise code (the data is at fault, never the worker)."""
+    try:
+        yield
+    except MemoryError:
+        raise ImageRejected("image is too large to decode", "too_large") from None
+    except ImageRejected:
+        raise
+    except Exception as exc:  # any failure of a decoder is the data's fault
+        raise _read_failure(fmt, exc) from None
+
+
+def _read_failure(fmt: str, exc: Exception) -> ImageRejected:
     """The permanent rejection for an exception a decoder raised on ``fmt`` data."""
     text = _short(exc)
     if isinstance(exc, OSError) and (("decoder" in text and "not available" in text)

@@ -30,7 +30,7 @@ CACHE_SIZE = 32
 _IDENTITY_TOLERANCE = 1
 
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
-#: sRGB profile bytes, for outputs asked to carry a tag.
+#: sRGB profile bytes (what an sRGB-tagged source carries, e.g. in tests).
 SRGB_PROFILE = _SRGB.tobytes()
 _GRID = np.array(np.meshgrid(*[np.linspace(0, 255, 7, dtype=np.uint8)] * 3),
                  dtype=np.uint8).reshape(3, -1).T.reshape(1, -1, 3)
@@ -91,10 +91,12 @@ def to_srgb(pixels: np.ndarray, profile: bytes | None) -> np.ndarray:
         out = pixels.copy()
         out[..., :3] = conversion.grey_lut[pixels[..., :3]]
         return out
-    if conversion.rgb is None or conversion.rgba is None or pixels.ndim != 3:
+    if pixels.ndim != 3:
+        return pixels  # an RGB profile on grey pixels: viewers ignore it too
+    transform = conversion.rgba if pixels.shape[2] == 4 else conversion.rgb
+    if transform is None:
         return pixels
     image = Image.fromarray(np.ascontiguousarray(pixels))
-    transform = conversion.rgba if image.mode == "RGBA" else conversion.rgb
     return np.asarray(ImageCms.applyTransform(image, transform))
 
 
@@ -107,13 +109,9 @@ def cmyk_to_srgb(image: Image.Image, profile: bytes | None) -> Image.Image | Non
     return ImageCms.applyTransform(image, conversion.cmyk)
 
 
-def _open(profile: bytes) -> ImageCms.ImageCmsProfile:
-    return ImageCms.ImageCmsProfile(io.BytesIO(profile))
-
-
 def _build(profile: bytes) -> Conversion | None:
     try:
-        source = _open(profile)
+        source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
         space = source.profile.xcolor_space
         if space == "RGB ":
             rgb = _transform(source, "RGB", "RGB")

@@ -46,7 +46,7 @@ def rgb_profile(space: RgbSpace) -> bytes:
     """A display-class matrix/TRC profile of ``space`` (colorants adapted to D50)."""
     matrix = _adapted_matrix(space)
     curve = _curve(space.curve)
-    return _profile(b"mntr", b"RGB ", b"XYZ ", [
+    return profile_bytes(b"mntr", b"RGB ", b"XYZ ", [
         (b"desc", text_tag(space.name)),
         (b"cprt", text_tag("No copyright, built by imgpipe")),
         (b"wtpt", xyz_tag(D50)),
@@ -59,7 +59,7 @@ def rgb_profile(space: RgbSpace) -> bytes:
 
 def grey_profile(gamma: float, name: str = "") -> bytes:
     """A display-class grey profile with a pure ``gamma`` curve and a D50 white."""
-    return _profile(b"mntr", b"GRAY", b"XYZ ", [
+    return profile_bytes(b"mntr", b"GRAY", b"XYZ ", [
         (b"desc", text_tag(name or f"Grey gamma {gamma:g}")),
         (b"cprt", text_tag("No copyright, built by imgpipe")),
         (b"wtpt", xyz_tag(D50)),
@@ -69,12 +69,7 @@ def grey_profile(gamma: float, name: str = "") -> bytes:
 
 def profile_bytes(device_class: bytes, colour_space: bytes, pcs: bytes,
                   tags: list[tuple[bytes, bytes]]) -> bytes:
-    """An ICC v4 profile from already encoded tags (for tests building LUT profiles)."""
-    return _profile(device_class, colour_space, pcs, tags)
-
-
-def _profile(device_class: bytes, colour_space: bytes, pcs: bytes,
-             tags: list[tuple[bytes, bytes]]) -> bytes:
+    """An ICC v4 profile from already encoded tags (tests build LUT profiles with it)."""
     table_size = 4 + 12 * len(tags)
     offset = 128 + table_size
     entries, data = [], b""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import math
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -65,13 +66,9 @@ def estimate_cost(data: bytes, chains: dict[str, Chain], max_pixels: int) -> Job
     if frames > 1 and any(chain.animated for chain in chains.values()):
         # Kept animations: every RGBA frame decoded, and every frame of each output.
         decoded += frames * pixels * 4
-        variants += frames * sum(4 * _area(chain.output_size(width, height))
+        variants += frames * sum(4 * math.prod(chain.output_size(width, height))
                                  for chain in chains.values() if chain.animated)
     return JobCost(decoded + array + variants)
-
-
-def _area(size: tuple[int, int]) -> int:
-    return size[0] * size[1]
 
 
 def memory_limit() -> int:

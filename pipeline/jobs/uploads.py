@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -68,7 +67,7 @@ def job_id_of(fields: Mapping[str, Any]) -> str:
     stem and a random part (readable_job_id)."""
     name = fields.get("name")
     return check_job_id(fields.get("job_id") or readable_job_id(
-        name if isinstance(name, str) else None, uuid.uuid4().hex))
+        name if isinstance(name, str) else None))
 
 
 def build_request(fields: Mapping[str, Any], source: str, tenant: str = DEFAULT_TENANT

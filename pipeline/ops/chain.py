@@ -161,8 +161,8 @@ def shared_prefixes(chains: dict[str, Chain]) -> dict[tuple[str, ...], Frame | N
 
 def compile_chain(ops: list[dict[str, Any]], limits: Limits) -> Chain:
     """Validate one variant's op list; a missing encode step defaults to JPEG. Chains
-start with the implicit to_srgb (unless encode keeps the source's colour space) and
-orient steps."""
+    start with the implicit to_srgb (unless encode keeps the source's colour space) and
+    orient steps."""
     if len(ops) > MAX_STEPS:
         raise InvalidRequest(f"a variant may have at most {MAX_STEPS} ops, got {len(ops)}",
                              "too_many_ops")

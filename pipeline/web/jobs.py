@@ -26,7 +26,7 @@ from pipeline.models import QUALIFIED_JOB_ID_RE, display_name, expand_outputs, l
 from pipeline.ops.encode import CONTENT_TYPES
 from pipeline.settings import Settings
 from pipeline.tenancy import ANYONE, NotAuthorized, Principal
-from pipeline.web.peers import fetch_json, gather, is_self
+from pipeline.web.peers import fetch_json, forwarded, gather, is_self
 from pipeline.worker import faustcompat
 
 log = logging.getLogger(__name__)
@@ -282,6 +282,13 @@ class JobQuery:
         return all(word in text for word in self.words)
 
 
+def scoped_job_id(request: web.Request, job_id: str) -> str | None:
+    """The qualified id the caller means by ``job_id``; None for a malformed id or a job
+    the caller may not see (both answer as if it did not exist)."""
+    return principal_of(request).scope(job_id) if QUALIFIED_JOB_ID_RE.match(job_id) \
+        else None
+
+
 async def load_changelog_metadata(app: Any) -> None:
     """Routing hashes the key with the producer's metadata for the changelog topic,
     which a worker that has not yet written to it lacks: fetch it first."""
@@ -293,8 +300,7 @@ async def job_state(app: Any, request: Request, job_id: str) -> tuple[int, Any]:
     """A job's public state from whichever worker owns its key: (HTTP status, body).
     Another worker is asked over HTTP (its GET /api/jobs/{id}), with the caller's token.
     A caller addresses its own tenant's jobs (admins: any); others' do not exist."""
-    scoped = principal_of(request).scope(job_id) if QUALIFIED_JOB_ID_RE.match(job_id) \
-        else None
+    scoped = scoped_job_id(request, job_id)
     if scoped is None:
         return 404, {"error": f"no job {job_id[:200]!r}", "code": "not_found"}
     job_id = scoped
@@ -309,7 +315,7 @@ async def job_state(app: Any, request: Request, job_id: str) -> tuple[int, Any]:
         if state is None:
             return 404, {"error": f"no job {job_id!r}", "code": "not_found", "job_id": job_id}
         return 200, app.job_states.public_view(state)
-    headers = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
+    headers = forwarded(request.headers)
     status, body = await fetch_json(app, owner.with_path(f"/api/jobs/{job_id}"), headers)
     if status == 502:  # the owner died or is moving: the group will reassign its keys
         return 503, {**body, "code": "owner_unavailable"}

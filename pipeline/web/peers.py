@@ -31,6 +31,11 @@ def member_urls(app: Any) -> list[URL]:
     return sorted((URL(h) for h in hosts), key=str)
 
 
+def forwarded(headers: Any) -> dict[str, str]:
+    """The request headers a peer is asked with: the caller's Authorization only."""
+    return {k: v for k, v in headers.items() if k.lower() == "authorization"}
+
+
 def is_self(app: Any, url: URL | str) -> bool:
     return _ident(url) == _ident(app.conf.canonical_url)
 
@@ -56,7 +61,7 @@ async def gather(app: Any, path: str, query: dict[str, str], headers: dict[str, 
 
     This worker's part comes from ``local()`` directly, the others' over HTTP.
     """
-    forward = {k: v for k, v in headers.items() if k.lower() == "authorization"}
+    forward = forwarded(headers)
 
     async def ask(url: URL) -> tuple[int, Any]:
         if is_self(app, url):

@@ -14,9 +14,9 @@ from typing import Any
 from faust.web import Request, Response, View
 
 from pipeline.errors import InvalidRequest
-from pipeline.models import QUALIFIED_JOB_ID_RE, Status, loads_bounded
-from pipeline.web.jobs import MAX_FORM_BYTES, load_changelog_metadata, principal_of
-from pipeline.web.peers import fetch_json, is_self
+from pipeline.models import Status, loads_bounded
+from pipeline.web.jobs import MAX_FORM_BYTES, load_changelog_metadata, scoped_job_id
+from pipeline.web.peers import fetch_json, forwarded, is_self
 
 #: Most job ids one call may ask for.
 MAX_IDS = 1000
@@ -45,14 +45,13 @@ async def job_states(app: Any, request: Request, ids: list[str], local_only: boo
     """``{"jobs": {id: state or None}, "later": [ids to ask again]}`` for the ids as the
     caller wrote them; jobs the caller may not see are None, like unknown ones. With
     ``brief``, jobs in flight come as brief_view."""
-    caller = principal_of(request)
     await load_changelog_metadata(app)
     jobs: dict[str, Any] = {}
     later: list[str] = []
     by_owner: dict[Any, list[tuple[str, str]]] = {}
     table = app.job_states
     for asked in ids:
-        scoped = caller.scope(asked) if QUALIFIED_JOB_ID_RE.match(asked) else None
+        scoped = scoped_job_id(request, asked)
         if scoped is None:
             jobs[asked] = None
             continue
@@ -73,7 +72,7 @@ async def job_states(app: Any, request: Request, ids: list[str], local_only: boo
             later.append(asked)
         else:
             by_owner.setdefault(owner, []).append((asked, scoped))
-    headers = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
+    headers = forwarded(request.headers)
 
     async def ask(owner: Any, pairs: list[tuple[str, str]]) -> None:
         query = {"scope": "local", **({"brief": "1"} if brief else {})}
@@ -83,9 +82,9 @@ async def job_states(app: Any, request: Request, ids: list[str], local_only: boo
         if status != 200:  # the owner died or is moving: ask again shortly
             later.extend(asked for asked, _ in pairs)
             return
-        answered = body.get("jobs", {})
+        answered, again = body.get("jobs", {}), set(body.get("later", []))
         for asked, scoped in pairs:
-            if scoped in body.get("later", []) or scoped not in answered:
+            if scoped in again or scoped not in answered:
                 later.append(asked)
             else:
                 jobs[asked] = answered[scoped]

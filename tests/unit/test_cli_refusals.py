@@ -68,6 +68,8 @@ def test_token_new_prints_an_entry_the_worker_accepts(tmp_path):
     (["--variant", "thumb=thumbnail:99999,webp"], "(bad_param); nothing was submitted"),
     (["--tenant", "a", "--job-id", "b:x"], "job_id names another tenant"),
     (["--variant", "thumb=explode,webp"], "unknown spec token 'explode'"),
+    (["--label", "two\u2028lines"], "(bad_label); nothing was submitted"),
+    (["--label", "x" * 201], "(bad_label); nothing was submitted"),
 ])
 def test_submit_refuses_what_ingest_would_refuse_before_anything_is_stored(args, reason,
                                                                           tmp_path):
