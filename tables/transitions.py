@@ -35,8 +35,6 @@ def _new(job_id: str, request: JobRequest | None) -> dict[str, Any]:
         "tenant": request.tenant if request else None,
         "source": request.source if request else None,
         "submitted_at": request.submitted_at if request else None,
-        "name": request.name if request else None,
-        "label": request.label if request else None,
         "attempts": 0,
         "outputs": [],
         "error": None,
@@ -56,11 +54,14 @@ def queued(state: dict[str, Any] | None, request: JobRequest, origin: str,
     """Admitted at ingest; ``origin`` (topic/partition/offset) identifies the event."""
     base = _new(request.job_id, request) if state is None else state
     replays = base.get("replays", 0) + (1 if request.replayed_from else 0)
+    # name and label only when given: most jobs have neither, and every changelog
+    # record of the job would carry the two nulls.
+    shown = {key: value for key, value in (("name", request.name), ("label", request.label))
+             if value is not None}
     return _advance(base, Status.QUEUED, now, priority=request.priority,
                     tenant=request.tenant, source=request.source,
                     submitted_at=request.submitted_at, attempts=request.attempt,
-                    name=request.name, label=request.label,
-                    outputs=[], error=None, queued_by=origin, replays=replays,
+                    **shown, outputs=[], error=None, queued_by=origin, replays=replays,
                     request=_request_rest(request),
                     routed=list(routed_to) if routed_to else None)
 

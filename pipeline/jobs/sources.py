@@ -40,4 +40,6 @@ class SourcePolicy:
         self.store_for(uri, resolve=False)
 
     def read(self, uri: str, max_bytes: int) -> bytes:
-        return self.store_for(uri).get(uri, max_bytes)
+        """The source's bytes; the store's ``get`` resolves the URI (symlinks included)
+        and refuses it if it escapes, so it is resolved once, not twice."""
+        return self.store_for(uri, resolve=False).get(uri, max_bytes)

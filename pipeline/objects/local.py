@@ -75,7 +75,16 @@ class LocalObjectStore(ObjectStore):
                 if status.st_size > max_bytes:
                     raise ImageRejected(f"source is {status.st_size} bytes, more than the "
                                         f"{max_bytes} byte limit", "source_too_large")
-                return handle.read(max_bytes + 1)
+                # Read the known size, not max_bytes: a buffer of max_bytes would be
+                # mapped and unmapped for every source. A file that grew meanwhile is
+                # read on up to the limit, as before.
+                data = handle.read(status.st_size + 1)
+                if len(data) > status.st_size:
+                    data += handle.read(max_bytes + 1 - len(data))
+                    if len(data) > max_bytes:
+                        raise ImageRejected(f"source grew past the {max_bytes} byte limit "
+                                            "while it was read", "source_too_large")
+                return data
         except FileNotFoundError:
             raise SourceNotFound(f"no object at {uri}") from None
         except IsADirectoryError:

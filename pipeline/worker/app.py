@@ -22,6 +22,7 @@ from pipeline.settings import Settings
 from pipeline.web import web_routes
 from pipeline.web.server import PipelineWeb
 from pipeline.worker import faustcompat
+from pipeline.worker.memory import keep_freed_memory
 from pipeline.worker.runtime import Runtime
 from pipeline.worker.sensor import LeanPrometheusMonitor
 
@@ -49,9 +50,11 @@ class PipelineApp(faust.App):
         super().__init__(*args, **kwargs)
 
     async def on_first_start(self) -> None:
-        """At worker start: check the Faust/aiokafka versions and apply the fixes of the
-        Faust seam (never at import, so importing the app changes nothing)."""
+        """At worker start: check the Faust/aiokafka versions, apply the fixes of the
+        Faust seam and tune the allocator (never at import, so importing the app changes
+        nothing)."""
         faustcompat.install(self.pipeline_settings.topic_prefix)
+        keep_freed_memory()
         Path(self.pipeline_settings.data_dir).mkdir(parents=True, exist_ok=True)
         await super().on_first_start()
 

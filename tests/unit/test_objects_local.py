@@ -50,6 +50,33 @@ def test_size_limit_and_missing(store):
         store.get(store.uri_for("sources/none"), 10)
 
 
+class _StaleStat:
+    """os.fstat as seen just before another writer appended to the file (a race this
+    test cannot time for real)."""
+
+    def __init__(self, smaller_by: int) -> None:
+        self.smaller_by, self.real = smaller_by, os.fstat
+
+    def __call__(self, fd: int) -> os.stat_result:
+        real = self.real(fd)
+        fields = list(real)
+        fields[6] = real.st_size - self.smaller_by  # st_size
+        return os.stat_result(fields)
+
+
+@pytest.mark.parametrize("limit, grown_ok", [(1100, True), (1000, False)])
+def test_a_source_that_grows_while_read_is_read_to_the_limit(store, monkeypatch, limit,
+                                                             grown_ok):
+    uri = store.put("sources/growing", b"y" * 1050, "application/octet-stream")
+    monkeypatch.setattr(os, "fstat", _StaleStat(100))  # stat saw 950 bytes
+    if grown_ok:
+        assert store.get(uri, limit) == b"y" * 1050  # all of it, not the 951 first
+    else:
+        with pytest.raises(ImageRejected) as info:
+            store.get(uri, limit)
+        assert info.value.code == "source_too_large"
+
+
 def test_relative_root_resolves_against_cwd(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     store = LocalObjectStore.from_url("file://./var/objects")
