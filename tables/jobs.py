@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 import faust
@@ -48,6 +49,11 @@ def key_partition(job_id: str | bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
+@lru_cache(maxsize=1 << 16)
+def _cached_partition(job_id: str, partitions: int) -> int:
+    return key_partition(job_id, partitions)
+
+
 class JobStates:
     """Job states by job_id over a table (Faust's, or any mapping in tests)."""
 
@@ -57,6 +63,11 @@ class JobStates:
         self.partitions = partitions
         self.name = name
         self._assigned_actives = assigned_actives
+
+    def partition_of(self, job_id: str) -> int:
+        """The partition of a job's state (and events); remembered, because pollers ask
+        for the same ids pass after pass and murmur2 runs in Python."""
+        return _cached_partition(job_id, self.partitions)
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         return self.table.get(job_id)

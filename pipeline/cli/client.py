@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -116,6 +117,9 @@ RETRY_LATER = frozenset({502, 503, 504})
 STATES_CHUNK = 500
 #: Longest pause between two passes of wait_for while nothing finishes.
 MAX_POLL = 2.0
+#: Pending jobs per second of pause between passes (a 500-job wait asks once a second,
+#: a few jobs every ``poll``): the workers' cost of answering stays small per job.
+PENDING_PER_SECOND_OF_POLL = 500
 
 
 class ApiUnreachable(Exception):
@@ -204,8 +208,9 @@ class ApiClient:
         """Poll until every job is terminal or ``timeout`` passes; last state of each.
 
         Each pass is one call for all pending jobs (POST /api/job-states, in chunks of
-        STATES_CHUNK), not one per job; passes slow down to MAX_POLL while nothing
-        finishes. A worker without that endpoint is asked job by job."""
+        STATES_CHUNK), not one per job, and the answer holds only the jobs that finished;
+        the pause between passes grows with the jobs pending, and to MAX_POLL while
+        nothing finishes. A worker without that endpoint is asked job by job."""
         states: dict[str, dict[str, Any] | None] = dict.fromkeys(job_ids)
         deadline = time.monotonic() + timeout
         pending = list(job_ids)
@@ -224,20 +229,26 @@ class ApiClient:
             pending = [j for j in pending
                        if not (states[j] and states[j]["status"] in Status.TERMINAL)]
             progress(len(job_ids) - len(pending), len(job_ids))
-            if not pending or time.monotonic() > deadline:
+            if not pending:
                 break
-            interval = poll if len(pending) < before else min(MAX_POLL, interval * 1.5)
+            if time.monotonic() > deadline:  # what the unfinished ones are doing
+                with contextlib.suppress(ApiUnreachable):
+                    states.update(self._states(pending, view="whole"))
+                break
+            interval = (max(poll, min(MAX_POLL, len(pending) / PENDING_PER_SECOND_OF_POLL))
+                        if len(pending) < before else min(MAX_POLL, interval * 1.5))
             time.sleep(interval)
         return states
 
-    def _states(self, job_ids: list[str]) -> dict[str, dict[str, Any] | None]:
+    def _states(self, job_ids: list[str], view: str = "finished"
+                ) -> dict[str, dict[str, Any] | None]:
         """The states the API gives for ``job_ids`` now (ids it says to ask again later
-        are left out)."""
+        are left out; with view "finished", only finished jobs come back)."""
         answered: dict[str, dict[str, Any] | None] = {}
         for start in range(0, len(job_ids), STATES_CHUNK):
             chunk = job_ids[start:start + STATES_CHUNK]
-            # brief: jobs in flight come as id and status; whole states once finished
-            status, body = self.post_json("/api/job-states?brief=1", {"job_ids": chunk})
+            status, body = self.post_json(f"/api/job-states?view={view}",
+                                          {"job_ids": chunk})
             if status in (404, 405):  # a worker from before the endpoint: one by one
                 answered.update((job_id, self.job(job_id)) for job_id in chunk)
             elif status == 200:

@@ -12,6 +12,7 @@ import asyncio
 from typing import Any
 
 from faust.web import Request, Response, View
+from yarl import URL
 
 from pipeline.errors import InvalidRequest
 from pipeline.models import Status, loads_bounded
@@ -33,6 +34,12 @@ def requested_ids(body: Any) -> list[str]:
     return ids
 
 
+#: How a job-states answer shows each job: its whole state; jobs in flight as
+#: ``brief_view``; or only finished jobs (in flight and unknown ones left out, which
+#: keeps a poller's answers as small as what changed).
+WHOLE, BRIEF, FINISHED = "whole", "brief", "finished"
+
+
 def brief_view(state: dict[str, Any]) -> dict[str, Any]:
     """A job still in flight as a poller needs it: its id, status and last change (the
     whole state, history and all, comes once the job is finished)."""
@@ -40,57 +47,87 @@ def brief_view(state: dict[str, Any]) -> dict[str, Any]:
             "updated_at": state.get("updated_at")}
 
 
+def _shown(state: dict[str, Any] | None, table: Any, view: str) -> Any:
+    """How ``view`` shows ``state``; ``_LEFT_OUT`` if not at all."""
+    if state is None:
+        return _LEFT_OUT if view == FINISHED else None
+    if state["status"] in Status.TERMINAL:
+        return table.public_view(state)
+    if view == FINISHED:
+        return _LEFT_OUT
+    return brief_view(state) if view == BRIEF else table.public_view(state)
+
+
+_LEFT_OUT = object()
+
+
+def owners_by_partition(app: Any) -> dict[int, str]:
+    """partition of the jobs table -> URL of the worker holding it (Faust's current
+    assignment; a partition being moved is missing)."""
+    topic = app.job_states.changelog_topic_name()
+    return {partition: url
+            for url, topics in app.assignor.changelog_distribution.items()
+            for partition in topics.get(topic, ())}
+
+
 async def job_states(app: Any, request: Request, ids: list[str], local_only: bool,
-                     brief: bool = False) -> dict[str, Any]:
+                     view: str = WHOLE) -> dict[str, Any]:
     """``{"jobs": {id: state or None}, "later": [ids to ask again]}`` for the ids as the
-    caller wrote them; jobs the caller may not see are None, like unknown ones. With
-    ``brief``, jobs in flight come as brief_view."""
+    caller wrote them; jobs the caller may not see are None, like unknown ones. ``view``
+    says how jobs are shown (WHOLE, BRIEF, FINISHED)."""
     await load_changelog_metadata(app)
     jobs: dict[str, Any] = {}
     later: list[str] = []
-    by_owner: dict[Any, list[tuple[str, str]]] = {}
     table = app.job_states
+    owners = owners_by_partition(app)
+    by_owner: dict[str, list[tuple[str, str]]] = {}
     for asked in ids:
         scoped = scoped_job_id(request, asked)
         if scoped is None:
-            jobs[asked] = None
-            continue
-        try:
-            owner = app.router.key_store(table.name, scoped.encode())
-        except KeyError:  # partitions are being assigned
-            later.append(asked)
-            continue
-        if is_self(app, owner):
-            state = table.get(scoped)
-            if state is None:
+            if view != FINISHED:
                 jobs[asked] = None
-            elif brief and state["status"] not in Status.TERMINAL:
-                jobs[asked] = brief_view(state)
-            else:
-                jobs[asked] = table.public_view(state)
-        elif local_only:  # the asker's view of the owners is older than ours
+            continue
+        owner = owners.get(table.partition_of(scoped))
+        if owner is None:  # partitions are being assigned
             later.append(asked)
         else:
             by_owner.setdefault(owner, []).append((asked, scoped))
     headers = forwarded(request.headers)
 
-    async def ask(owner: Any, pairs: list[tuple[str, str]]) -> None:
-        query = {"scope": "local", **({"brief": "1"} if brief else {})}
+    async def ask(owner: str, pairs: list[tuple[str, str]]) -> None:
+        if is_self(app, owner):
+            for asked, scoped in pairs:
+                if (shown := _shown(table.get(scoped), table, view)) is not _LEFT_OUT:
+                    jobs[asked] = shown
+            return
+        if local_only:  # the asker's view of the owners is older than ours
+            later.extend(asked for asked, _ in pairs)
+            return
         status, body = await fetch_json(
-            app, owner.with_path("/api/job-states").with_query(query),
+            app, URL(owner).with_path("/api/job-states").with_query(
+                {"scope": "local", "view": view}),
             headers, {"job_ids": [scoped for _, scoped in pairs]})
         if status != 200:  # the owner died or is moving: ask again shortly
             later.extend(asked for asked, _ in pairs)
             return
         answered, again = body.get("jobs", {}), set(body.get("later", []))
         for asked, scoped in pairs:
-            if scoped in again or scoped not in answered:
+            if scoped in again or (scoped not in answered and view != FINISHED):
                 later.append(asked)
-            else:
+            elif scoped in answered:
                 jobs[asked] = answered[scoped]
 
     await asyncio.gather(*(ask(owner, pairs) for owner, pairs in by_owner.items()))
     return {"jobs": jobs, "later": later}
+
+
+def requested_view(query: Any) -> str:
+    """``?view=whole|brief|finished`` (``?brief=1``: the older spelling of brief)."""
+    view = query.get("view") or (BRIEF if query.get("brief") == "1" else WHOLE)
+    if view not in (WHOLE, BRIEF, FINISHED):
+        raise InvalidRequest(f"view must be {WHOLE}, {BRIEF} or {FINISHED}, not {view!r}",
+                             "bad_param")
+    return view
 
 
 class JobStates(View):
@@ -99,11 +136,11 @@ class JobStates(View):
             body = loads_bounded(await request.content.read(MAX_FORM_BYTES + 1),
                                  max_bytes=MAX_FORM_BYTES)
             ids = requested_ids(body)
+            view = requested_view(request.query)
         except InvalidRequest as exc:
             return self.json({"error": exc.message, "code": exc.code}, status=400)
         local_only = request.query.get("scope") == "local"
-        brief = request.query.get("brief") == "1"
-        return self.json(await job_states(self.app, request, ids, local_only, brief))
+        return self.json(await job_states(self.app, request, ids, local_only, view))
 
 
 ROUTES = {"/api/job-states": JobStates}

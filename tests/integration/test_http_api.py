@@ -340,6 +340,14 @@ def test_many_job_states_in_one_call_from_any_worker(cluster):
     # brief: finished jobs whole, as above (a job in flight would come as id and status)
     status, body = post_json(f"{second}/api/job-states?brief=1", {"job_ids": ids})
     assert status == 200 and all(body["jobs"][j]["outputs"] for j in ids)
+    # finished: only finished jobs, whole (unknown and unseeable ids left out, from both
+    # workers: half of the ids are forwarded to the other one)
+    for url in (first, second):
+        status, body = post_json(f"{url}/api/job-states?view=finished", {"job_ids": asked})
+        assert status == 200 and body["later"] == [], body
+        assert set(body["jobs"]) == set(ids) and all(body["jobs"][j]["outputs"] for j in ids)
+    status, body = post_json(f"{first}/api/job-states?view=everything", {"job_ids": ids})
+    assert status == 400 and body["code"] == "bad_param"
     status, body = post_json(f"{first}/api/job-states", {"job_ids": ["x"] * 1001})
     assert status == 400 and body["code"] == "bad_param"
     status, body = post_json(f"{first}/api/job-states", {"ids": []})

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -102,15 +103,18 @@ def test_a_refusal_is_not_retried():
 def states_api(finish_after: dict[str, int], later_once: set[str]
                ) -> Iterator[tuple[str, list[list[str]]]]:
     """A worker answering POST /api/job-states: job ``j`` is DONE from its
-    ``finish_after[j]``-th call on (QUEUED before); ids in ``later_once`` are "ask again
-    later" the first time. Yields the URL and the ids of every call."""
+    ``finish_after[j]``-th call on (QUEUED before, left out of ``view=finished``
+    answers); ids in ``later_once`` are "ask again later" the first time. Yields the URL
+    and the ids of every call."""
     calls: list[list[str]] = []
+    views: list[str] = []  # the ?view= of each call
     seen: dict[str, int] = {}
 
     class Handler(QuietHandler):
         def do_POST(self) -> None:
             ids = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["job_ids"]
             calls.append(ids)
+            views.append(parse_qs(urlsplit(self.path).query).get("view", ["whole"])[0])
             jobs, later = {}, []
             for job_id in ids:
                 seen[job_id] = seen.get(job_id, 0) + 1
@@ -118,20 +122,32 @@ def states_api(finish_after: dict[str, int], later_once: set[str]
                     later.append(job_id)
                     continue
                 status = "DONE" if seen[job_id] >= finish_after[job_id] else "QUEUED"
-                jobs[job_id] = {"job_id": job_id, "status": status, "outputs": []}
+                if status == "DONE" or views[-1] != "finished":
+                    jobs[job_id] = {"job_id": job_id, "status": status, "outputs": []}
             self.answer(200, {"jobs": jobs, "later": later})
 
     with serving(Handler) as url:
-        yield url, calls
+        yield url, calls, views
 
 
 def test_waiting_on_many_jobs_asks_once_per_pass_not_once_per_job():
     ids = [f"j{i}" for i in range(1200)]
     finish = {job_id: 1 + i % 3 for i, job_id in enumerate(ids)}  # done on pass 1, 2 or 3
-    with states_api(finish, later_once={"j3"}) as (url, calls):
+    with states_api(finish, later_once={"j3"}) as (url, calls, views):
         states = client(url).wait_for(ids, timeout=60, poll=0.01)
     assert all(states[j]["status"] == "DONE" for j in ids)
     # Pass 1: 1200 ids in chunks of 500 (3 calls); pass 2: the 800 not done and j3, whose
     # first answer was "later" (2 calls); pass 3: the last 400 (1 call).
     assert [len(c) for c in calls] == [500, 500, 200, 500, 301, 400]
     assert "j3" in calls[3] + calls[4] and "j3" not in calls[5]
+    assert set(views) == {"finished"}  # answers hold what finished, not every job
+
+
+def test_a_wait_that_times_out_reports_what_the_unfinished_jobs_are_doing():
+    ids = ["quick", "stuck"]
+    with states_api({"quick": 1, "stuck": 10**6}, later_once=set()) as (url, calls, views):
+        states = client(url).wait_for(ids, timeout=0.2, poll=0.05)
+    assert states["quick"]["status"] == "DONE"
+    assert states["stuck"]["status"] == "QUEUED"  # not None ("never seen")
+    assert views[-1] == "whole" and calls[-1] == ["stuck"]
+    assert set(views[:-1]) == {"finished"}
