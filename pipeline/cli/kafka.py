@@ -26,14 +26,21 @@ _data_dir = click.option("--data-dir", type=click.Path(path_type=Path),
               help="Client port (default: the port of IMGPIPE_BROKER, else 9092).")
 @click.option("--brokers", type=click.Choice(["1", "3"]), default="1", show_default=True,
               help="3: a replicated cluster (RF 3, min ISR 2) for fault tests.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+              help="Serve each broker's Prometheus metrics (JMX exporter) from this port "
+                   "on (node 2 on the next one, ...); 0: free ports. Off by default.")
 @_data_dir
-def kafka_up(port: int | None, brokers: str, data_dir: Path) -> None:
+def kafka_up(port: int | None, brokers: str, metrics_port: int | None, data_dir: Path
+             ) -> None:
     """Start the broker(s) (downloads jars once) and wait until they answer."""
     configured = settings_from_env().bootstrap_servers.split(",")[0]
     if port is None:
         port = int(configured.rsplit(":", 1)[1])
     state = localkafka.up(port, data_dir, echo=lambda m: click.echo(m, err=True),
-                          brokers=int(brokers))
+                          brokers=int(brokers), metrics_port=metrics_port)
+    for node in state.nodes:
+        if node.metrics_url:
+            click.echo(f"node {node.node_id} metrics: {node.metrics_url}", err=True)
     if state.bootstrap.split(",")[0] != configured:
         click.echo(f"other imgpipe commands look for Kafka at {configured}: run "
                    f"`export IMGPIPE_BROKER=kafka://{state.bootstrap}` first", err=True)
@@ -64,8 +71,9 @@ def kafka_status(data_dir: Path) -> None:
     click.echo(f"{'running' if answering else 'degraded or starting'}: {state.bootstrap}")
     for node in state.nodes:
         alive = localkafka.pid_alive(node.pid)
+        metrics = f", metrics {node.metrics_url}" if node.metrics_url else ""
         click.echo(f"  node {node.node_id}: {node.address} pid {node.pid} "
-                   f"{'up' if alive else 'DOWN'}")
+                   f"{'up' if alive else 'DOWN'}{metrics}")
     sys.exit(0 if answering else 1)
 
 

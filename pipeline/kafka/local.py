@@ -1,9 +1,8 @@
-"""A real single-node Apache Kafka (KRaft) on 127.0.0.1, for laptops and tests.
+"""A real Apache Kafka (KRaft: one node, or three) on 127.0.0.1, for laptops and tests.
 
-The broker's jars are resolved from Maven Central once (deploy/kafka/pom.xml) and cached
-under ``~/.cache/imgpipe/kafka/<version>``; later starts never download. State (pid,
-ports) lives in ``<data-dir>/broker.json`` so ``up`` is idempotent and ``down`` and
-``status`` find the broker again.
+The jars come from pipeline.kafka.jars, each node's config and command line from
+pipeline.kafka.nodeconfig. State (pids, ports) lives in ``<data-dir>/broker.json`` so
+``up`` is idempotent and ``down`` and ``status`` find the cluster again.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -23,54 +21,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pipeline.errors import ConfigError
+from pipeline.kafka.jars import KAFKA_VERSION, resolve_classpath
+from pipeline.kafka.nodeconfig import SCRAM_MECHANISMS, java_command, server_properties
 
-KAFKA_VERSION = "4.1.1"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-POM = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
-LOG4J_CONFIG = REPO_ROOT / "deploy" / "kafka" / "log4j2.yaml"
 DEFAULT_DATA_DIR = Path("var/kafka")
 STARTUP_TIMEOUT = 90.0
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("IMGPIPE_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "imgpipe")
-    return Path(base) / "kafka" / KAFKA_VERSION
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def resolve_classpath(echo=print) -> Path:
-    """The folder of broker jars, resolved from Maven Central on first use."""
-    lib = cache_dir() / "lib"
-    marker = lib / ".complete"
-    if marker.exists():
-        return lib
-    if not shutil.which("mvn"):
-        raise ConfigError("Maven (mvn) is needed once to fetch the Kafka jars: install it "
-                          "(e.g. apt-get install maven) and run again")
-    if not shutil.which("java"):
-        raise ConfigError("Java 17+ is needed to run Kafka: install a JDK (e.g. "
-                          "apt-get install openjdk-17-jre-headless)")
-    echo(f"Resolving Apache Kafka {KAFKA_VERSION} jars from Maven Central into {lib} "
-         "(first run only)...")
-    tmp = lib.with_name("lib.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    result = subprocess.run(
-        ["mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-         f"-Dkafka.version={KAFKA_VERSION}", f"-DoutputDirectory={tmp}"],
-        capture_output=True, text=True)
-    if result.returncode != 0:
-        raise ConfigError("could not resolve the Kafka jars with Maven:\n"
-                          + (result.stdout + result.stderr)[-3000:])
-    shutil.rmtree(lib, ignore_errors=True)
-    tmp.rename(lib)
-    marker.touch()
-    return lib
 
 
 @dataclass
@@ -82,10 +43,15 @@ class Node:
     port: int
     controller_port: int
     data_dir: str
+    metrics_port: int | None = None  # the JMX exporter's, when the node serves metrics
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def metrics_url(self) -> str | None:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics" if self.metrics_port else None
 
 
 @dataclass
@@ -140,59 +106,6 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
-
-
-def server_properties(node_id: int, port: int, controller_port: int, voters: str,
-                      log_dir: Path, cluster_size: int, sasl_port: int | None = None) -> str:
-    """KRaft combined-mode config; with 3 nodes: RF 3, min ISR 2, fast failure detection.
-    ``sasl_port`` adds a SASL_PLAINTEXT listener taking SCRAM logins (managed-Kafka tests)."""
-    rf, isr = (3, 2) if cluster_size >= 3 else (1, 1)
-    listeners = [f"PLAINTEXT://127.0.0.1:{port}"]
-    security = ["CONTROLLER:PLAINTEXT", "PLAINTEXT:PLAINTEXT"]
-    sasl: list[str] = []
-    if sasl_port:
-        listeners.append(f"SASL_PLAINTEXT://127.0.0.1:{sasl_port}")
-        security.append("SASL_PLAINTEXT:SASL_PLAINTEXT")
-        sasl = [f"sasl.enabled.mechanisms={','.join(SCRAM_MECHANISMS)}"] + [
-            f"listener.name.sasl_plaintext.{m.lower()}.sasl.jaas.config="
-            "org.apache.kafka.common.security.scram.ScramLoginModule required;"
-            for m in SCRAM_MECHANISMS]
-    lines = [
-        "process.roles=broker,controller",
-        f"node.id={node_id}",
-        f"controller.quorum.voters={voters}",
-        f"listeners={','.join(listeners)},CONTROLLER://127.0.0.1:{controller_port}",
-        f"advertised.listeners={','.join(listeners)}",
-        "controller.listener.names=CONTROLLER",
-        "inter.broker.listener.name=PLAINTEXT",
-        f"listener.security.protocol.map={','.join(security)}",
-        *sasl,
-        f"log.dirs={log_dir}",
-        "num.partitions=1",
-        f"default.replication.factor={rf}",
-        f"min.insync.replicas={isr}",
-        f"offsets.topic.replication.factor={rf}",
-        "offsets.topic.num.partitions=4",
-        f"transaction.state.log.replication.factor={rf}",
-        f"transaction.state.log.min.isr={isr}",
-        "transaction.state.log.num.partitions=1",
-        f"share.coordinator.state.topic.replication.factor={rf}",
-        f"share.coordinator.state.topic.min.isr={isr}",
-        "group.initial.rebalance.delay.ms=0",
-        "num.network.threads=2",
-        "num.io.threads=2",
-        "auto.create.topics.enable=false",
-        "log.retention.hours=168",
-        "log.segment.bytes=67108864",
-    ]
-    if cluster_size >= 3:  # notice a killed node in seconds, not the 9 s / 30 s defaults
-        lines += ["broker.heartbeat.interval.ms=500", "broker.session.timeout.ms=3000",
-                  "replica.lag.time.max.ms=5000", "controller.quorum.fetch.timeout.ms=2000",
-                  "controller.quorum.election.timeout.ms=1000"]
-    return "\n".join([*lines, ""])
-
-
 async def _cluster_size(bootstrap: str) -> int:
     from aiokafka import AIOKafkaClient
 
@@ -213,19 +126,16 @@ def cluster_size(bootstrap: str) -> int:
     return asyncio.run(_cluster_size(bootstrap))
 
 
-def _java(lib: Path, data_dir: Path, heap: str) -> list[str]:
-    return ["java", "-Xms256m", f"-Xmx{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}", f"-Dkafka.logs.dir={data_dir}",
-            "-cp", f"{lib}/*"]
-
-
 def up(port: int | None = None, data_dir: Path = DEFAULT_DATA_DIR, echo=print,
        heap: str | None = None, brokers: int = 1, sasl_port: int | None = None,
-       scram_users: dict[str, str] | None = None) -> BrokerState:
+       scram_users: dict[str, str] | None = None, metrics_port: int | None = None
+       ) -> BrokerState:
     """Start the cluster (or find it already running) and wait until every node answers.
 
     With ``sasl_port`` (one node only) the broker also listens there for SASL SCRAM
-    logins of ``scram_users`` (name -> password, both SCRAM-SHA-256 and -512).
+    logins of ``scram_users`` (name -> password, both SCRAM-SHA-256 and -512). With
+    ``metrics_port`` node i serves Prometheus metrics on ``metrics_port + i - 1`` (0: on
+    free ports).
     """
     data_dir = Path(data_dir).resolve()
     if brokers not in (1, 3):
@@ -249,6 +159,7 @@ def up(port: int | None = None, data_dir: Path = DEFAULT_DATA_DIR, echo=print,
     lib = resolve_classpath(echo)
     heap = heap or ("768m" if brokers == 1 else "512m")
     ports = [port, *(free_port() for _ in range(brokers - 1))]
+    metrics_ports = _metrics_ports(metrics_port, brokers)
     cports = [free_port() for _ in range(brokers)]
     voters = ",".join(f"{i + 1}@127.0.0.1:{c}" for i, c in enumerate(cports))
     cluster_id = None
@@ -261,7 +172,7 @@ def up(port: int | None = None, data_dir: Path = DEFAULT_DATA_DIR, echo=print,
         props = node_dir / "server.properties"
         props.write_text(server_properties(i + 1, ports[i], cports[i], voters, log_dir,
                                            brokers, sasl_port))
-        java = _java(lib, node_dir, heap)
+        java = java_command(lib, node_dir, heap, metrics_ports[i])
         if not (log_dir / "meta.properties").exists():
             cluster_id = cluster_id or uuid.uuid4().hex[:22]
             scram = [arg for name, password in (scram_users or {}).items()
@@ -276,7 +187,8 @@ def up(port: int | None = None, data_dir: Path = DEFAULT_DATA_DIR, echo=print,
             procs.append(subprocess.Popen([*java, "kafka.Kafka", str(props)], stdout=log,
                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                           start_new_session=True))
-        nodes.append(Node(i + 1, procs[-1].pid, ports[i], cports[i], str(node_dir)))
+        nodes.append(Node(i + 1, procs[-1].pid, ports[i], cports[i], str(node_dir),
+                          metrics_ports[i]))
     state = BrokerState(nodes, str(data_dir))
     _state_file(data_dir).write_text(state.to_json())
     echo(f"Starting Kafka {KAFKA_VERSION} ({brokers} node{'s' * (brokers > 1)}) on "
@@ -296,6 +208,18 @@ def up(port: int | None = None, data_dir: Path = DEFAULT_DATA_DIR, echo=print,
     down(data_dir, echo=lambda *_: None)
     raise ConfigError(f"Kafka did not answer within {STARTUP_TIMEOUT:.0f}s; see the "
                       f"server.log files under {data_dir}")
+
+
+def _metrics_ports(first: int | None, brokers: int) -> list[int | None]:
+    if first is None:
+        return [None] * brokers
+    chosen = [first + i if first else free_port() for i in range(brokers)]
+    taken = [p for p in chosen if p is not None and not _port_free(p)]
+    if taken:
+        raise ConfigError(f"metrics port {taken[0]} on 127.0.0.1 is taken: pick another "
+                          "with --metrics-port (each node uses the next one), or 0 for "
+                          "free ports")
+    return chosen
 
 
 def _port_free(port: int) -> bool:
@@ -381,8 +305,8 @@ def restart_node(data_dir: Path, node_id: int, echo=print, heap: str | None = No
     if pid_alive(node.pid):
         return node
     node_dir = Path(node.data_dir)
-    java = _java(resolve_classpath(echo), node_dir,
-                 heap or ("768m" if len(state.nodes) == 1 else "512m"))
+    java = java_command(resolve_classpath(echo), node_dir,
+                        heap or ("768m" if len(state.nodes) == 1 else "512m"), node.metrics_port)
     with (node_dir / "server.log").open("ab") as log:
         proc = subprocess.Popen([*java, "kafka.Kafka", str(node_dir / "server.properties")],
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -184,14 +184,26 @@ def test_compose_stack_is_consistent():
         assert {k for k in env if k.startswith("IMGPIPE_")} <= known, name
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
-            assert (deploy / source).exists(), f"{name}: {source} missing"
+            if source.startswith("."):
+                assert (deploy / source).exists(), f"{name}: {source} missing"
+            else:
+                assert source in compose["volumes"], f"{name}: volume {source} undeclared"
     Settings.from_env(services["worker"]["environment"])  # the settings parse
     prometheus = yaml.safe_load((deploy / "prometheus" / "prometheus.yml").read_text())
-    [job] = prometheus["scrape_configs"]
+    jobs = {job["job_name"]: job for job in prometheus["scrape_configs"]}
     alerts = (deploy / "prometheus" / "alerts.yml").read_text()
-    assert f'up{{job="{job["job_name"]}"}}' in alerts
+    assert set(jobs) == {"imgpipe", "kafka"}
+    for job_name in jobs:
+        assert f'up{{job="{job_name}"}}' in alerts
+    job = jobs["imgpipe"]
     assert job["dns_sd_configs"][0]["names"] == ["worker"]
     assert job["dns_sd_configs"][0]["port"] == Settings().web_port
+    agent = services["kafka"]["environment"]["KAFKA_OPTS"]
+    port = agent.split("=", 1)[1].split(":")[0]
+    assert jobs["kafka"]["static_configs"][0]["targets"] == [f"kafka:{port}"]
+    assert agent.endswith(":/opt/jmx-config/jmx-exporter.yml") and any(
+        v.startswith("./kafka/jmx-exporter.yml:/opt/jmx-config/") for v in
+        services["kafka"]["volumes"])
     provider = yaml.safe_load(
         (deploy / "grafana" / "provisioning" / "dashboards" / "imgpipe.yml").read_text())
     path = provider["providers"][0]["options"]["path"]
