@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -75,6 +76,77 @@ def kafka_status(data_dir: Path) -> None:
         click.echo(f"  node {node.node_id}: {node.address} pid {node.pid} "
                    f"{'up' if alive else 'DOWN'}{metrics}")
     sys.exit(0 if answering else 1)
+
+
+_throttle = click.option("--throttle", type=click.IntRange(1, 10_000), default=50,
+                         show_default=True,
+                         help="Replication throttle while partitions move, MiB/s.")
+
+
+def _echo(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@kafka.command("rebalance")
+@click.option("--exclude", "excluded", type=int, multiple=True,
+              help="Move every replica off this broker id (repeatable).")
+@_throttle
+def kafka_rebalance(excluded: tuple[int, ...], throttle: int) -> None:
+    """Spread every partition's replicas evenly over the brokers of IMGPIPE_BROKER's
+    cluster with Kafka's reassignment (throttled); prints the seconds it took."""
+    from pipeline.kafka import reassign
+
+    bootstrap = settings_from_env().bootstrap_servers
+    assignment, brokers = reassign.current_assignment(bootstrap)
+    keep = [b for b in brokers if b not in excluded]
+    plan = reassign.balanced_plan(assignment, keep)
+    took = reassign.reassign(bootstrap, plan, throttle << 20, _echo)
+    click.echo(f"{len(plan)} partitions moved in {took:.1f}s onto brokers "
+               f"{', '.join(map(str, keep))}")
+
+
+@kafka.command("add-broker")
+@click.option("--no-rebalance", is_flag=True, help="Only start it; move nothing yet.")
+@_throttle
+@_data_dir
+def kafka_add_broker(no_rebalance: bool, throttle: int, data_dir: Path) -> None:
+    """Add a broker to the local cluster of --data-dir, then move its share of the
+    replicas onto it."""
+    from pipeline.kafka import reassign
+
+    node = localkafka.add_node(data_dir, echo=_echo)
+    if not no_rebalance:
+        bootstrap = localkafka.read_state(data_dir.resolve()).bootstrap
+        assignment, brokers = reassign.current_assignment(bootstrap)
+        reassign.reassign(bootstrap, reassign.balanced_plan(assignment, brokers),
+                          throttle << 20, _echo)
+    click.echo(f"broker {node.node_id} at {node.address}")
+
+
+@kafka.command("remove-broker")
+@click.argument("broker_id", type=int)
+@_throttle
+@_data_dir
+def kafka_remove_broker(broker_id: int, throttle: int, data_dir: Path) -> None:
+    """Move every replica off BROKER_ID, then stop it and forget it (a broker added with
+    add-broker; the local cluster's first nodes are also its controllers)."""
+    from pipeline.kafka import reassign
+
+    state = localkafka.read_state(data_dir.resolve())
+    node = next((n for n in state.nodes if n.node_id == broker_id), None) if state else None
+    if node is None:
+        raise click.ClickException(f"no broker {broker_id} in the cluster of {data_dir}: "
+                                   "`imgpipe kafka status` lists them")
+    if node.controller_port:
+        raise click.ClickException(f"node {broker_id} is also a controller of the local "
+                                   "cluster; remove a broker added with add-broker")
+    assignment, brokers = reassign.current_assignment(state.bootstrap)
+    plan = reassign.balanced_plan(assignment, [b for b in brokers if b != broker_id])
+    reassign.reassign(state.bootstrap, plan, throttle << 20, _echo)
+    localkafka.kill_node(data_dir, broker_id, signal.SIGTERM)
+    reassign.unregister_broker(state.bootstrap, broker_id)
+    localkafka.forget_node(data_dir, broker_id)
+    click.echo(f"broker {broker_id} emptied, stopped and unregistered")
 
 
 @click.group()

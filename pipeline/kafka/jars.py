@@ -16,7 +16,7 @@ from pipeline.errors import ConfigError
 
 KAFKA_VERSION = "4.1.1"
 #: Raised when deploy/kafka/pom.xml gains a dependency, so caches resolve again.
-RUNTIME_REVISION = 2
+RUNTIME_REVISION = 3
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POM = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
 AGENT_PREFIX = "jmx_prometheus_javaagent-"

@@ -210,6 +210,62 @@ def up(port: int | None = None, data_dir: Path = DEFAULT_DATA_DIR, echo=print,
                       f"server.log files under {data_dir}")
 
 
+def add_node(data_dir: Path, echo=print, heap: str = "512m") -> Node:
+    """Start one more broker (broker role only; the existing nodes stay the controllers)
+    in the running cluster of ``data_dir`` and wait until the cluster lists it. It holds
+    no replicas until they are moved to it (pipeline.kafka.reassign)."""
+    data_dir = Path(data_dir).resolve()
+    state = read_state(data_dir)
+    if state is None or not state.alive():
+        raise ConfigError(f"no Kafka running from {data_dir}: start it with `imgpipe kafka "
+                          "up --brokers 3` first")
+    controllers = [n for n in state.nodes if n.controller_port]
+    voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in controllers)
+    meta = Path(controllers[0].data_dir) / "logs" / "meta.properties"
+    cluster_id = next(line.split("=", 1)[1].strip() for line in meta.read_text().splitlines()
+                      if line.startswith("cluster.id="))
+    node_id = max(n.node_id for n in state.nodes) + 1
+    node_dir = data_dir / f"node-{node_id}"
+    (node_dir / "logs").mkdir(parents=True, exist_ok=True)
+    props = node_dir / "server.properties"
+    port = free_port()
+    props.write_text(server_properties(node_id, port, 0, voters, node_dir / "logs",
+                                       len(state.nodes)))
+    metrics = free_port() if any(n.metrics_port for n in state.nodes) else None
+    java = java_command(resolve_classpath(echo), node_dir, heap, metrics)
+    fmt = subprocess.run([*java, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+                          "-c", str(props), "--no-initial-controllers"],
+                         capture_output=True, text=True)
+    if fmt.returncode != 0:
+        raise ConfigError(f"formatting broker {node_id} failed:\n"
+                          + (fmt.stdout + fmt.stderr)[-2000:])
+    with (node_dir / "server.log").open("ab") as log:
+        proc = subprocess.Popen([*java, "kafka.Kafka", str(props)], stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    node = Node(node_id, proc.pid, port, 0, str(node_dir), metrics)
+    state.nodes.append(node)
+    _state_file(data_dir).write_text(state.to_json())
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while cluster_size(state.bootstrap) < len(state.alive()):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            tail = (node_dir / "server.log").read_text(errors="replace")[-2000:]
+            raise ConfigError(f"broker {node_id} did not join the cluster; last log lines:"
+                              f"\n{tail}")
+        time.sleep(0.5)
+    echo(f"broker {node_id} joined at {node.address}")
+    return node
+
+
+def forget_node(data_dir: Path, node_id: int) -> None:
+    """Drop a stopped node from the cluster's state file (after remove-broker)."""
+    data_dir = Path(data_dir).resolve()
+    state = read_state(data_dir)
+    if state is not None:
+        state.nodes = [n for n in state.nodes if n.node_id != node_id]
+        _state_file(data_dir).write_text(state.to_json())
+
+
 def _metrics_ports(first: int | None, brokers: int) -> list[int | None]:
     if first is None:
         return [None] * brokers

@@ -17,7 +17,9 @@ SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
 def server_properties(node_id: int, port: int, controller_port: int, voters: str,
                       log_dir: Path, cluster_size: int, sasl_port: int | None = None) -> str:
     """KRaft combined-mode config; with 3 nodes: RF 3, min ISR 2, fast failure detection.
-    ``sasl_port`` adds a SASL_PLAINTEXT listener taking SCRAM logins (managed-Kafka tests)."""
+    ``sasl_port`` adds a SASL_PLAINTEXT listener taking SCRAM logins (managed-Kafka tests).
+    ``controller_port`` 0: a broker-only node (one added to a running cluster), whose
+    controllers are the ``voters``."""
     rf, isr = (3, 2) if cluster_size >= 3 else (1, 1)
     listeners = [f"PLAINTEXT://127.0.0.1:{port}"]
     security = ["CONTROLLER:PLAINTEXT", "PLAINTEXT:PLAINTEXT"]
@@ -30,10 +32,11 @@ def server_properties(node_id: int, port: int, controller_port: int, voters: str
             "org.apache.kafka.common.security.scram.ScramLoginModule required;"
             for m in SCRAM_MECHANISMS]
     lines = [
-        "process.roles=broker,controller",
+        "process.roles=broker,controller" if controller_port else "process.roles=broker",
         f"node.id={node_id}",
         f"controller.quorum.voters={voters}",
-        f"listeners={','.join(listeners)},CONTROLLER://127.0.0.1:{controller_port}",
+        f"listeners={','.join(listeners)}"
+        + (f",CONTROLLER://127.0.0.1:{controller_port}" if controller_port else ""),
         f"advertised.listeners={','.join(listeners)}",
         "controller.listener.names=CONTROLLER",
         "inter.broker.listener.name=PLAINTEXT",

@@ -7,13 +7,30 @@ import sqlite3
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
 from pipeline.dev.samples import write_samples
+from pipeline.kafka import local as localkafka
 from pipeline.objects import open_object_store
 from pipeline.objects.local import path_from_file_uri
 from tests.kafkautil import produce_raw, read_topic
+
+
+@contextmanager
+def three_brokers(tmp_path: Path, **options) -> Iterator[tuple[localkafka.BrokerState, Path]]:
+    """A three-node KRaft cluster of its own (RF 3, min ISR 2) and its data folder."""
+    cluster_dir = tmp_path / "cluster"
+    cluster = localkafka.up(localkafka.free_port(), cluster_dir, echo=lambda m: None,
+                            brokers=3, **options)
+    try:
+        yield cluster, cluster_dir
+    finally:
+        localkafka.down(cluster_dir, echo=lambda m: None)
+
 
 VARIANTS = {"small": [{"op": "resize", "width": 320}, {"op": "encode", "format": "jpeg"}],
             "thumb": [{"op": "thumbnail", "size": 96}, {"op": "encode", "format": "webp"}]}

@@ -19,6 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.kafka import local as localkafka
+from tests.faults.harness import three_brokers
 
 pytestmark = [pytest.mark.kafka, pytest.mark.faults]
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -95,10 +96,7 @@ def referenced_kafka_metrics() -> set[str]:
 
 
 def test_broker_metrics_show_replication_health_through_a_broker_outage(tmp_path):
-    cluster_dir = tmp_path / "cluster"
-    cluster = localkafka.up(localkafka.free_port(), cluster_dir, echo=lambda m: None,
-                            brokers=3, metrics_port=0)
-    try:
+    with three_brokers(tmp_path, metrics_port=0) as (cluster, cluster_dir):
         urls = {node.node_id: node.metrics_url for node in cluster.nodes}
         assert all(urls.values()) and len(set(urls.values())) == 3
         asyncio.run(replicated_traffic(cluster.bootstrap))
@@ -153,5 +151,3 @@ def test_broker_metrics_show_replication_health_through_a_broker_outage(tmp_path
         referenced = referenced_kafka_metrics()
         assert referenced >= WATCHED  # each watched metric is on a panel or in a rule
         assert referenced - scraped == set(), "named by Grafana or alerts, never scraped"
-    finally:
-        localkafka.down(cluster_dir, echo=lambda m: None)

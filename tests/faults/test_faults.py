@@ -25,6 +25,7 @@ from tests.faults.harness import (
     local_job_ids,
     processing_counts,
     submit,
+    three_brokers,
     wait_until_finished,
 )
 
@@ -101,10 +102,7 @@ def held_once_settled(ports: list[int], jobs: int, timeout: float = 90) -> dict[
 
 
 def test_three_broker_cluster_survives_losing_a_broker(tmp_path):
-    cluster_dir = tmp_path / "cluster"
-    cluster = localkafka.up(localkafka.free_port(), cluster_dir, echo=lambda m: None,
-                            brokers=3)
-    try:
+    with three_brokers(tmp_path) as (cluster, cluster_dir):
         env = env_for(cluster, tmp_path, IMGPIPE_REPLICATION_FACTOR="3")
         _, port, _ = env.start_worker("w1")
         ids = submit(env, 400, "broker")
@@ -115,8 +113,6 @@ def test_three_broker_cluster_survives_losing_a_broker(tmp_path):
         stop_all(env)
         assert {s["status"] for s in states.values()} == {"DONE"}
         assert_exactly_once_effects(env, ids)
-    finally:
-        localkafka.down(cluster_dir, echo=lambda m: None)
 
 
 def test_workers_ride_out_a_twenty_second_broker_outage(tmp_path):
