@@ -98,6 +98,11 @@ class JobStates:
     def public_view(state: dict[str, Any]) -> dict[str, Any]:
         return transitions.public_view(state)
 
+    @staticmethod
+    def record_view(record: Any) -> dict[str, Any]:
+        """A finished job from its metadata row (JobRecord), shaped like public_view."""
+        return transitions.record_view(record)
+
 
 jobs = app.Table(
     "jobs",

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from pipeline.errors import ImgpipeError
+from pipeline.metadata import JobRecord
 from pipeline.models import JobRequest, OutputInfo, Status, compact_outputs, expand_outputs
 from pipeline.records import ResultRecord
 
@@ -211,6 +212,19 @@ def result_record(state: dict[str, Any]) -> ResultRecord:
 def public_view(state: dict[str, Any]) -> dict[str, Any]:
     """The job as the API and CLI show it (every output with its full ``uri``)."""
     return _view(state, expand_outputs(state))
+
+
+def record_view(record: JobRecord) -> dict[str, Any]:
+    """A finished job as the API shows it, from its metadata row: what answers for a job
+    the jobs table no longer holds (a retired topic generation, docs/scaling.md).
+    ``stored`` says where it came from; the history is not kept there."""
+    state = {"job_id": record.job_id, "status": record.status, "priority": record.priority,
+             "tenant": record.tenant, "name": record.name, "label": record.label,
+             "attempts": record.attempts, "submitted_at": record.submitted_at,
+             "updated_at": record.finished_at, "phash": record.phash,
+             "error": ({"code": record.error_code or "failed", "message": record.error or ""}
+                       if record.status == Status.FAILED else None)}
+    return {**_view(state, [o.to_dict() for o in record.outputs]), "stored": True}
 
 
 def _view(state: dict[str, Any], outputs: list[dict[str, Any]]) -> dict[str, Any]:

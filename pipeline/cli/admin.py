@@ -1,12 +1,16 @@
-"""imgpipe db, config, token: schema, effective settings, API tokens."""
+"""imgpipe db, config, token, drained: schema, effective settings, API tokens, whether a
+topic generation has finished its work."""
 
 from __future__ import annotations
 
 import json
+import sys
+import time
 
 import click
 
 from pipeline.cli.common import settings_from_env
+from pipeline.models import Status
 
 
 @click.group()
@@ -60,4 +64,44 @@ def token_new(tenant: str, priorities: tuple[str, ...], admin: bool) -> None:
     click.echo(json.dumps(entry))
 
 
-COMMANDS = [db, config, token]
+def drain_state(stats: dict) -> tuple[int, int]:
+    """(records not yet consumed, jobs not finished) from GET /api/stats."""
+    lag = sum((stats.get("lag_by_topic") or {}).values())
+    unfinished = sum(n for status, n in (stats.get("by_status") or {}).items()
+                     if status not in Status.TERMINAL)
+    return lag, unfinished
+
+
+@click.command()
+@click.option("--wait", is_flag=True, help="Wait until drained, showing what is left.")
+@click.option("--timeout", type=float, default=3600.0, show_default=True,
+              help="Seconds --wait gives up after (exit 1).")
+def drained(wait: bool, timeout: float) -> None:
+    """Exit 0 once the workers at IMGPIPE_API_URL have consumed every record and finished
+    every job (the step before retiring a topic generation, docs/scaling.md); needs an
+    admin token."""
+    from pipeline.cli.client import ApiClient
+
+    client = ApiClient(settings_from_env())
+    deadline = time.monotonic() + timeout
+    while True:
+        status, stats = client.get_json("/api/stats")
+        if status != 200:
+            raise click.ClickException(f"the worker API answered {status}: {stats}")
+        if "lag_by_topic" not in stats:
+            raise click.ClickException("consumer lag is not in the answer: use an admin "
+                                       "token (IMGPIPE_API_TOKEN) or check the broker "
+                                       f"({'; '.join(stats.get('errors', []))})")
+        lag, unfinished = drain_state(stats)
+        if lag == 0 and unfinished == 0 and not stats.get("errors"):
+            click.echo("drained: every record consumed, every job finished")
+            return
+        message = f"not drained: {lag} records to consume, {unfinished} jobs unfinished"
+        if not wait or time.monotonic() > deadline:
+            click.echo(message)
+            sys.exit(1)
+        click.echo(message, err=True)
+        time.sleep(2)
+
+
+COMMANDS = [db, config, token, drained]

@@ -312,9 +312,14 @@ async def job_state(app: Any, request: Request, job_id: str) -> tuple[int, Any]:
                      "code": "rebalancing"}
     if is_self(app, owner):
         state = app.job_states.get(job_id)
-        if state is None:
-            return 404, {"error": f"no job {job_id!r}", "code": "not_found", "job_id": job_id}
-        return 200, app.job_states.public_view(state)
+        if state is not None:
+            return 200, app.job_states.public_view(state)
+        # Not in the table: a finished job of a retired topic generation (or one the
+        # table lost) is still in the metadata store.
+        record = await app.runtime.io.run(app.runtime.metadata.get_job, job_id)
+        if record is not None:
+            return 200, app.job_states.record_view(record)
+        return 404, {"error": f"no job {job_id!r}", "code": "not_found", "job_id": job_id}
     headers = forwarded(request.headers)
     status, body = await fetch_json(app, owner.with_path(f"/api/jobs/{job_id}"), headers)
     if status == 502:  # the owner died or is moving: the group will reassign its keys

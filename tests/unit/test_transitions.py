@@ -118,3 +118,20 @@ def test_a_run_that_never_finished_counts_as_a_crash_however_the_job_comes_back(
     assert t.unfinished_runs(t.retrying(again, PermanentError("x"), 0.0)) == 0
     assert t.unfinished_runs(t.done(again, [])) == 0
     assert t.unfinished_runs(None) == 0
+
+
+def test_a_job_only_the_metadata_store_holds_reads_like_a_finished_state():
+    from pipeline.metadata import JobRecord
+
+    outputs = [OutputInfo("thumb", "file:///out/j1/thumb.webp", 64, 48, "webp", 900)]
+    state = t.done(t.processing(t.queued(None, REQ, "ingest/0/1"), REQ), outputs)
+    record = JobRecord("j1", Status.DONE, "high", None, "file:///s", 5.0, 9.0, 1,
+                       outputs=tuple(outputs), name="cat.jpg")
+    stored = t.record_view(record)
+    assert set(stored) == set(t.public_view(state)) | {"stored"}
+    assert stored["outputs"] == t.public_view(state)["outputs"]
+    assert (stored["status"], stored["name"], stored["updated_at"]) == ("DONE", "cat.jpg", 9.0)
+    failed = t.record_view(JobRecord("j2", Status.FAILED, "normal", None, "file:///s", 5.0,
+                                     6.0, 3, error_code="corrupt_image", error="truncated"))
+    assert (failed["error_code"], failed["error"], failed["outputs"]) == (
+        "corrupt_image", "truncated", [])
