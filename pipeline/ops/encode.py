@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from pipeline.errors import InvalidRequest
+from pipeline.errors import ImageRejected, InvalidRequest
 from pipeline.imaging.colour import flatten_alpha, parse_colour
 from pipeline.ops.base import Frame, Limits, Operation, Param
 
@@ -26,6 +26,14 @@ ORIENTATION_TAG = 0x0112
 
 CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp",
                  "avif": "image/avif", "jxl": "image/jxl", "gif": "image/gif"}
+#: Upper bound of encode.max_bytes (larger budgets are no budget at all).
+MAX_BYTES_LIMIT = 100 << 20
+#: Encodes one max_bytes search may spend per output: the requested quality, then a
+#: binary search over 1..quality-1 (2**6 > 99 qualities).
+MAX_BYTES_ENCODES = 7
+#: Formats whose size max_bytes can trade against quality (when not lossless).
+_QUALITY_FORMATS = frozenset({"jpeg", "webp", "avif", "jxl"})
+
 #: Formats that can embed an ICC profile (pillow-jxl-plugin writes sRGB JPEG XL only).
 _PROFILE_FORMATS = frozenset({"jpeg", "png", "webp", "avif", "gif"})
 
@@ -69,6 +77,9 @@ class Encode(Operation):
               help="keep every frame of an animated source (webp, gif); else the first"),
         Param("background", str, "#ffffff",
               help="colour alpha is flattened onto for formats without alpha"),
+        Param("max_bytes", int, 0, minimum=0, maximum=MAX_BYTES_LIMIT,
+              help="largest output in bytes: the highest quality that fits (lossy), "
+                   "else the job fails max_bytes_unreachable; 0: no limit"),
     )
     spec_words = ("jpeg", "jpg", "webp", "png", "avif", "jxl", "gif")
 
@@ -81,6 +92,9 @@ class Encode(Operation):
                 op["keep_metadata"] = True
             elif arg == "srcgamut":
                 op["colour_space"] = "source"
+            elif arg.startswith("max") and arg[3:].rstrip("k").isdigit():
+                op["max_bytes"] = int(arg[3:].rstrip("k")) * (1024 if arg.endswith("k")
+                                                               else 1)
             elif arg[:1] in ("q", "m", "s", "e") and arg[1:].isdigit():
                 op[{"q": "quality", "m": "method", "s": "speed", "e": "effort"}[arg[0]]] = (
                     int(arg[1:]))
@@ -105,9 +119,9 @@ class Encode(Operation):
 
 
 def encode_frame(frame: Frame, args: dict[str, Any]) -> Encoded:
-    """Encode ``frame`` with validated encode ``args``."""
+    """Encode ``frame`` with validated encode ``args`` (within ``max_bytes``, if set)."""
     image = _image(frame, args)
-    return _save(image, _options(frame, args), args["format"])
+    return _within_budget(image, _options(frame, args), args)
 
 
 def encode_animation(frames: list[Frame], durations: list[int], loop: int,
@@ -118,7 +132,38 @@ def encode_animation(frames: list[Frame], durations: list[int], loop: int,
     options.update(save_all=True, append_images=images[1:], duration=durations, loop=loop)
     if args["format"] == "gif":
         options.update(disposal=2, optimize=False)  # frames are whole composited canvases
-    return _save(images[0], options, args["format"])
+    return _within_budget(images[0], options, args)
+
+
+def _within_budget(image: Image.Image, options: dict[str, Any], args: dict[str, Any]
+                   ) -> Encoded:
+    """The output at the requested quality if it fits ``max_bytes``; else the largest
+    quality that fits, found in at most MAX_BYTES_ENCODES encodes; else
+    ImageRejected(max_bytes_unreachable)."""
+    fmt, budget = args["format"], args["max_bytes"]
+    encoded = _save(image, options, fmt)
+    if not budget or len(encoded.data) <= budget:
+        return encoded
+    best = None
+    if fmt in _QUALITY_FORMATS and not options.get("lossless"):
+        low, high = 1, args["quality"] - 1
+        for _ in range(MAX_BYTES_ENCODES - 1):
+            if low > high:
+                break
+            quality = (low + high) // 2
+            attempt = _save(image, {**options, "quality": quality}, fmt)
+            if len(attempt.data) <= budget:
+                best, low = attempt, quality + 1
+            else:
+                high = quality - 1
+    if best is None:
+        raise ImageRejected(
+            f"encode: no {fmt} output of this variant fits max_bytes={budget} (at the "
+            f"requested quality it is {len(encoded.data)} bytes"
+            + ("" if fmt in _QUALITY_FORMATS and not options.get("lossless")
+               else "; only lossy jpeg, webp, avif and jxl can trade quality for size")
+            + "): allow more bytes or ask for a smaller size", "max_bytes_unreachable")
+    return best
 
 
 def _image(frame: Frame, args: dict[str, Any]) -> Image.Image:
