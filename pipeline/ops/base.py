@@ -209,3 +209,24 @@ def spec_number(word: str, text: str) -> float:
         return float(text)
     except ValueError:
         raise InvalidRequest(f"{word}: needs a number, got {text!r}", "bad_spec") from None
+
+
+#: Where a crop centres (thumbor's focal point): 0..1 of the image the op receives,
+#: from the left and the top; -1 (both): none, the gravity decides.
+FOCUS_PARAMS = (
+    Param("focus_x", float, -1.0, minimum=-1.0, maximum=1.0,
+          help="focal point 0..1 from the left (wins over gravity)"),
+    Param("focus_y", float, -1.0, minimum=-1.0, maximum=1.0,
+          help="focal point 0..1 from the top"),
+)
+
+
+def focus_of(op: str, args: dict[str, Any]) -> tuple[float, float] | None:
+    """The focal point of ``args`` or None; InvalidRequest if only half given."""
+    fx, fy = args.get("focus_x", -1.0), args.get("focus_y", -1.0)
+    if fx == -1.0 and fy == -1.0:
+        return None
+    if not (0.0 <= fx <= 1.0 and 0.0 <= fy <= 1.0):
+        raise InvalidRequest(f"{op}: give focus_x and focus_y both in 0..1, or neither",
+                             "bad_param")
+    return fx, fy

@@ -5,13 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.errors import ImageRejected, InvalidRequest
-from pipeline.imaging.gravity import GRAVITIES, place
-from pipeline.ops.base import Frame, Limits, Operation, Param, spec_number, spec_size
+from pipeline.imaging.focus import CROP_GRAVITIES, window
+from pipeline.ops.base import (
+    FOCUS_PARAMS,
+    Frame,
+    Limits,
+    Operation,
+    Param,
+    focus_of,
+    spec_number,
+    spec_size,
+)
 
 
 class Crop(Operation):
     """With ``x``/``y`` the box is absolute (clamped to the image); without them the
-    ``width`` x ``height`` area is placed by ``gravity`` (default centre)."""
+    ``width`` x ``height`` area is placed at the focal point if given, else by
+    ``gravity`` (default centre; ``attention``/``entropy``: where the image is
+    interesting, pipeline/imaging/focus.py)."""
 
     name = "crop"
     params = (
@@ -19,7 +30,8 @@ class Crop(Operation):
         Param("height", int, minimum=1, maximum=16384),
         Param("x", int, -1, minimum=-1, maximum=65535, help="left edge (-1: use gravity)"),
         Param("y", int, -1, minimum=-1, maximum=65535, help="top edge (-1: use gravity)"),
-        Param("gravity", str, "centre", choices=GRAVITIES),
+        Param("gravity", str, "centre", choices=CROP_GRAVITIES),
+        *FOCUS_PARAMS,
     )
     spec_words = ("crop",)
 
@@ -35,12 +47,13 @@ class Crop(Operation):
     def check(self, args: dict[str, Any], limits: Limits) -> None:
         if (args["x"] < 0) != (args["y"] < 0):
             raise InvalidRequest("crop: give both x and y, or neither (gravity)", "bad_param")
+        focus_of("crop", args)
 
     def load_scale(self, width: int, height: int, args: dict[str, Any]) -> float:
         return 1.0  # coordinates are in source pixels: never shrink before a crop
 
-    def _box(self, width: int, height: int, args: dict[str, Any]
-             ) -> tuple[int, int, int, int]:
+    def _box(self, width: int, height: int, args: dict[str, Any],
+             pixels: Any = None) -> tuple[int, int, int, int]:
         w, h = min(args["width"], width), min(args["height"], height)
         if args["x"] >= 0:
             x, y = args["x"], args["y"]
@@ -48,8 +61,10 @@ class Crop(Operation):
                 raise ImageRejected(f"crop box at {x},{y} is outside the {width}x{height} "
                                     "image", "crop_outside_image")
             w, h = min(args["width"], width - x), min(args["height"], height - y)
+        elif pixels is None:  # the size alone is asked: no need to look at the image
+            x, y = 0, 0
         else:
-            x, y = place(width, height, w, h, args["gravity"])
+            x, y = window(pixels, w, h, args["gravity"], focus_of("crop", args))
         return x, y, w, h
 
     def output_size(self, width: int, height: int, args: dict[str, Any]) -> tuple[int, int]:
@@ -57,5 +72,5 @@ class Crop(Operation):
         return w, h
 
     def apply(self, frame: Frame, args: dict[str, Any]) -> Frame:
-        x, y, w, h = self._box(frame.width, frame.height, args)
+        x, y, w, h = self._box(frame.width, frame.height, args, frame.pixels)
         return frame.replace(frame.pixels[y:y + h, x:x + w])

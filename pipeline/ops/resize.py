@@ -7,14 +7,25 @@ from typing import Any
 import cv2
 
 from pipeline.errors import InvalidRequest
-from pipeline.ops.base import Frame, Limits, Operation, Param, spec_number, spec_size
+from pipeline.imaging.focus import CROP_GRAVITIES, window
+from pipeline.ops.base import (
+    FOCUS_PARAMS,
+    Frame,
+    Limits,
+    Operation,
+    Param,
+    focus_of,
+    spec_number,
+    spec_size,
+)
 
 MODES = ("fit", "fill", "cover", "exact")
 
 
 class Resize(Operation):
     """``fit``: inside the box, aspect kept. ``cover``: covers the box, aspect kept.
-    ``fill``: covers the box, then centre-cropped to it exactly. ``exact``: stretched.
+    ``fill``: covers the box, then cropped to it exactly where ``gravity`` or the focal
+    point says (default centre). ``exact``: stretched.
     Never upscales unless ``upscale`` is true.
     """
 
@@ -24,6 +35,9 @@ class Resize(Operation):
         Param("height", int, 0, minimum=0, maximum=16384, help="target height (0: from width)"),
         Param("mode", str, "fit", choices=MODES, help="fit | fill | cover | exact"),
         Param("upscale", bool, False, help="allow enlarging small sources"),
+        Param("gravity", str, "centre", choices=CROP_GRAVITIES,
+              help="where fill crops: centre, a side or corner, attention or entropy"),
+        *FOCUS_PARAMS,
     )
     spec_words = ("fit", "fill", "cover", "exact", "w", "h")
 
@@ -31,8 +45,10 @@ class Resize(Operation):
         if word in ("w", "h"):
             value = int(spec_number(word, ":".join(args)))
             return {"op": "resize", ("width" if word == "w" else "height"): value}
-        width, height = spec_size(":".join(args))
-        return {"op": "resize", "width": width, "height": height, "mode": word}
+        smart = [a for a in args if a in CROP_GRAVITIES]
+        width, height = spec_size(":".join(a for a in args if a not in smart))
+        return {"op": "resize", "width": width, "height": height, "mode": word,
+                **({"gravity": smart[-1]} if smart else {})}
 
     def check(self, args: dict[str, Any], limits: Limits) -> None:
         if not args["width"] and not args["height"]:
@@ -40,6 +56,7 @@ class Resize(Operation):
         if args["mode"] in ("fill", "exact") and not (args["width"] and args["height"]):
             raise InvalidRequest(f"resize: mode {args['mode']} needs both width and height",
                                  "missing_param")
+        focus_of("resize", args)
         box = (args["width"] or 1) * (args["height"] or 1)
         if args["width"] and args["height"] and box > limits.max_output_pixels:
             raise InvalidRequest(f"resize: {args['width']}x{args['height']} is more than the "
@@ -90,6 +107,7 @@ class Resize(Operation):
             pixels = cv2.resize(pixels, (w, h), interpolation=interpolation)
         if args["mode"] == "fill":
             cw, ch = min(w, args["width"]), min(h, args["height"])
-            left, top = (w - cw) // 2, (h - ch) // 2
+            left, top = window(pixels, cw, ch, args.get("gravity", "centre"),
+                               focus_of("resize", args))
             pixels = pixels[top:top + ch, left:left + cw]
         return frame.replace(pixels)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.ops.base import Frame, Limits, Operation, Param, spec_number
+from pipeline.imaging.focus import CROP_GRAVITIES
+from pipeline.ops.base import FOCUS_PARAMS, Frame, Limits, Operation, Param, spec_number
 from pipeline.ops.resize import Resize
 
 _resize = Resize()
@@ -14,17 +15,23 @@ class Thumbnail(Operation):
     name = "thumbnail"
     params = (
         Param("size", int, minimum=1, maximum=4096, help="edge of the square box"),
-        Param("square", bool, False, help="fill the box exactly (centre crop)"),
+        Param("square", bool, False, help="fill the box exactly (cropped by gravity)"),
+        Param("gravity", str, "centre", choices=CROP_GRAVITIES,
+              help="where a square thumbnail crops: centre, a side, attention, entropy"),
+        *FOCUS_PARAMS,
     )
     spec_words = ("thumbnail",)
 
     def from_spec(self, word: str, args: list[str]) -> dict[str, Any]:
+        smart = [a for a in args[1:] if a in CROP_GRAVITIES]
         return {"op": "thumbnail", "size": int(spec_number(word, args[0] if args else "")),
-                "square": "square" in args[1:]}
+                "square": "square" in args[1:], **({"gravity": smart[-1]} if smart else {})}
 
     def _resize_args(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"width": args["size"], "height": args["size"],
-                "mode": "fill" if args["square"] else "fit", "upscale": False}
+                "mode": "fill" if args["square"] else "fit", "upscale": False,
+                "gravity": args.get("gravity", "centre"),
+                "focus_x": args.get("focus_x", -1.0), "focus_y": args.get("focus_y", -1.0)}
 
     def output_size(self, width: int, height: int, args: dict[str, Any]) -> tuple[int, int]:
         return _resize.output_size(width, height, self._resize_args(args))
