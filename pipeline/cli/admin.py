@@ -80,12 +80,17 @@ def drained(wait: bool, timeout: float) -> None:
     """Exit 0 once the workers at IMGPIPE_API_URL have consumed every record and finished
     every job (the step before retiring a topic generation, docs/scaling.md); needs an
     admin token."""
-    from pipeline.cli.client import ApiClient
+    from pipeline.cli.client import ApiClient, ApiUnreachable
 
     client = ApiClient(settings_from_env())
     deadline = time.monotonic() + timeout
     while True:
-        status, stats = client.get_json("/api/stats")
+        try:
+            status, stats = client.get_json("/api/stats")
+        except ApiUnreachable as exc:
+            raise click.ClickException(
+                f"cannot reach the worker API at {', '.join(client.bases)} ({exc}): set "
+                "IMGPIPE_API_URL to the generation's workers") from None
         if status != 200:
             raise click.ClickException(f"the worker API answered {status}: {stats}")
         if "lag_by_topic" not in stats:

@@ -95,8 +95,15 @@ def kafka_rebalance(excluded: tuple[int, ...], throttle: int) -> None:
     """Spread every partition's replicas evenly over the brokers of IMGPIPE_BROKER's
     cluster with Kafka's reassignment (throttled); prints the seconds it took."""
     from pipeline.kafka import reassign
+    from pipeline.kafka.security import client_options
 
-    bootstrap = settings_from_env().bootstrap_servers
+    settings = settings_from_env()
+    if client_options(settings)["security_protocol"] != "PLAINTEXT":
+        raise click.ClickException(
+            "rebalance talks PLAINTEXT to brokers you run yourself; on a secured cluster "
+            "run kafka-reassign-partitions with --command-config, on a managed one use "
+            "the platform's rebalancing (docs/deploy.md)")
+    bootstrap = settings.bootstrap_servers
     assignment, brokers = reassign.current_assignment(bootstrap)
     keep = [b for b in brokers if b not in excluded]
     plan = reassign.balanced_plan(assignment, keep)
