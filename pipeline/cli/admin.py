@@ -102,6 +102,8 @@ def drained(wait: bool, timeout: float) -> None:
             click.echo("drained: every record consumed, every job finished")
             return
         message = f"not drained: {lag} records to consume, {unfinished} jobs unfinished"
+        if stats.get("errors"):  # a worker that did not answer may still hold work
+            message += f"; not every worker answered: {'; '.join(stats['errors'])}"
         if not wait or time.monotonic() > deadline:
             click.echo(message)
             sys.exit(1)
