@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -13,19 +15,26 @@ class Health(View):
         return self.json({"status": "ok"})
 
 
+def not_ready(app: Any) -> list[str]:
+    """What this worker still waits for before its tables answer for its partitions
+    (empty: ready)."""
+    waiting = []
+    if app.rebalancing:
+        waiting.append("rebalancing")
+    if app.in_recovery or not app.tables.recovery.completed.is_set():
+        waiting.append("recovering tables")
+    if not app.consumer.assignment():
+        waiting.append("no partitions assigned")
+    return waiting
+
+
 class Ready(View):
     """Readiness: partitions assigned, tables recovered, not rebalancing. 503 otherwise
     (the server itself only starts after the first recovery)."""
 
     async def get(self, request: Request) -> Response:
-        waiting = []
         app = self.app
-        if app.rebalancing:
-            waiting.append("rebalancing")
-        if app.in_recovery or not app.tables.recovery.completed.is_set():
-            waiting.append("recovering tables")
-        if not app.consumer.assignment():
-            waiting.append("no partitions assigned")
+        waiting = not_ready(app)
         if waiting:
             return self.json({"ready": False, "waiting_for": waiting}, status=503)
         return self.json({"ready": True, "partitions": len(app.consumer.assignment())})

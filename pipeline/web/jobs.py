@@ -26,6 +26,7 @@ from pipeline.models import QUALIFIED_JOB_ID_RE, display_name, expand_outputs, l
 from pipeline.ops.encode import CONTENT_TYPES
 from pipeline.settings import Settings
 from pipeline.tenancy import ANYONE, NotAuthorized, Principal
+from pipeline.web.health import not_ready
 from pipeline.web.peers import fetch_json, forwarded, gather, is_self
 from pipeline.worker import faustcompat
 
@@ -314,6 +315,10 @@ async def job_state(app: Any, request: Request, job_id: str) -> tuple[int, Any]:
         state = app.job_states.get(job_id)
         if state is not None:
             return 200, app.job_states.public_view(state)
+        waiting = not_ready(app)
+        if waiting:  # the table may not hold the key *yet*: neither absent nor stored
+            return 503, {"error": f"this worker is {', '.join(waiting)}; try again "
+                                  "shortly", "code": "recovering"}
         # Not in the table: a finished job of a retired topic generation (or one the
         # table lost) is still in the metadata store.
         record = await app.runtime.io.run(app.runtime.metadata.get_job, job_id)
