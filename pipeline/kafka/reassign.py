@@ -32,16 +32,30 @@ CLUSTER_TOOL = "org.apache.kafka.tools.ClusterTool"
 DEFAULT_THROTTLE_BYTES = 50 << 20
 
 
+#: Tries of a metadata read: the admin client sends it to any broker, and one that has
+#: just joined is listed before the client has a connection to it.
+DESCRIBE_TRIES = 40
+
+
 async def _describe(bootstrap: str) -> tuple[list[dict], list[int]]:
     from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaConnectionError, NodeNotReadyError
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        described = await admin.describe_topics()  # every topic, internal ones too
-        brokers = sorted(b["node_id"] for b in (await admin.describe_cluster())["brokers"])
+        for attempt in range(DESCRIBE_TRIES):
+            try:
+                described = await admin.describe_topics()  # every topic, internal ones too
+                cluster = await admin.describe_cluster()
+                break
+            except (NodeNotReadyError, KafkaConnectionError):
+                if attempt == DESCRIBE_TRIES - 1:
+                    raise
+                await asyncio.sleep(0.25)
     finally:
         await admin.close()
+    brokers = sorted(b["node_id"] for b in cluster["brokers"])
     return [{"topic": t["topic"], **p} for t in described for p in t["partitions"]], brokers
 
 
