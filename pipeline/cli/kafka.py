@@ -103,12 +103,9 @@ def kafka_rebalance(excluded: tuple[int, ...], throttle: int) -> None:
             "rebalance talks PLAINTEXT to brokers you run yourself; on a secured cluster "
             "run kafka-reassign-partitions with --command-config, on a managed one use "
             "the platform's rebalancing (docs/deploy.md)")
-    bootstrap = settings.bootstrap_servers
-    assignment, brokers = reassign.current_assignment(bootstrap)
-    keep = [b for b in brokers if b not in excluded]
-    plan = reassign.balanced_plan(assignment, keep)
-    took = reassign.reassign(bootstrap, plan, throttle << 20, _echo)
-    click.echo(f"{len(plan)} partitions moved in {took:.1f}s onto brokers "
+    moved, keep, took = reassign.rebalance(settings.bootstrap_servers, excluded,
+                                           throttle << 20, _echo)
+    click.echo(f"{moved} partitions moved in {took:.1f}s onto brokers "
                f"{', '.join(map(str, keep))}")
 
 
@@ -123,10 +120,8 @@ def kafka_add_broker(no_rebalance: bool, throttle: int, data_dir: Path) -> None:
 
     node = localkafka.add_node(data_dir, echo=_echo)
     if not no_rebalance:
-        bootstrap = localkafka.read_state(data_dir.resolve()).bootstrap
-        assignment, brokers = reassign.current_assignment(bootstrap)
-        reassign.reassign(bootstrap, reassign.balanced_plan(assignment, brokers),
-                          throttle << 20, _echo)
+        reassign.rebalance(localkafka.read_state(data_dir.resolve()).bootstrap,
+                           throttle=throttle << 20, echo=_echo)
     click.echo(f"broker {node.node_id} at {node.address}")
 
 
@@ -147,9 +142,7 @@ def kafka_remove_broker(broker_id: int, throttle: int, data_dir: Path) -> None:
     if node.controller_port:
         raise click.ClickException(f"node {broker_id} is also a controller of the local "
                                    "cluster; remove a broker added with add-broker")
-    assignment, brokers = reassign.current_assignment(state.bootstrap)
-    plan = reassign.balanced_plan(assignment, [b for b in brokers if b != broker_id])
-    reassign.reassign(state.bootstrap, plan, throttle << 20, _echo)
+    reassign.rebalance(state.bootstrap, (broker_id,), throttle << 20, _echo)
     localkafka.kill_node(data_dir, broker_id, signal.SIGTERM)
     reassign.unregister_broker(state.bootstrap, broker_id)
     localkafka.forget_node(data_dir, broker_id)

@@ -178,15 +178,8 @@ def up(port: int | None = None, data_dir: Path = DEFAULT_DATA_DIR, echo=print,
             scram = [arg for name, password in (scram_users or {}).items()
                      for mechanism in SCRAM_MECHANISMS
                      for arg in ("--add-scram", f"{mechanism}=[name={name},password={password}]")]
-            fmt = subprocess.run([*java, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-                                  "-c", str(props), *scram], capture_output=True, text=True)
-            if fmt.returncode != 0:
-                raise ConfigError(f"formatting Kafka storage in {log_dir} failed:\n"
-                                  + (fmt.stdout + fmt.stderr)[-2000:])
-        with (node_dir / "server.log").open("ab") as log:
-            procs.append(subprocess.Popen([*java, "kafka.Kafka", str(props)], stdout=log,
-                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                          start_new_session=True))
+            _format(java, cluster_id, props, scram)
+        procs.append(_launch(java, node_dir))
         nodes.append(Node(i + 1, procs[-1].pid, ports[i], cports[i], str(node_dir),
                           metrics_ports[i]))
     state = BrokerState(nodes, str(data_dir))
@@ -233,16 +226,8 @@ def add_node(data_dir: Path, echo=print, heap: str = "512m") -> Node:
                                        len(state.nodes)))
     metrics = free_port() if any(n.metrics_port for n in state.nodes) else None
     java = java_command(resolve_classpath(echo), node_dir, heap, metrics)
-    fmt = subprocess.run([*java, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-                          "-c", str(props), "--no-initial-controllers"],
-                         capture_output=True, text=True)
-    if fmt.returncode != 0:
-        raise ConfigError(f"formatting broker {node_id} failed:\n"
-                          + (fmt.stdout + fmt.stderr)[-2000:])
-    with (node_dir / "server.log").open("ab") as log:
-        proc = subprocess.Popen([*java, "kafka.Kafka", str(props)], stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+    _format(java, cluster_id, props, ["--no-initial-controllers"])
+    proc = _launch(java, node_dir)
     node = Node(node_id, proc.pid, port, 0, str(node_dir), metrics)
     state.nodes.append(node)
     _state_file(data_dir).write_text(state.to_json())
@@ -255,6 +240,23 @@ def add_node(data_dir: Path, echo=print, heap: str = "512m") -> Node:
         time.sleep(0.5)
     echo(f"broker {node_id} joined at {node.address}")
     return node
+
+
+def _format(java: list[str], cluster_id: str, props: Path, extra: list[str]) -> None:
+    """Format a node's storage for ``cluster_id`` (once, before its first start)."""
+    done = subprocess.run([*java, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+                           "-c", str(props), *extra], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ConfigError(f"formatting Kafka storage for {props.parent} failed:\n"
+                          + (done.stdout + done.stderr)[-2000:])
+
+
+def _launch(java: list[str], node_dir: Path) -> subprocess.Popen:
+    """Start the node configured in ``node_dir`` in its own session, logging beside it."""
+    with (node_dir / "server.log").open("ab") as log:
+        return subprocess.Popen([*java, "kafka.Kafka", str(node_dir / "server.properties")],
+                                stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
 
 
 def forget_node(data_dir: Path, node_id: int) -> None:
@@ -363,10 +365,7 @@ def restart_node(data_dir: Path, node_id: int, echo=print, heap: str | None = No
     node_dir = Path(node.data_dir)
     java = java_command(resolve_classpath(echo), node_dir,
                         heap or ("768m" if len(state.nodes) == 1 else "512m"), node.metrics_port)
-    with (node_dir / "server.log").open("ab") as log:
-        proc = subprocess.Popen([*java, "kafka.Kafka", str(node_dir / "server.properties")],
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+    proc = _launch(java, node_dir)
     node.pid = proc.pid
     _state_file(data_dir).write_text(state.to_json())
     deadline = time.monotonic() + STARTUP_TIMEOUT

@@ -153,6 +153,17 @@ def reassign(bootstrap: str, plan: Assignment, throttle: int = DEFAULT_THROTTLE_
     return took
 
 
+def rebalance(bootstrap: str, excluded: tuple[int, ...] = (),
+              throttle: int = DEFAULT_THROTTLE_BYTES,
+              echo: Callable[[str], None] = print) -> tuple[int, list[int], float]:
+    """Spread every partition's replicas evenly over the cluster's brokers except
+    ``excluded``; returns the partitions moved, the brokers kept and the seconds it took."""
+    assignment, brokers = current_assignment(bootstrap)
+    keep = [b for b in brokers if b not in excluded]
+    plan = balanced_plan(assignment, keep)
+    return len(plan), keep, reassign(bootstrap, plan, throttle, echo)
+
+
 def unregister_broker(bootstrap: str, broker_id: int) -> None:
     """Forget a stopped broker in the cluster's metadata (else it stays listed, fenced)."""
     done = _tool(CLUSTER_TOOL, ["unregister", "--bootstrap-server", bootstrap,
