@@ -29,7 +29,8 @@ async def apply_outcome(ctx: AgentContext, outcome: Outcome, event: Any) -> list
     request = outcome.request
     state = ctx.states.get(request.job_id) or transitions.processing(None, request)
     if outcome.kind == DONE:
-        state = transitions.done(state, outcome.outputs, phash=outcome.phash)
+        state = transitions.done(state, outcome.outputs, phash=outcome.phash,
+                                     image=outcome.image)
         metrics.JOBS.labels("done", request.priority).inc()
         metrics.JOB_LATENCY.labels(request.priority).observe(
             max(0.0, time.time() - request.submitted_at))

@@ -41,6 +41,7 @@ class JobState(TypedDict, total=False):
     updated_at: float
     replays: int
     phash: str | None
+    image: dict[str, Any] | None  # facts about the source (pipeline/imaging/facts.py)
     routed: list[Any] | None  # [topic, partition, offset] of the work message
     origin: str | None  # topic/partition/offset of the ingest event
     open: int  # runs started and not finished (crash accounting)
@@ -170,6 +171,7 @@ class ResultRecord:
     updated_at: float | None = None
     replays: int = 0
     phash: str | None = None
+    image: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -192,7 +194,8 @@ class ResultRecord:
                    submitted_at=_number(data.get("submitted_at")),
                    updated_at=_number(data.get("updated_at")),
                    replays=data.get("replays") if isinstance(data.get("replays"), int) else 0,
-                   phash=_text(data.get("phash")))
+                   phash=_text(data.get("phash")),
+                   image=data.get("image") if isinstance(data.get("image"), dict) else None)
 
 
 def embedded_request(data: Any) -> dict[str, Any] | None:

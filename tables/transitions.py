@@ -150,10 +150,11 @@ def _finished(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def done(state: dict[str, Any], outputs: list[OutputInfo], now: float | None = None,
-         phash: str | None = None) -> dict[str, Any]:
+         phash: str | None = None, image: dict[str, Any] | None = None) -> dict[str, Any]:
     folder, compact = compact_outputs(outputs)
+    facts = {"image": image} if image else {}
     return _without_request(_advance(_finished(state), Status.DONE, now, outputs=compact,
-                                     outputs_at=folder, error=None, phash=phash))
+                                     outputs_at=folder, error=None, phash=phash, **facts))
 
 
 def retrying(state: dict[str, Any], error: ImgpipeError, retry_at: float,
@@ -221,7 +222,7 @@ def record_view(record: JobRecord) -> dict[str, Any]:
     state = {"job_id": record.job_id, "status": record.status, "priority": record.priority,
              "tenant": record.tenant, "name": record.name, "label": record.label,
              "attempts": record.attempts, "submitted_at": record.submitted_at,
-             "updated_at": record.finished_at, "phash": record.phash,
+             "updated_at": record.finished_at, "phash": record.phash, "image": record.image,
              "error": ({"code": record.error_code or "failed", "message": record.error or ""}
                        if record.status == Status.FAILED else None)}
     return {**_view(state, [o.to_dict() for o in record.outputs]), "stored": True}
@@ -245,4 +246,5 @@ def _view(state: dict[str, Any], outputs: list[dict[str, Any]]) -> dict[str, Any
         "updated_at": state.get("updated_at"),
         "replays": state.get("replays", 0),
         "phash": state.get("phash"),
+        "image": state.get("image"),
     }

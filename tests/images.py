@@ -49,3 +49,31 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     vx, vy, cov = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
     ssim_map = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
     return float(ssim_map.mean())
+
+
+#: Photographs scikit-image ships in its wheel (no download): the near-duplicate set.
+PHOTOS = ("astronaut", "camera", "chelsea", "coffee", "coins", "hubble_deep_field",
+          "immunohistochemistry", "moon", "rocket", "logo")
+
+
+def photo(name: str) -> np.ndarray:
+    """One of scikit-image's bundled photographs as RGB uint8."""
+    from skimage import data
+
+    pixels = getattr(data, name)()
+    if pixels.ndim == 2:
+        pixels = np.dstack([pixels] * 3)
+    return np.ascontiguousarray(pixels[..., :3])
+
+
+def derivatives(pixels: np.ndarray) -> list[bytes]:
+    """What near-duplicate search must find: a 60 % copy recompressed at JPEG q60, and a
+    copy with 1.5 % cut off every edge at q85."""
+    import cv2
+
+    height, width = pixels.shape[:2]
+    smaller = cv2.resize(pixels, (int(width * 0.6), int(height * 0.6)),
+                         interpolation=cv2.INTER_AREA)
+    dy, dx = max(1, int(height * 0.015)), max(1, int(width * 0.015))
+    cropped = np.ascontiguousarray(pixels[dy:height - dy, dx:width - dx])
+    return [encode(smaller, "JPEG", quality=60), encode(cropped, "JPEG", quality=85)]

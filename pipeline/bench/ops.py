@@ -10,6 +10,7 @@ import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import cv2
 import numpy as np
@@ -128,3 +129,53 @@ def fast_path_speedup(size: tuple[int, int], count: int) -> tuple[float, float]:
     full = images_per_second(lambda d: thumb(d, False), images)
     fast = images_per_second(lambda d: thumb(d, True), images)
     return full, fast
+
+
+#: Each optional feature as (baseline variant, the same variant with the feature).
+FEATURES = {
+    "gravity attention (square thumbnail)": (
+        [{"op": "thumbnail", "size": 256, "square": True}, {"op": "encode", "format": "jpeg"}],
+        [{"op": "thumbnail", "size": 256, "square": True, "gravity": "attention"},
+         {"op": "encode", "format": "jpeg"}]),
+    "gravity entropy (square thumbnail)": (
+        [{"op": "thumbnail", "size": 256, "square": True}, {"op": "encode", "format": "jpeg"}],
+        [{"op": "thumbnail", "size": 256, "square": True, "gravity": "entropy"},
+         {"op": "encode", "format": "jpeg"}]),
+    "encode max_bytes 40 kB (1280 px JPEG)": (
+        [{"op": "resize", "width": 1280}, {"op": "encode", "format": "jpeg", "quality": 85}],
+        [{"op": "resize", "width": 1280},
+         {"op": "encode", "format": "jpeg", "quality": 85, "max_bytes": 40_000}]),
+}
+
+
+def _ms_per_image(fn: Callable[[object], object], items: list, rounds: int) -> float:
+    return 1000.0 / images_per_second(fn, items, rounds)
+
+
+def feature_costs(images: list[bytes], rounds: int = 1) -> dict[str, float]:
+    """Milliseconds each feature adds per image (one thread, A/B/A around the feature),
+    with the always-on source summary (facts, BlurHash, dominant colour) first."""
+    from pipeline.imaging.facts import bit_depth_of, source_facts
+    from pipeline.imaging.placeholder import placeholders
+
+    frames = [decode(data, max_pixels=10**9) for data in images]
+
+    def facts(data: bytes) -> object:
+        with Image.open(io.BytesIO(data)) as image:
+            depth = bit_depth_of(image)
+            return source_facts(image, *image.size, depth, None)
+
+    costs = {
+        "source facts (always on)": _ms_per_image(facts, images, rounds),
+        "placeholder + colour (always on)": _ms_per_image(
+            lambda f: placeholders(f.pixels, f.icc_profile), frames, rounds),
+    }
+    limits = Limits()
+    for name, (plain, featured) in FEATURES.items():
+        chains = compile_variants({"plain": plain, "featured": featured}, limits, 4)
+        runs = {key: partial(chain.run, limits=limits) for key, chain in chains.items()}
+        base_a = _ms_per_image(runs["plain"], frames, rounds)
+        with_it = _ms_per_image(runs["featured"], frames, rounds)
+        base_b = _ms_per_image(runs["plain"], frames, rounds)
+        costs[name] = with_it - (base_a + base_b) / 2
+    return costs

@@ -104,6 +104,7 @@ def bench_ops(images: int, size: str, rounds: int, json_path: Path | None) -> No
         EngineBench,
         bare_opencv,
         fast_path_speedup,
+        feature_costs,
         images_per_second,
         make_jpegs,
         tag_jpeg,
@@ -128,7 +129,10 @@ def bench_ops(images: int, size: str, rounds: int, json_path: Path | None) -> No
     tagged_rate = images_per_second(engine.run, tagged, rounds)
     click.echo("running the 12 MP thumbnail fast path ...", err=True)
     full, fast = fast_path_speedup((4000, 3000), max(3, images // 3))
-    results = {"bare_images_per_s": bare, "engine_images_per_s": engine_rate,
+    click.echo("timing each optional feature on the same photos ...", err=True)
+    costs = feature_costs(data, rounds)
+    results = {"feature_ms_per_image": costs,
+               "bare_images_per_s": bare, "engine_images_per_s": engine_rate,
                "engine_vs_bare": engine_rate / bare, "engine_p3_tagged_per_s": tagged_rate,
                "p3_tagged_vs_untagged": tagged_rate / engine_rate,
                "thumb_12mp_full_decode_per_s": full,
@@ -143,6 +147,8 @@ def bench_ops(images: int, size: str, rounds: int, json_path: Path | None) -> No
         ("12 MP thumbnail, fast path", f"{fast:7.2f} images/s"),
         ("fast-path speedup", f"{fast / full:7.2f}x  (goal >= 3x)"),
     ])
+    print_table("what each feature adds per image (ms, one thread; always-on ones are in "
+                "the engine figure above)", [(name, f"{ms:7.2f} ms") for name, ms in costs.items()])
     finish("ops", results, json_path)
 
 

@@ -182,24 +182,37 @@ class ApiClient:
         not assigned yet, or the job's owner died and the group is reassigning its keys;
         502/504 from a proxy) and unreachable workers are retried for up to
         ``unavailable_for`` seconds."""
-        deadline = time.monotonic() + unavailable_for
-        while True:
-            try:
-                status, body = self.get_json(f"/api/jobs/{job_id}")
-            except ApiUnreachable as exc:
-                if time.monotonic() >= deadline:
-                    raise self._unreachable(exc) from None
-                status, body = None, None
-            if status not in RETRY_LATER and status is not None:
-                break
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(0.5)
+        status, body = self._get_patiently(f"/api/jobs/{job_id}", unavailable_for)
         if status == 404:
             return None
         if status != 200:
             raise ConfigError(f"worker API answered {status} for job {job_id}: {body}")
         return body
+
+    def similar(self, job_id: str, max_distance: int, limit: int) -> dict[str, Any]:
+        """The near-duplicates of a job's source (GET /api/jobs/{id}/similar)."""
+        status, body = self._get_patiently(
+            f"/api/jobs/{job_id}/similar?max_distance={max_distance}&limit={limit}", 60.0)
+        if status != 200:
+            detail = body.get("error") if isinstance(body, dict) else body
+            raise ConfigError(f"worker API answered {status} for job {job_id}: {detail}")
+        return body
+
+    def _get_patiently(self, path: str, unavailable_for: float) -> tuple[int | None, Any]:
+        """GET ``path``, retrying "later" answers and unreachable workers for up to
+        ``unavailable_for`` seconds."""
+        deadline = time.monotonic() + unavailable_for
+        while True:
+            try:
+                status, body = self.get_json(path)
+            except ApiUnreachable as exc:
+                if time.monotonic() >= deadline:
+                    raise self._unreachable(exc) from None
+                status, body = None, None
+            if (status not in RETRY_LATER and status is not None) \
+                    or time.monotonic() >= deadline:
+                return status, body
+            time.sleep(0.5)
 
     def wait_for(self, job_ids: list[str], timeout: float,
                  progress: Callable[[int, int], None] = lambda d, t: None,

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from pipeline.cli.common import local_time, print_jobs, progress, say, settings_from_env
+from pipeline.metadata.base import DEFAULT_DISTANCE, MAX_DISTANCE
 
 
 @click.command()
@@ -143,4 +144,27 @@ def status(job_id: str, as_json: bool) -> None:
     sys.exit(0 if row["status"] == "DONE" else 1)
 
 
-COMMANDS = [submit, status]
+@click.command()
+@click.argument("job_id")
+@click.option("--max-distance", type=click.IntRange(0, MAX_DISTANCE), default=DEFAULT_DISTANCE,
+              show_default=True,
+              help="Most differing pHash bits (resized or recompressed copies: 0-10).")
+@click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def similar(job_id: str, max_distance: int, limit: int, as_json: bool) -> None:
+    """List earlier uploads (of your tenant) that look like JOB_ID's source."""
+    from pipeline.cli.client import ApiClient
+
+    answer = ApiClient(settings_from_env()).similar(job_id, max_distance, limit)
+    if as_json:
+        click.echo(json.dumps(answer, indent=2))
+        return
+    found = answer["similar"]
+    click.echo(f"{len(found)} job(s) within {max_distance} bits of {answer['job_id']} "
+               f"(pHash {answer['phash']})")
+    for job in found:
+        click.echo(f"  {job['distance']:>2}  {job['job_id']}  {job.get('name') or ''}  "
+                   f"{local_time(job.get('updated_at'))}")
+
+
+COMMANDS = [submit, status, similar]

@@ -20,6 +20,7 @@ from PIL import Image, UnidentifiedImageError
 
 from pipeline.errors import ImageRejected
 from pipeline.imaging import formats, icc
+from pipeline.imaging.facts import bit_depth_of, source_facts
 from pipeline.ops.base import Frame
 
 ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "TIFF", "BMP", "AVIF",
@@ -61,6 +62,7 @@ def decode(data: bytes, *, max_pixels: int, load_scale: float | ScalePlanner = 1
         is_jpeg = fmt in ("JPEG", "MPO")
         orientation = _orientation(image) if is_jpeg else 1
         scale = load_scale(width, height, orientation) if callable(load_scale) else load_scale
+        bit_depth = bit_depth_of(image)
         with decoder_failures(fmt):
             if is_jpeg and scale < 0.5:
                 target = (max(1, int(width * scale)), max(1, int(height * scale)))
@@ -69,9 +71,11 @@ def decode(data: bytes, *, max_pixels: int, load_scale: float | ScalePlanner = 1
             if not is_jpeg and fmt not in formats.SELF_ORIENTING:
                 orientation = _orientation(image)
             profile = image.info.get("icc_profile") or formats.nclx_profile(image.info)
-            pixels, profile = _to_uint8_array(image, profile)
+            pixels, converted_profile = _to_uint8_array(image, profile)
+            facts = source_facts(image, width, height, bit_depth, profile)
+            profile = converted_profile
         raw_exif = image.info.get("exif")
-    return Frame(pixels, fmt.lower(), raw_exif, profile, orientation)
+    return Frame(pixels, fmt.lower(), raw_exif, profile, orientation, facts)
 
 
 def check_structure(data: bytes) -> None:

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from pipeline.imaging.gravity import GRAVITIES, place
+from pipeline.imaging.sampling import every_nth
 
 SMART_GRAVITIES = ("attention", "entropy")
 #: Choices of ``gravity`` for the ops that crop (crop, resize fill, thumbnail square).
@@ -72,8 +73,7 @@ def _small_rgb(pixels: np.ndarray) -> np.ndarray:
     height, width = pixels.shape[:2]
     # Every n-th pixel down to ~4x the analysis size first: averaging all of a 12 MP
     # frame cost ~50 ms, this ~1 ms, and the map is coarse anyway.
-    step = max(1, max(width, height) // (ANALYSIS_EDGE * 4))
-    pixels = pixels[::step, ::step]
+    pixels = every_nth(pixels, max(1, max(width, height) // (ANALYSIS_EDGE * 4)))
     height, width = pixels.shape[:2]
     scale = min(1.0, ANALYSIS_EDGE / max(width, height))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))

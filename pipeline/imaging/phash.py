@@ -5,13 +5,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from pipeline.imaging.sampling import every_nth
+
 
 def phash(pixels: np.ndarray) -> str:
     """64-bit pHash as 16 hex digits: low-frequency DCT signs of a 32x32 gray image."""
     # Striding first (a free view) keeps the cost independent of the source size; the
     # area resize below still averages ~8x8 samples per hash cell.
-    step = max(1, min(pixels.shape[0], pixels.shape[1]) // 256)
-    pixels = pixels[::step, ::step]
+    pixels = every_nth(pixels, max(1, min(pixels.shape[0], pixels.shape[1]) // 256))
     gray = pixels if pixels.ndim == 2 else cv2.cvtColor(
         np.ascontiguousarray(pixels[..., :3]), cv2.COLOR_RGB2GRAY)
     small = cv2.resize(gray, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -15,6 +16,7 @@ from pipeline.imaging.animation import decode_animation
 from pipeline.imaging.decode import decode
 from pipeline.imaging.icc import to_srgb
 from pipeline.imaging.phash import phash
+from pipeline.imaging.placeholder import placeholders
 from pipeline.jobs.sources import SourcePolicy
 from pipeline.models import JobRequest, OutputInfo, storage_path
 from pipeline.objects import ObjectStore
@@ -45,9 +47,19 @@ class EngineLimits:
 
 
 @dataclass(frozen=True)
+class SourceSummary:
+    """What a job learnt about its source: the pHash and the image facts (dimensions,
+    format, EXIF, placeholder, dominant colour; pipeline/imaging/facts.py)."""
+
+    phash: str | None = None
+    image: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class JobResult:
     outputs: list[OutputInfo]
     phash: str | None = None
+    image: dict[str, Any] | None = None
 
 
 class Engine:
@@ -75,8 +87,10 @@ class Engine:
         metrics.STAGE_SECONDS.labels("fetch").observe(time.perf_counter() - started)
         return data
 
-    def render(self, data: bytes, chains: dict[str, Chain]) -> tuple[dict[str, Encoded], str]:
-        """Decode once and make every variant (CPU); returns encodings and the pHash."""
+    def render(self, data: bytes, chains: dict[str, Chain]
+               ) -> tuple[dict[str, Encoded], SourceSummary]:
+        """Decode once and make every variant (CPU); returns the encodings and what was
+        learnt about the source."""
         started = time.perf_counter()
 
         def plan(width: int, height: int, orientation: int) -> float:
@@ -101,10 +115,12 @@ class Engine:
                                                  animation.loop, ops, self.context)
             else:
                 made[name] = chain.run(frame, ops, self.context, shared)
-        fingerprint = phash(frame.pixels)
+        summary = SourceSummary(phash(frame.pixels),
+                                {**(frame.facts or {}),
+                                 **placeholders(frame.pixels, frame.icc_profile)})
         metrics.STAGE_SECONDS.labels("decode").observe(decoded - started)
         metrics.STAGE_SECONDS.labels("transform").observe(time.perf_counter() - decoded)
-        return {name: made[name] for name in chains}, fingerprint
+        return {name: made[name] for name in chains}, summary
 
     def store(self, request: JobRequest, name: str, encoded: Encoded) -> OutputInfo:
         """Write one output at its deterministic key (I/O)."""
@@ -118,5 +134,6 @@ class Engine:
 
     def run(self, request: JobRequest, chains: dict[str, Chain]) -> JobResult:
         """All three stages in the calling thread."""
-        encoded, fingerprint = self.render(self.fetch(request), chains)
-        return JobResult([self.store(request, n, e) for n, e in encoded.items()], fingerprint)
+        encoded, summary = self.render(self.fetch(request), chains)
+        return JobResult([self.store(request, n, e) for n, e in encoded.items()],
+                         summary.phash, summary.image)

@@ -14,11 +14,12 @@ import random
 import time
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 from pipeline import metrics
 from pipeline.errors import ImgpipeError, PermanentError, RetryableError
 from pipeline.jobs.budget import JobCost, OverBudget, estimate_cost
-from pipeline.jobs.engine import Engine, JobResult
+from pipeline.jobs.engine import Engine, JobResult, SourceSummary
 from pipeline.jobs.isolation import run_isolated
 from pipeline.metadata import JobRecord
 from pipeline.models import JobRequest, OutputInfo, Status
@@ -39,6 +40,7 @@ class Outcome:
     kind: str
     outputs: list[OutputInfo] = field(default_factory=list)
     phash: str | None = None
+    image: dict[str, Any] | None = None  # facts about the source (SourceSummary)
     error: ImgpipeError | None = None
     retry_at: float = 0.0
 
@@ -69,7 +71,8 @@ def classify(request: JobRequest, result: JobResult | BaseException,
              max_attempts: int, backoff: float) -> Outcome:
     """Turn one job's result or exception into its outcome (done / failed / retry)."""
     if not isinstance(result, BaseException):
-        return Outcome(request, DONE, outputs=result.outputs, phash=result.phash)
+        return Outcome(request, DONE, outputs=result.outputs, phash=result.phash,
+                       image=result.image)
     error: ImgpipeError
     if isinstance(result, ImgpipeError):
         error = result
@@ -97,14 +100,14 @@ def job_record(outcome: Outcome, now: float) -> JobRecord:
         submitted_at=request.submitted_at, finished_at=now, attempts=request.attempt + 1,
         error_code=outcome.error.code if outcome.error else None,
         error=outcome.error.message if outcome.error else None,
-        phash=outcome.phash,
+        phash=outcome.phash, image=outcome.image,
         outputs=tuple(outcome.outputs),
         name=request.name, label=request.label,
     )
 
 
 def render_job(engine: Engine | None, job_id: str, data: bytes, chains: dict[str, Chain]
-               ) -> tuple[dict[str, Encoded], str]:
+               ) -> tuple[dict[str, Encoded], SourceSummary]:
     """The image work of one job (``engine`` None: this process's own, in an isolated
     child)."""
     job_fault(job_id)
@@ -152,11 +155,10 @@ async def run_job(request: JobRequest, chains: dict[str, Chain], runtime: Runtim
         render = partial(render_job, engine, request.job_id, data, chains)
     async with runtime.memory_gate.hold(cost), (
             runtime.isolated_slots if isolated else contextlib.nullcontext()):
-        encoded, fingerprint = await runtime.executor.run(request.priority or "normal",
-                                                          render)
+        encoded, summary = await runtime.executor.run(request.priority or "normal", render)
     outputs = await asyncio.gather(*(runtime.io.run(engine.store, request, name, enc)
                                      for name, enc in encoded.items()))
-    return JobResult(list(outputs), fingerprint)
+    return JobResult(list(outputs), summary.phash, summary.image)
 
 
 async def run_batch(work: list[tuple[JobRequest, dict[str, Chain]]], runtime: Runtime,

@@ -27,11 +27,34 @@ class JobRecord:
     outputs: tuple[OutputInfo, ...] = field(default_factory=tuple)
     name: str | None = None  # the submitted file's name
     label: str | None = None
+    image: dict[str, Any] | None = None  # facts about the source (schema v3)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["outputs"] = [o.to_dict() for o in self.outputs]
         return data
+
+
+def phash_bits(phash: str | None) -> int | None:
+    """A 16-hex-digit pHash as the signed 64-bit integer both stores keep (so the
+    database compares them: Spanner BIT_COUNT, SQLite a registered function)."""
+    if not phash:
+        return None
+    value = int(phash, 16)
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def hamming_bits(a: int, b: int) -> int:
+    """Differing bits of two signed 64-bit pHashes."""
+    return ((a ^ b) & ((1 << 64) - 1)).bit_count()
+
+
+#: The most similar jobs one query returns, and the largest distance it may ask for.
+MAX_SIMILAR, MAX_DISTANCE = 100, 32
+#: The distance a similar query uses unless told: resized, recompressed and slightly
+#: cropped copies measured 0-10 bits from their original, different photos 20 and more
+#: (tests/contract/test_metadata_store_contract.py, docs/api.md).
+DEFAULT_DISTANCE = 10
 
 
 class MetadataStore(ABC):
@@ -64,6 +87,13 @@ class MetadataStore(ABC):
 
     def check_schema(self) -> None:
         """Raise ConfigError if the schema is missing or older than this code needs."""
+
+    @abstractmethod
+    def similar(self, tenant: str, phash: str, max_distance: int, limit: int,
+                exclude: str | None = None) -> list[tuple[JobRecord, int]]:
+        """Jobs of ``tenant`` (but ``exclude``) whose source pHash is within
+        ``max_distance`` bits of ``phash``, nearest first, then most recent:
+        (record, distance)."""
 
     def close(self) -> None:
         """Release connections."""

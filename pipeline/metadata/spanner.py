@@ -17,14 +17,18 @@ from importlib import resources
 from google.api_core import exceptions as gexc
 from google.cloud import spanner
 from google.cloud.spanner_v1 import KeyRange, KeySet
+from google.cloud.spanner_v1.data_types import JsonObject
 
 from pipeline.errors import ConfigError, MetadataUnavailable
-from pipeline.metadata.base import JobRecord, MetadataStore
+from pipeline.metadata.base import JobRecord, MetadataStore, phash_bits
 from pipeline.models import OutputInfo
 
 URL_RE = re.compile(r"^spanner://projects/([^/]+)/instances/([^/]+)/databases/([^/]+)$")
 JOB_COLUMNS = ("JobId", "Status", "Priority", "Tenant", "Source", "SubmittedAt", "FinishedAt",
-               "Attempts", "ErrorCode", "Error", "Phash", "SourceName", "Label", "UpdatedAt")
+               "Attempts", "ErrorCode", "Error", "Phash", "SourceName", "Label", "Image",
+               "PhashBits", "UpdatedAt")
+#: What a read selects: the job columns but the search key and the commit timestamp.
+READ_COLUMNS = tuple(c for c in JOB_COLUMNS if c not in ("PhashBits", "UpdatedAt"))
 OUTPUT_COLUMNS = ("JobId", "Variant", "Uri", "Width", "Height", "Format", "Bytes", "UpdatedAt")
 MIGRATIONS_TABLE = ("CREATE TABLE SchemaMigrations (Version INT64 NOT NULL, AppliedAt TIMESTAMP "
                     "NOT NULL OPTIONS (allow_commit_timestamp = true)) PRIMARY KEY (Version)")
@@ -145,7 +149,8 @@ class SpannerMetadataStore(MetadataStore):
     def _mutate(batch, records: list[JobRecord]) -> None:
         jobs = [(r.job_id, r.status, r.priority, r.tenant, r.source, _ts(r.submitted_at),
                  _ts(r.finished_at), r.attempts, r.error_code, r.error, r.phash, r.name,
-                 r.label, spanner.COMMIT_TIMESTAMP) for r in records]
+                 r.label, JsonObject(r.image) if r.image else None, phash_bits(r.phash),
+                 spanner.COMMIT_TIMESTAMP) for r in records]
         batch.insert_or_update("Jobs", JOB_COLUMNS, jobs)
         batch.delete("Outputs", KeySet(ranges=[
             KeyRange(start_closed=[r.job_id], end_closed=[r.job_id]) for r in records]))
@@ -157,8 +162,14 @@ class SpannerMetadataStore(MetadataStore):
     # --- reads -----------------------------------------------------------------------
 
     def _records(self, where: str, params: dict, types: dict, limit: int) -> list[JobRecord]:
-        query = (f"SELECT {', '.join(JOB_COLUMNS[:-1])} FROM Jobs {where} "
-                 f"ORDER BY FinishedAt DESC LIMIT {int(limit)}")
+        return [record for record, _ in self._rows(where, params, types, limit)]
+
+    def _rows(self, where: str, params: dict, types: dict, limit: int, extra: str = "",
+              order: str = "FinishedAt DESC") -> list[tuple[JobRecord, tuple]]:
+        """Records matching ``where`` with their outputs, each with the values of the
+        ``extra`` select expressions."""
+        query = (f"SELECT {', '.join(READ_COLUMNS)}{extra} FROM Jobs {where} "
+                 f"ORDER BY {order} LIMIT {int(limit)}")
         try:
             with self.database.snapshot(multi_use=True) as snapshot:
                 rows = list(snapshot.execute_sql(query, params=params, param_types=types))
@@ -173,8 +184,9 @@ class SpannerMetadataStore(MetadataStore):
                         outputs[o[0]].append(OutputInfo(*o[1:]))
         except gexc.GoogleAPICallError as exc:
             raise MetadataUnavailable(f"Spanner read failed: {exc}") from exc
-        return [JobRecord(r[0], r[1], r[2], r[3], r[4], _epoch(r[5]), _epoch(r[6]), r[7], r[8],
-                          r[9], r[10], tuple(outputs[r[0]]), name=r[11], label=r[12])
+        return [(JobRecord(r[0], r[1], r[2], r[3], r[4], _epoch(r[5]), _epoch(r[6]), r[7],
+                           r[8], r[9], r[10], tuple(outputs[r[0]]), name=r[11], label=r[12],
+                           image=dict(r[13]) if r[13] else None), tuple(r[len(READ_COLUMNS):]))
                 for r in rows]
 
     def get_job(self, job_id: str) -> JobRecord | None:
@@ -187,6 +199,20 @@ class SpannerMetadataStore(MetadataStore):
             return self._records("WHERE Status = @status", {"status": status},
                                  {"status": spanner.param_types.STRING}, limit)
         return self._records("", {}, {}, limit)
+
+    def similar(self, tenant: str, phash: str, max_distance: int, limit: int,
+                exclude: str | None = None) -> list[tuple[JobRecord, int]]:
+        kinds = spanner.param_types
+        found = self._rows(
+            "WHERE Tenant = @tenant AND JobId != @id AND PhashBits IS NOT NULL "
+            "AND BIT_COUNT(PhashBits ^ @bits) <= @distance",
+            {"tenant": tenant, "id": exclude or "", "bits": phash_bits(phash),
+             "distance": max_distance},
+            {"tenant": kinds.STRING, "id": kinds.STRING, "bits": kinds.INT64,
+             "distance": kinds.INT64},
+            limit, extra=", BIT_COUNT(PhashBits ^ @bits) AS Distance",
+            order="Distance, FinishedAt DESC")
+        return [(found_record, int(extra[0])) for found_record, extra in found]
 
     def count_rows(self) -> tuple[int, int]:
         with self.database.snapshot(multi_use=True) as snapshot:

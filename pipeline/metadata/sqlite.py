@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from pathlib import Path
 
 from pipeline.errors import ConfigError, MetadataUnavailable
-from pipeline.metadata.base import JobRecord, MetadataStore
+from pipeline.metadata.base import JobRecord, MetadataStore, hamming_bits, phash_bits
 from pipeline.models import OutputInfo
 
 SCHEMA = """
@@ -24,9 +25,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     error        TEXT,
     phash        TEXT,
     name         TEXT,
-    label        TEXT
+    label        TEXT,
+    image        TEXT,
+    phash_bits   INTEGER
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, finished_at);
+CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs (tenant, finished_at);
 CREATE TABLE IF NOT EXISTS outputs (
     job_id  TEXT NOT NULL REFERENCES jobs (job_id) ON DELETE CASCADE,
     variant TEXT NOT NULL,
@@ -40,9 +44,12 @@ CREATE TABLE IF NOT EXISTS outputs (
 """
 
 _JOB_COLUMNS = ("job_id", "status", "priority", "tenant", "source", "submitted_at",
-                "finished_at", "attempts", "error_code", "error", "phash", "name", "label")
-#: Columns added after the first schema: (name, type), added to older databases.
-_ADDED_COLUMNS = (("name", "TEXT"), ("label", "TEXT"))
+                "finished_at", "attempts", "error_code", "error", "phash", "name", "label",
+                "image")
+#: Columns added after the first schema: (name, type), added to older databases
+#: (version 2: name, label; version 3: image facts as JSON, the pHash as an integer).
+_ADDED_COLUMNS = (("name", "TEXT"), ("label", "TEXT"), ("image", "TEXT"),
+                  ("phash_bits", "INTEGER"))
 
 
 def path_from_sqlite_url(url: str) -> Path:
@@ -62,6 +69,7 @@ class SqliteMetadataStore(MetadataStore):
                                          isolation_level=None)
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.create_function("hamming", 2, hamming_bits, deterministic=True)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"IMGPIPE_METADATA_URL: cannot open the SQLite database "
                               f"{self.path} ({getattr(exc, 'strerror', None) or exc}); "
@@ -82,22 +90,29 @@ class SqliteMetadataStore(MetadataStore):
         return []
 
     def _record(self, row: tuple) -> JobRecord:
-        return JobRecord(**dict(zip(_JOB_COLUMNS, row, strict=True)),
-                         outputs=self._outputs(row[0]))
+        fields = dict(zip(_JOB_COLUMNS, row, strict=True))
+        fields["image"] = json.loads(fields["image"]) if fields["image"] else None
+        return JobRecord(**fields, outputs=self._outputs(row[0]))
+
+    @staticmethod
+    def _row(record: JobRecord) -> tuple:
+        values = {c: getattr(record, c) for c in _JOB_COLUMNS}
+        values["image"] = (json.dumps(record.image, separators=(",", ":"))
+                           if record.image else None)
+        return (*values.values(), phash_bits(record.phash))
 
     def upsert_batch(self, records: list[JobRecord]) -> None:
         if not records:
             return
-        placeholders = ",".join("?" * len(_JOB_COLUMNS))
+        placeholders = ",".join("?" * (len(_JOB_COLUMNS) + 1))
         try:
             with self._lock:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
                     for r in records:
                         self._conn.execute(
-                            f"INSERT OR REPLACE INTO jobs ({','.join(_JOB_COLUMNS)}) "
-                            f"VALUES ({placeholders})",
-                            tuple(getattr(r, c) for c in _JOB_COLUMNS))
+                            f"INSERT OR REPLACE INTO jobs ({','.join(_JOB_COLUMNS)},phash_bits) "
+                            f"VALUES ({placeholders})", self._row(r))
                         self._conn.execute("DELETE FROM outputs WHERE job_id = ?", (r.job_id,))
                         self._conn.executemany(
                             "INSERT INTO outputs VALUES (?,?,?,?,?,?,?)",
@@ -135,6 +150,19 @@ class SqliteMetadataStore(MetadataStore):
         with self._lock:
             rows = self._conn.execute(query, (*params, limit)).fetchall()
             return [self._record(row) for row in rows]
+
+    def similar(self, tenant: str, phash: str, max_distance: int, limit: int,
+                exclude: str | None = None) -> list[tuple[JobRecord, int]]:
+        bits = phash_bits(phash)
+        columns = ",".join(f"j.{c}" for c in _JOB_COLUMNS)
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {columns}, hamming(j.phash_bits, ?) AS distance FROM jobs j "
+                "WHERE j.tenant = ? AND j.job_id != ? AND j.phash_bits IS NOT NULL "
+                "AND hamming(j.phash_bits, ?) <= ? "
+                "ORDER BY distance, j.finished_at DESC LIMIT ?",
+                (bits, tenant, exclude or "", bits, max_distance, limit)).fetchall()
+            return [(self._record(row[:-1]), row[-1]) for row in rows]
 
     def count_rows(self) -> tuple[int, int]:
         with self._lock:

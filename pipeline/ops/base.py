@@ -31,6 +31,9 @@ class Frame:
     exif: bytes | None = None
     icc_profile: bytes | None = None
     orientation: int = 1
+    #: What decoding learnt about the source (pipeline/imaging/facts.py); only the
+    #: decoded frame has it, frames made from it by ops do not.
+    facts: dict[str, Any] | None = None
 
     @property
     def width(self) -> int:

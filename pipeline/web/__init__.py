@@ -13,6 +13,6 @@ from typing import Any
 
 def web_routes() -> dict[str, Any]:
     """Path -> Faust View class of every page."""
-    from pipeline.web import health, jobs, states, stats
+    from pipeline.web import health, jobs, similar, states, stats
 
-    return {**health.ROUTES, **jobs.ROUTES, **states.ROUTES, **stats.ROUTES}
+    return {**health.ROUTES, **jobs.ROUTES, **states.ROUTES, **stats.ROUTES, **similar.ROUTES}

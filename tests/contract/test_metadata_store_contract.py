@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+from dataclasses import replace
+
 import pytest
 
+from pipeline.imaging.decode import decode
+from pipeline.imaging.phash import hamming, phash
 from pipeline.metadata import JobRecord, MetadataStore, open_metadata_store
+from pipeline.metadata.base import DEFAULT_DISTANCE, MAX_DISTANCE, MAX_SIMILAR
 from pipeline.models import OutputInfo
+from tests import images
 from tests.conftest import spanner_url
 
 
@@ -68,3 +75,50 @@ def test_migrate_is_idempotent(store):
     store.migrate()
     store.upsert_batch([record("after-migrate")])
     assert store.get_job("after-migrate") is not None
+
+
+def test_image_facts_round_trip_and_older_rows_read(store):
+    facts = {"width": 4032, "height": 3024, "format": "jpeg", "bit_depth": 8,
+             "alpha": False, "icc": "Display P3", "camera_make": "Apple",
+             "camera_model": "iPhone 15", "taken_at": "2024-05-01T12:34:56",
+             "orientation": 6, "gps": True, "frames": 1, "animated": False,
+             "placeholder": "LQIzbn[VM|xv.m9[NHxaOrXSRjIo", "colour": "#0f0b0b"}
+    store.upsert_batch([record("with-facts", phash="8f00ff00ff00ff01", image=facts),
+                        record("before-v3")])
+    assert store.get_job("with-facts").image == facts
+    assert store.get_job("before-v3").image is None
+    assert {r.job_id: r.image for r in store.list_jobs()}["with-facts"] == facts
+
+
+@functools.lru_cache(maxsize=1)
+def near_duplicate_hashes() -> dict[str, list[str]]:
+    """name -> pHashes of the photo and its two derivatives, as the engine computes them
+    (decoded from bytes)."""
+    def fingerprint(data: bytes) -> str:
+        return phash(decode(data, max_pixels=50_000_000).pixels)
+
+    return {name: [fingerprint(data) for data in
+                   (images.encode(images.photo(name), "PNG"),
+                    *images.derivatives(images.photo(name)))]
+            for name in images.PHOTOS}
+
+
+def test_similar_finds_exactly_each_photos_own_copies_within_the_tenant(store):
+    hashes = near_duplicate_hashes()
+    rows = [record(f"{name}-{i}", phash=h, finished=10.0 + i)
+            for name, found in hashes.items() for i, h in enumerate(found)]
+    other_tenant = [replace(r, job_id=f"other-{r.job_id}", tenant="globex") for r in rows]
+    store.upsert_batch(rows + other_tenant)
+    for name, (original, *_copies) in hashes.items():
+        found = store.similar("acme", original, DEFAULT_DISTANCE, MAX_SIMILAR,
+                              exclude=f"{name}-0")
+        assert sorted(r.job_id for r, _ in found) == [f"{name}-1", f"{name}-2"], name
+        assert all(d == hamming(original, r.phash) <= DEFAULT_DISTANCE for r, d in found)
+        assert [d for _, d in found] == sorted(d for _, d in found)  # nearest first
+    astronaut = hashes["astronaut"][0]
+    for distance in (0, 4):  # the database's distance is the Hamming distance
+        expected = sorted(r.job_id for r in rows if r.job_id != "astronaut-0"
+                          and hamming(astronaut, r.phash) <= distance)
+        assert sorted(r.job_id for r, _ in store.similar(
+            "acme", astronaut, distance, MAX_SIMILAR, exclude="astronaut-0")) == expected
+    assert store.similar("nobody", hashes["astronaut"][0], MAX_DISTANCE, MAX_SIMILAR) == []

@@ -11,6 +11,7 @@ from pipeline.imaging.focus import window
 from pipeline.ops import parse_variant_specs
 from pipeline.ops.base import Frame, Limits
 from pipeline.ops.registry import get_operation
+from tests import images
 
 SKIN = (224, 172, 140)  # inside the YCrCb skin rule
 
@@ -109,3 +110,28 @@ def test_specs_and_validation():
         with pytest.raises(InvalidRequest) as info:
             crop.validate({"op": "crop", "width": 10, "height": 10, **bad}, Limits())
         assert info.value.code == "bad_param"
+
+
+#: Where the astronaut's face is in scikit-image's portrait (512 x 512): x0, y0, x1, y1.
+#: Measured with OpenCV's Haar frontal-face cascade (172-278 x 60-166 at 256 px, 176-273
+#: x 65-162 at 384 px) and checked by eye; the box is the union plus a few pixels.
+ASTRONAUT_FACE = (170, 58, 280, 170)
+
+
+@pytest.mark.parametrize("crop", [(256, 256), (288, 512), (240, 240)])
+def test_attention_keeps_the_astronauts_whole_face(crop):
+    portrait = images.photo("astronaut")
+    x, y = window(portrait, *crop, "attention")
+    x0, y0, x1, y1 = ASTRONAUT_FACE
+    assert x <= x0 and y <= y0 and x + crop[0] >= x1 and y + crop[1] >= y1, (x, y)
+
+
+def test_a_9_16_fill_of_the_portrait_keeps_the_face():
+    portrait = images.photo("astronaut")
+    out = run("resize", portrait, width=144, height=256, mode="fill", gravity="attention")
+    assert out.shape[:2] == (256, 144)
+    # the face at half scale is x 85-140: find the crop's left edge by matching columns
+    half = run("resize", portrait, width=256, height=256)
+    left = next(x for x in range(0, 256 - 144 + 1)
+                if np.array_equal(half[:, x:x + 144], out))
+    assert left <= ASTRONAUT_FACE[0] // 2 and left + 144 >= ASTRONAUT_FACE[2] // 2

@@ -49,6 +49,9 @@ class BrokenMetadata(MetadataStore):
     def count_rows(self):
         return 0, 0
 
+    def similar(self, tenant, phash, max_distance, limit, exclude=None):
+        return []
+
 
 @pytest.fixture
 def runtime(tmp_path):
