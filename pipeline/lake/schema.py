@@ -14,10 +14,13 @@ from typing import Any
 
 import pyarrow as pa
 
+from pipeline.metadata.base import phash_bits
 from pipeline.models import expand_outputs
 from pipeline.records import DeadLetter, ResultRecord
 
-SCHEMA_VERSION = 1
+#: 2: results gained the source's facts, placeholder and pHash (nullable: version 1
+#: files still query, their rows read null there).
+SCHEMA_VERSION = 2
 
 _KAFKA = [
     pa.field("kafka_topic", pa.string(), nullable=False),
@@ -45,6 +48,18 @@ RESULTS = pa.schema([
     pa.field("output_count", pa.int32()),
     pa.field("output_bytes", pa.int64()),
     pa.field("outputs_json", pa.string()),
+    # version 2: what the job learnt about its source (pipeline/imaging/facts.py)
+    pa.field("phash", pa.string()),
+    pa.field("phash_bits", pa.int64()),  # signed: bit_count(xor(a, b)) is the distance
+    pa.field("source_width", pa.int32()),
+    pa.field("source_height", pa.int32()),
+    pa.field("source_format", pa.string()),
+    pa.field("camera_make", pa.string()),
+    pa.field("camera_model", pa.string()),
+    pa.field("taken_at", pa.string()),  # EXIF local time, ISO 8601 without a zone
+    pa.field("placeholder", pa.string()),  # BlurHash
+    pa.field("colour", pa.string()),  # #rrggbb
+    pa.field("image_json", pa.string()),  # every fact
     *_KAFKA,
 ])
 
@@ -109,6 +124,22 @@ def results_row(value: bytes | None) -> dict[str, Any]:
         "output_count": len(outputs),
         "output_bytes": sum(o.get("bytes", 0) for o in outputs),
         "outputs_json": json.dumps(outputs, separators=(",", ":")),
+        **_image_columns(result.phash, result.image or {}),
+    }
+
+
+def _image_columns(phash: str | None, image: dict[str, Any]) -> dict[str, Any]:
+    try:  # a hostile record's "pHash" is kept as text but gets no number
+        bits = phash_bits(phash) if isinstance(phash, str) and len(phash) == 16 else None
+    except ValueError:
+        bits = None
+    return {
+        "phash": phash, "phash_bits": bits,
+        "source_width": image.get("width"), "source_height": image.get("height"),
+        "source_format": image.get("format"), "camera_make": image.get("camera_make"),
+        "camera_model": image.get("camera_model"), "taken_at": image.get("taken_at"),
+        "placeholder": image.get("placeholder"), "colour": image.get("colour"),
+        "image_json": json.dumps(image, separators=(",", ":")) if image else None,
     }
 
 
@@ -166,7 +197,9 @@ def _fits(value: Any, kind: pa.DataType) -> bool:
     if pa.types.is_boolean(kind):
         return isinstance(value, bool)
     if pa.types.is_integer(kind) or pa.types.is_timestamp(kind):
-        return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**62
+        bits = kind.bit_width if pa.types.is_integer(kind) else 63
+        return isinstance(value, int) and not isinstance(value, bool) \
+            and -(1 << (bits - 1)) <= value < 1 << (bits - 1)
     if pa.types.is_floating(kind):
         return isinstance(value, int | float) and not isinstance(value, bool)
     return True

@@ -17,6 +17,7 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.cli.client import store_sources
+from tests import images
 from tests.conftest import running_pipeline
 from tests.hostile import png_bomb
 from tests.http import get_json, post_form, post_json, request
@@ -352,3 +353,52 @@ def test_many_job_states_in_one_call_from_any_worker(cluster):
     assert status == 400 and body["code"] == "bad_param"
     status, body = post_json(f"{first}/api/job-states", {"ids": []})
     assert status == 400
+
+
+def test_facts_placeholders_and_similar_uploads_through_the_pipeline(cluster):
+    """A photograph and two near copies (resized, cropped) become jobs whose state,
+    result record and metadata row carry the source's facts; asking for the original's
+    near-duplicates finds exactly the copies, from either worker."""
+    first, second = cluster.urls
+    portrait = images.photo("astronaut")
+    uploads = {"astronaut.webp": encode(portrait, "WEBP", quality=95),  # < MAX_BYTES
+               **dict(zip(("smaller.jpg", "cropped.jpg"), images.derivatives(portrait),
+                          strict=True)),
+               "coffee.webp": encode(images.photo("coffee"), "WEBP", quality=95)}
+    ids = {}
+    for name, data in uploads.items():
+        status, _, body = post_form(f"{first}/api/jobs", {"variant": SPECS},
+                                    {"image": (name, data)})
+        assert status == 202, body
+        ids[name] = body["job_id"]
+    states = {name: wait_terminal(second, job_id) for name, job_id in ids.items()}
+    assert all(s["status"] == "DONE" for s in states.values()), states
+    original = states["astronaut.webp"]["image"]
+    assert {k: original[k] for k in ("width", "height", "format", "alpha", "frames")} == {
+        "width": 512, "height": 512, "format": "webp", "alpha": False, "frames": 1}
+    assert len(original["placeholder"]) == 28 and re.fullmatch(r"#[0-9a-f]{6}",
+                                                               original["colour"])
+    assert states["smaller.jpg"]["image"]["width"] == 307
+    assert states["smaller.jpg"]["image"]["format"] == "jpeg"
+
+    results = {r["job_id"]: r for r in read_topic(cluster.settings.bootstrap_servers,
+                                                  cluster.settings.topic("results"))}
+    assert results[ids["astronaut.webp"]]["image"] == original
+    from pipeline.metadata import open_metadata_store
+
+    store = open_metadata_store(cluster.env["IMGPIPE_METADATA_URL"])
+    try:
+        assert store.get_job(ids["astronaut.webp"]).image == original
+    finally:
+        store.close()
+
+    for url in (first, second):
+        status, body = get_json(f"{url}/api/jobs/{ids['astronaut.webp']}/similar")
+        assert status == 200, body
+        assert sorted(s["job_id"] for s in body["similar"]) == sorted(
+            [ids["smaller.jpg"], ids["cropped.jpg"]])
+        assert all(0 <= s["distance"] <= body["max_distance"] for s in body["similar"])
+    status, body = get_json(f"{first}/api/jobs/{ids['astronaut.webp']}/similar?max_distance=99")
+    assert status == 400 and body["code"] == "bad_query"
+    status, body = get_json(f"{first}/api/jobs/no-such-job/similar")
+    assert status == 404

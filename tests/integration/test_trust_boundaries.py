@@ -11,6 +11,8 @@ import uuid
 
 import pytest
 
+from pipeline.imaging.phash import hamming
+from pipeline.metadata.base import MAX_DISTANCE
 from pipeline.models import DEFAULT_TENANT
 from pipeline.objects import open_object_store
 from pipeline.tenancy import Principal
@@ -72,6 +74,18 @@ def test_two_tenants_cannot_touch_each_others_jobs(secured):
     status, _, data = request("GET", f"{base}/api/jobs/acme:{job}/outputs/thumb",
                               headers={"Authorization": f"Bearer {ACME}"})
     assert status == 200 and data.startswith(b"\x89PNG")
+
+    # near-duplicates come from the caller's tenant only, though the other's job shows
+    # the same picture
+    twin = submit(base, ACME, 160)[1]["job_id"]
+    wait_terminal(base, twin, ACME)
+    assert hamming(acme["phash"], bulk["phash"]) <= MAX_DISTANCE
+    for token in (ACME, ADMIN):
+        status, body = get_json(f"{base}/api/jobs/acme:{job}/similar?max_distance="
+                                f"{MAX_DISTANCE}", token)
+        assert status == 200 and twin in {s["job_id"] for s in body["similar"]}, body
+        assert all(s["job_id"].startswith("acme:") for s in body["similar"]), body
+    assert get_json(f"{base}/api/jobs/bulk:{job}/similar", ACME)[0] == 404
 
     # force or overwrite the other's job: refused before anything is produced
     status, body = submit(base, ACME, 90, job_id=f"bulk:{job}", force="true")
