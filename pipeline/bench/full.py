@@ -30,7 +30,9 @@ from pipeline.bench.workloads import Workload, workload
 from pipeline.kafka.reader import KafkaReader
 from pipeline.kafka.security import kafka_options
 
-CLAIM_CHECK_BYTES = 1024
+#: The largest record the claim check allows: the finished state and the result carry the
+#: source's facts (150-600 B, pipeline/imaging/facts.py) besides the outputs.
+CLAIM_CHECK_BYTES = 2048
 
 
 async def _pipeline_topics(pipe: BenchPipeline) -> list[str]:

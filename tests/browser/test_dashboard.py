@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import time
@@ -91,6 +92,13 @@ def test_dashboard_an_operator_keeps_open(pipeline, browser, tmp_path):
     expect(page.locator("#detail-status")).to_have_text("DONE")
     expect(page.locator("dd[data-fact='file']")).to_have_text("beach sunset.jpg")
     expect(page.locator("dd[data-fact='label']")).to_have_text("holiday")
+    expect(page.locator("dd[data-fact='source']")).to_have_text("480\u00d7320 jpeg, 8-bit")
+    colour = page.locator("dd[data-fact='dominant colour']")
+    expect(colour).to_have_text(re.compile(r"#[0-9a-f]{6}$"))
+    swatch = colour.locator(".swatch").evaluate("s => getComputedStyle(s).backgroundColor")
+    hex_colour = colour.inner_text().strip()[-7:]
+    assert swatch == "rgb({}, {}, {})".format(*bytes.fromhex(hex_colour[1:])), swatch
+    expect(page.locator("dd[data-fact='placeholder']")).to_have_text(re.compile(r"^\S{28}$"))
     assert in_view(page, "#detail-id"), "the job's detail is out of view after the click"
     for variant, width in (("thumb", 96), ("large", 300)):
         image = page.locator(f"#detail-body img[data-variant='{variant}']")

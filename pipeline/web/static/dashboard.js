@@ -193,8 +193,28 @@ function facts(job) {
   ["attempts", String(job.attempts || 0)], ["submitted", time(job.submitted_at)],
   ["updated", time(job.updated_at)]];
   if (job.error) pairs.push(["error", `${job.error} (${job.error_code})`]);
+  pairs.push(...sourceFacts(job.image));
   return el("dl", { class: "facts" }, ...pairs.flatMap(([k, v]) => [el("dt", {}, k),
     el("dd", { "data-fact": k }, v)]));
+}
+
+// What the job learnt about its source (docs/api.md): size, format, camera, colour.
+function sourceFacts(image) {
+  if (!image) return [];
+  const pairs = [["source", `${image.width}×${image.height} ${image.format}, ` +
+    `${image.bit_depth}-bit${image.alpha ? ", alpha" : ""}` +
+    `${image.animated ? `, ${image.frames} frames` : ""}`]];
+  if (image.icc) pairs.push(["colour profile", image.icc]);
+  const camera = [image.camera_make, image.camera_model].filter(Boolean).join(" ");
+  if (camera) pairs.push(["camera", image.lens ? `${camera}, ${image.lens}` : camera]);
+  if (image.taken_at) pairs.push(["taken", image.taken_at.replace("T", " ")]);
+  if (image.gps) pairs.push(["location", "present in the file (never kept)"]);
+  if (/^#[0-9a-f]{6}$/.test(image.colour || "")) {
+    pairs.push(["dominant colour", el("span", {}, el("span", {
+      class: "swatch", style: `background:${image.colour}` }), ` ${image.colour}`)]);
+  }
+  if (image.placeholder) pairs.push(["placeholder", el("code", {}, image.placeholder)]);
+  return pairs;
 }
 
 async function showJob(jobId) {
