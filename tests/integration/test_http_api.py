@@ -398,6 +398,11 @@ def test_facts_placeholders_and_similar_uploads_through_the_pipeline(cluster):
         assert sorted(s["job_id"] for s in body["similar"]) == sorted(
             [ids["smaller.jpg"], ids["cropped.jpg"]])
         assert all(0 <= s["distance"] <= body["max_distance"] for s in body["similar"])
+    code, answer = cluster.cli_json("similar", ids["astronaut.webp"], "--json")
+    assert code == 0 and {s["job_id"] for s in answer["similar"]} == {
+        ids["smaller.jpg"], ids["cropped.jpg"]}
+    listed = cluster.cli("similar", ids["coffee.webp"], "--max-distance", "3", check=True)
+    assert listed.stdout.startswith("0 job(s) within 3 bits of")
     status, body = get_json(f"{first}/api/jobs/{ids['astronaut.webp']}/similar?max_distance=99")
     assert status == 400 and body["code"] == "bad_query"
     status, body = get_json(f"{first}/api/jobs/no-such-job/similar")
