@@ -110,9 +110,25 @@ class SpannerMetadataStore(MetadataStore):
                     batch.insert("SchemaMigrations", ("Version", "AppliedAt"),
                                  [(version, spanner.COMMIT_TIMESTAMP)])
                 applied.append(version)
+            self._backfill_phash_bits()
             return applied
         except gexc.GoogleAPICallError as exc:
             raise MetadataUnavailable(f"Spanner migration failed: {exc}") from exc
+
+    def _backfill_phash_bits(self, batch_size: int = 1000) -> None:
+        """Give rows written before schema version 3 their PhashBits, so they are found
+        by similar() too (a no-op once done)."""
+        while True:
+            with self.database.snapshot() as snapshot:
+                rows = list(snapshot.execute_sql(
+                    "SELECT JobId, Phash FROM Jobs WHERE PhashBits IS NULL AND "
+                    f"CHAR_LENGTH(Phash) = 16 LIMIT {int(batch_size)}"))
+            if not rows:
+                return
+            with self.database.batch() as batch:
+                batch.update("Jobs", ("JobId", "PhashBits", "UpdatedAt"),
+                             [(job_id, phash_bits(phash), spanner.COMMIT_TIMESTAMP)
+                              for job_id, phash in rows])
 
     def check_schema(self) -> None:
         try:

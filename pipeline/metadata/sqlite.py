@@ -70,6 +70,7 @@ class SqliteMetadataStore(MetadataStore):
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.create_function("hamming", 2, hamming_bits, deterministic=True)
+            self._conn.create_function("phash_bits", 1, phash_bits, deterministic=True)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"IMGPIPE_METADATA_URL: cannot open the SQLite database "
                               f"{self.path} ({getattr(exc, 'strerror', None) or exc}); "
@@ -87,6 +88,9 @@ class SqliteMetadataStore(MetadataStore):
             for column, kind in _ADDED_COLUMNS:
                 if column not in present:
                     self._conn.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
+            # rows from before version 3 become searchable (a no-op once done)
+            self._conn.execute("UPDATE jobs SET phash_bits = phash_bits(phash) "
+                               "WHERE phash_bits IS NULL AND length(phash) = 16")
         return []
 
     def _record(self, row: tuple) -> JobRecord:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 
 from pipeline.imaging.decode import decode
 from pipeline.imaging.phash import hamming, phash
-from pipeline.metadata import JobRecord, MetadataStore, open_metadata_store
+from pipeline.metadata import JobRecord, MetadataStore, SqliteMetadataStore, open_metadata_store
 from pipeline.metadata.base import DEFAULT_DISTANCE, MAX_DISTANCE, MAX_SIMILAR
 from pipeline.models import OutputInfo
 from tests import images
@@ -122,3 +123,28 @@ def test_similar_finds_exactly_each_photos_own_copies_within_the_tenant(store):
         assert sorted(r.job_id for r, _ in store.similar(
             "acme", astronaut, distance, MAX_SIMILAR, exclude="astronaut-0")) == expected
     assert store.similar("nobody", hashes["astronaut"][0], MAX_DISTANCE, MAX_SIMILAR) == []
+
+
+def write_as_before_version_3(store: MetadataStore, job_id: str, phash: str) -> None:
+    """A job row as code before schema version 3 wrote it: a pHash but no PhashBits."""
+    if isinstance(store, SqliteMetadataStore):
+        store._conn.execute(
+            "INSERT INTO jobs (job_id, status, priority, tenant, source, submitted_at, "
+            "finished_at, attempts, phash) VALUES (?, 'DONE', 'normal', 'acme', 's', 1, 2, "
+            "1, ?)", (job_id, phash))
+        return
+    from google.cloud import spanner
+
+    with store.database.batch() as batch:
+        batch.insert("Jobs", ("JobId", "Status", "Priority", "Tenant", "Source", "SubmittedAt",
+                              "FinishedAt", "Attempts", "Phash", "UpdatedAt"),
+                     [(job_id, "DONE", "normal", "acme", "s", datetime.now(UTC),
+                       datetime.now(UTC), 1, phash, spanner.COMMIT_TIMESTAMP)])
+
+
+def test_rows_from_before_version_3_become_searchable_on_migrate(store):
+    write_as_before_version_3(store, "legacy", "ffff0000ffff0000")
+    assert store.similar("acme", "ffff0000ffff0001", 2, 10) == []
+    store.migrate()
+    found = store.similar("acme", "ffff0000ffff0001", 2, 10)
+    assert [(r.job_id, d) for r, d in found] == [("legacy", 1)]

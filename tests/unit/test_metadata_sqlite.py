@@ -1,4 +1,8 @@
-from pipeline.metadata import JobRecord, open_metadata_store
+"""The embedded SQLite metadata store: idempotent upserts, and upgrades of older databases."""
+
+import sqlite3
+
+from pipeline.metadata import JobRecord, SqliteMetadataStore, open_metadata_store
 from pipeline.models import OutputInfo
 
 
@@ -30,3 +34,31 @@ def test_list_by_status(tmp_path):
     store.upsert_batch([record("j1"), record("j2", status="FAILED", variants=())])
     assert [r.job_id for r in store.list_jobs(status="FAILED")] == ["j2"]
     assert store.get_job("missing") is None
+
+
+#: The jobs table as schema version 1 made it (before name, label, image, phash_bits).
+VERSION_1_JOBS = """CREATE TABLE jobs (job_id TEXT PRIMARY KEY, status TEXT NOT NULL,
+    priority TEXT NOT NULL, tenant TEXT NOT NULL, source TEXT NOT NULL,
+    submitted_at REAL NOT NULL, finished_at REAL NOT NULL, attempts INTEGER NOT NULL,
+    error_code TEXT, error TEXT, phash TEXT)"""
+
+
+def test_a_version_1_database_is_upgraded_and_its_rows_still_read(tmp_path):
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:
+        old.execute(VERSION_1_JOBS)
+        old.execute("INSERT INTO jobs VALUES ('old', 'DONE', 'normal', 'acme', 'gs://b/s', "
+                    "1.0, 2.0, 1, NULL, NULL, 'ffff0000ffff0000')")
+    store = SqliteMetadataStore(path)
+    try:
+        before = store.get_job("old")
+        assert before.phash == "ffff0000ffff0000" and before.image is None
+        assert before.name is None and before.outputs == ()
+        # the upgrade gave the old row its searchable pHash; new rows have theirs
+        store.upsert_batch([JobRecord("new", "DONE", "normal", "acme", "gs://b/n", 1.0, 3.0, 1,
+                                      phash="ffff0000ffff0001", image={"width": 1})])
+        found = store.similar("acme", "ffff0000ffff0003", 4, 10)
+        assert [(r.job_id, d) for r, d in found] == [("new", 1), ("old", 2)]
+        assert store.get_job("new").image == {"width": 1}
+    finally:
+        store.close()
