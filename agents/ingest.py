@@ -11,6 +11,7 @@ from agents.refusals import refuse
 from agents.routing import Delivery
 from pipeline import metrics
 from pipeline.errors import PermanentError
+from pipeline.jobs.storage_events import header_pairs, storage_event
 from pipeline.tenancy import Principal, signature_of
 from pipeline.worker.app import app
 from tables import transitions
@@ -25,14 +26,27 @@ async def admit(ctx: AgentContext, event: Any, routed: list) -> list[Delivery]:
     sender: Principal | None = None
     try:
         sender = ctx.runtime.tenancy.event_sender(event.headers, raw)
-        request, _ = ctx.runtime.admission.admit(raw, sender)
+        stored = storage_event(raw, event.headers)
+        if stored is None:
+            request, _ = ctx.runtime.admission.admit(raw, sender)
+        else:
+            made, outcome = ctx.runtime.storage_jobs.request_for(stored)
+            metrics.STORAGE_EVENTS.labels(outcome).inc()
+            if made is None:
+                log.info("storage event %s for %s: no job (%s)", stored.event,
+                         stored.uri[:300], outcome)
+                return []
+            request, _ = ctx.runtime.admission.admit_request(made, sender)
     except PermanentError as exc:
         return [await refuse(ctx, event, exc, "ingest", work_record=False, sender=sender)]
     if key_text(event) != request.job_id:
-        # Re-key so every event and the state of this job share one partition.
+        # Re-key so every event and the state of this job share one partition; a
+        # storage notification keeps its attributes (they say what it is).
         log.info("re-keying job_id=%s (event key %r)", request.job_id, key_text(event))
+        headers = header_pairs(event.headers) if stored is not None \
+            else signature_of(event.headers)
         return [await ctx.outbox.send(ctx.topics.ingest, request.job_id, raw,
-                                      headers=signature_of(event.headers))]
+                                      headers=headers)]
     state = ctx.states.get(request.job_id)
     duplicate = transitions.is_duplicate_submission(state, request, origin(event))
     if request.replayed_from:

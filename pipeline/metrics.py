@@ -29,6 +29,10 @@ OP_SECONDS = Histogram("imgpipe_op_seconds", "Seconds per image operation (and e
 IN_FLIGHT = Gauge("imgpipe_jobs_in_flight", "Jobs currently being processed.")
 SOURCE_BYTES = Counter("imgpipe_source_bytes_total", "Bytes of source images read.")
 OUTPUT_BYTES = Counter("imgpipe_output_bytes_total", "Bytes of outputs written.")
+STORAGE_EVENTS = Counter("imgpipe_storage_events_total", "Bucket notifications seen at "
+                         "ingest, by outcome: job, unmatched (no route), ignored_event "
+                         "(not a finalize), own_object (written by the pipeline).",
+                         ["outcome"])
 REPLAYED = Counter("imgpipe_replayed_total", "Replayed jobs seen at ingest, by the topic "
                    "they were replayed from and whether they were queued or skipped as done.",
                    ["source_topic", "outcome"])

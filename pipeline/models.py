@@ -68,6 +68,9 @@ class JobRequest:
     replayed_from: dict[str, Any] | None = None
     name: str | None = None  # the submitted file's name, for people (never a path)
     label: str | None = None  # the client's own words for the job
+    # A named variant set (pipeline/jobs/rules.py): ingest fills ``variants`` from it
+    # when they are empty; once filled it only says where they came from.
+    preset: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         # Shallow on purpose (dataclasses.asdict deep-copies every op of every variant,
@@ -80,6 +83,8 @@ class JobRequest:
             data["name"] = self.name
         if self.label is not None:
             data["label"] = self.label
+        if self.preset is not None:
+            data["preset"] = self.preset
         return data
 
     def to_json(self) -> bytes:
@@ -253,14 +258,19 @@ def job_request_from_dict(data: dict[str, Any], default_tenant: str = DEFAULT_TE
     unknown = sorted(set(data) - known)
     if unknown:
         raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}", "unknown_field")
-    for name in ("job_id", "source", "variants"):
+    preset = data.get("preset")
+    for name in ("job_id", "source") if preset is not None else ("job_id", "source",
+                                                                 "variants"):
         if name not in data:
             raise InvalidRequest(f"missing required field {name!r}", "missing_field")
     job_id = data["job_id"]
     if not isinstance(data["source"], str) or not data["source"]:
         raise InvalidRequest("source must be a non-empty URI string", "bad_source")
-    variants = data["variants"]
-    if not isinstance(variants, dict) or not variants:
+    if preset is not None and (not isinstance(preset, str) or not VARIANT_RE.match(preset)):
+        raise InvalidRequest("preset must be a name of 1-64 letters, digits, '_' or '-'",
+                             "bad_preset")
+    variants = data.get("variants", {})
+    if not isinstance(variants, dict) or (not variants and preset is None):
         raise InvalidRequest("variants must be a non-empty object {name: [op, ...]}",
                              "bad_variants")
     for name, chain in variants.items():
@@ -302,7 +312,8 @@ def job_request_from_dict(data: dict[str, Any], default_tenant: str = DEFAULT_TE
                       priority=priority, tenant=tenant, submitted_at=float(submitted_at),
                       attempt=attempt, force=force, replayed_from=replayed_from,
                       name=check_display_text("name", data.get("name"), MAX_NAME_CHARS),
-                      label=check_display_text("label", data.get("label"), MAX_LABEL_CHARS))
+                      label=check_display_text("label", data.get("label"), MAX_LABEL_CHARS),
+                      preset=preset)
 
 
 def check_display_text(field_name: str, value: object, limit: int) -> str | None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from pipeline.errors import InvalidRequest
+from pipeline.jobs.rules import Rules, default_rules
 from pipeline.jobs.sources import SourcePolicy
 from pipeline.models import JobRequest, parse_job_request
 from pipeline.ops import Chain, Limits, compile_variants
@@ -21,6 +22,7 @@ class AdmissionPolicy:
     tenant_priorities: dict[str, str] = field(default_factory=dict)
     allowed_tenants: frozenset[str] = frozenset()
     allowed_formats: frozenset[str] = frozenset({"jpeg", "png", "webp", "avif", "jxl", "gif"})
+    rules: Rules = field(default_factory=default_rules)
 
     def admit(self, raw: bytes | None, sender: Principal = ANYONE
               ) -> tuple[JobRequest, dict[str, Chain]]:
@@ -36,6 +38,8 @@ class AdmissionPolicy:
         if not sender.may_act_for(request.tenant):
             raise NotAuthorized(f"this token may not submit jobs for tenant "
                                 f"{request.tenant!r}", "tenant_not_allowed")
+        if request.preset is not None and not request.variants:
+            request = replace(request, variants=self.rules.preset(request.preset))
         chains = self.validate(request)
         if request.priority is not None:
             if request.priority not in sender.priorities:

@@ -6,6 +6,15 @@ from pipeline.errors import SourceNotAllowed
 from pipeline.objects import LocalObjectStore, ObjectStore
 
 
+def _root_store(root: str) -> ObjectStore:
+    if root.startswith("gs://"):
+        from pipeline.objects.gcs import GcsObjectStore  # the GCS client only if used
+
+        return GcsObjectStore.from_url(root)
+    return LocalObjectStore.from_url(root) if root.startswith("file://") \
+        else LocalObjectStore(root)
+
+
 class SourcePolicy:
     """Sources must live in the object store or under an explicitly allowed root.
 
@@ -16,8 +25,7 @@ class SourcePolicy:
     def __init__(self, store: ObjectStore, extra_roots: list[str] | tuple[str, ...] = ()):
         self.stores: list[ObjectStore] = [store]
         # A root is a folder or its file:// URI (what IMGPIPE_SOURCE_ROOTS documents).
-        self.stores += [LocalObjectStore.from_url(root) if root.startswith("file://")
-                        else LocalObjectStore(root) for root in extra_roots if root]
+        self.stores += [_root_store(root) for root in extra_roots if root]
 
     @classmethod
     def from_settings(cls, store: ObjectStore, source_roots: str) -> SourcePolicy:

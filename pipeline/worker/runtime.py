@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 from functools import cached_property
 
+from pipeline.errors import ConfigError, ImgpipeError
 from pipeline.jobs.admission import AdmissionPolicy
 from pipeline.jobs.budget import MemoryGate, default_budget
 from pipeline.jobs.engine import Engine, EngineLimits
+from pipeline.jobs.rules import Rules, load_rules
 from pipeline.jobs.sources import SourcePolicy
+from pipeline.jobs.storage_jobs import StorageJobs
 from pipeline.metadata import MetadataStore, open_metadata_store
 from pipeline.objects import ObjectStore, open_object_store
 from pipeline.ops import Limits
@@ -64,7 +67,29 @@ class Runtime:
         s = self.settings
         return AdmissionPolicy(self.limits, s.max_variants, self.sources,
                                s.tenant_priority_map, s.allowed_tenant_set,
-                               s.allowed_format_set)
+                               s.allowed_format_set, self.rules)
+
+    @cached_property
+    def rules(self) -> Rules:
+        """Presets and storage-event routes (IMGPIPE_RULES_FILE), checked: every route
+        must watch a place sources may come from."""
+        rules = load_rules(self.settings.rules_file, self.limits, self.settings.max_variants)
+        for number, route in enumerate(rules.routes, 1):
+            watched = f"gs://{route.bucket}/{route.prefix}"
+            try:
+                self.sources.check(watched + "x")
+            except ImgpipeError:
+                raise ConfigError(f"route #{number} watches {watched}, where sources may not "
+                                  f"come from: add gs://{route.bucket}/{route.prefix} to "
+                                  "IMGPIPE_SOURCE_ROOTS") from None
+        return rules
+
+    @cached_property
+    def storage_jobs(self) -> StorageJobs:
+        """Bucket notifications -> jobs, never for objects the pipeline writes itself."""
+        store, lake = self.object_store, self.settings.lake_prefix.strip("/")
+        return StorageJobs(self.rules, tuple(store.uri_for(f"{prefix}/x")[:-1] for prefix in
+                                             ("outputs", "sources", lake)))
 
     @cached_property
     def engine(self) -> Engine:
@@ -91,6 +116,8 @@ class Runtime:
         if root is not None:
             folders.add(str(root))
         for uri in filter(None, (r.strip() for r in self.settings.source_roots.split(","))):
+            if uri.startswith("gs://"):
+                continue
             folders.add(os.path.abspath(uri.removeprefix("file://")))
         return sorted(folders, key=len, reverse=True)
 
@@ -98,6 +125,7 @@ class Runtime:
         """Open every store once so a misconfiguration stops the worker at start."""
         self.object_store.owns(self.object_store.uri_for("healthcheck"))
         self.metadata.check_schema()
+        self.storage_jobs  # noqa: B018  (loads and checks the rules file)
 
     def close(self) -> None:
         for pool in ("executor", "io"):

@@ -54,12 +54,13 @@ def test_output_date_comes_from_submission_time():
 
 def test_request_to_dict_names_every_field_and_round_trips():
     request = JobRequest("acme:job-1", "file:///x.jpg", {"t": [{"op": "encode", "format": "png"}]},
-                         "high", "acme", 1.7e9, 2, True, {"topic": "dlq"}, "IMG 1.jpg", "shoot")
+                         "high", "acme", 1.7e9, 2, True, {"topic": "dlq"}, "IMG 1.jpg", "shoot",
+                         "web")
     assert set(request.to_dict()) == {f.name for f in dataclasses.fields(JobRequest)}
     assert parse_job_request(request.to_json()) == request
     # A request without a name or label does not spend bytes on them.
-    bare = dataclasses.replace(request, name=None, label=None)
-    assert {"name", "label"}.isdisjoint(bare.to_dict())
+    bare = dataclasses.replace(request, name=None, label=None, preset=None)
+    assert {"name", "label", "preset"}.isdisjoint(bare.to_dict())
     assert parse_job_request(bare.to_json()) == bare
     assert request.with_attempt(3).attempt == 3 and request.with_attempt(3).job_id == "acme:job-1"
     assert request.with_priority("low").priority == "low"
