@@ -12,6 +12,7 @@ from agents.routing import Delivery
 from pipeline import metrics
 from pipeline.errors import PermanentError
 from pipeline.jobs.storage_events import header_pairs, storage_event
+from pipeline.jobs.storage_jobs import JOB
 from pipeline.tenancy import Principal, signature_of
 from pipeline.worker.app import app
 from tables import transitions
@@ -31,8 +32,8 @@ async def admit(ctx: AgentContext, event: Any, routed: list) -> list[Delivery]:
             request, _ = ctx.runtime.admission.admit(raw, sender)
         else:
             made, outcome = ctx.runtime.storage_jobs.request_for(stored)
-            metrics.STORAGE_EVENTS.labels(outcome).inc()
             if made is None:
+                metrics.STORAGE_EVENTS.labels(outcome).inc()
                 log.info("storage event %s for %s: no job (%s)", stored.event,
                          stored.uri[:300], outcome)
                 return []
@@ -47,6 +48,8 @@ async def admit(ctx: AgentContext, event: Any, routed: list) -> list[Delivery]:
             else signature_of(event.headers)
         return [await ctx.outbox.send(ctx.topics.ingest, request.job_id, raw,
                                       headers=headers)]
+    if stored is not None:  # counted once, when keyed by its job (not before a re-key)
+        metrics.STORAGE_EVENTS.labels(JOB).inc()
     state = ctx.states.get(request.job_id)
     duplicate = transitions.is_duplicate_submission(state, request, origin(event))
     if request.replayed_from:

@@ -1,0 +1,161 @@
+"""Bucket notifications through the real pipeline: uploads to fake-gcs-server, their
+notifications on the ingest topic as Google's Pub/Sub source connector writes them
+(attributes as headers, the object resource as the value), a worker with a rules file.
+
+Uploads a route takes become jobs with the preset's outputs; uploads outside every route,
+delete events and the pipeline's own outputs make none; a notification delivered twice
+makes one job; a corrupt upload ends in the dead-letter topic with its object's name."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from pipeline.dev.samples import photo_like
+from pipeline.jobs.rules import StoredObject
+from pipeline.jobs.storage_events import job_id_for
+from pipeline.objects.gcs import make_client
+from tests.conftest import new_bucket, running_pipeline
+from tests.http import get_json
+from tests.images import encode
+from tests.kafkautil import produce_raw, read_topic
+
+pytestmark = pytest.mark.kafka
+
+RULES = """
+[presets.web]
+thumb = "fit:96x96,webp:q70"
+large = "fit:320x320,jpeg:q80"
+
+[[routes]]
+bucket = "{bucket}"
+prefix = "incoming/"
+content_types = ["image/jpeg"]
+preset = "web"
+tenant = "acme"
+"""
+
+
+@pytest.fixture(scope="module")
+def watched(kafka, fake_gcs, tmp_path_factory, request):
+    bucket = new_bucket("uploads")
+    root = tmp_path_factory.mktemp("notify")
+    rules = root / "rules.toml"
+    rules.write_text(RULES.format(bucket=bucket))
+    gen = running_pipeline(kafka, root, request,
+                           IMGPIPE_OBJECT_STORE=f"gs://{bucket}/imgpipe",
+                           IMGPIPE_SOURCE_ROOTS=f"gs://{bucket}/incoming/",
+                           IMGPIPE_RULES_FILE=str(rules))
+    env = next(gen)
+    env.bucket = bucket
+    env.client = make_client()
+    yield env
+    env.client.close()
+    next(gen, None)
+
+
+def upload(env, name: str, data: bytes, content_type: str = "image/jpeg") -> dict:
+    """Store an object and return its resource, as GCS would put it in a notification."""
+    blob = env.client.bucket(env.bucket).blob(name)
+    blob.upload_from_string(data, content_type=content_type)
+    blob.reload()
+    return {"kind": "storage#object", "bucket": env.bucket, "name": name,
+            "generation": str(blob.generation), "contentType": content_type,
+            "size": str(blob.size), "timeCreated": blob.time_created.isoformat()}
+
+
+def notification(resource: dict, event_type: str = "OBJECT_FINALIZE") -> tuple:
+    headers = [("eventType", event_type.encode()), ("bucketId", resource["bucket"].encode()),
+               ("objectId", resource["name"].encode()),
+               ("objectGeneration", resource["generation"].encode()),
+               ("payloadFormat", b"JSON_API_V1")]
+    # The connector keys records by the Pub/Sub message id (or not at all).
+    return None, json.dumps(resource).encode(), headers
+
+
+def job_of(resource: dict) -> str:
+    obj = StoredObject(resource["bucket"], resource["name"], resource["generation"],
+                       "finalize")
+    return f"acme:{job_id_for(obj)}"
+
+
+def wait_finished(env, job_id: str, timeout: float = 120) -> dict:
+    base = env.env["IMGPIPE_API_URL"]
+    deadline = time.monotonic() + timeout
+    while True:
+        status, body = get_json(f"{base}/api/jobs/{job_id}")
+        if status == 200 and body["status"] in ("DONE", "FAILED", "REJECTED"):
+            return body
+        assert time.monotonic() < deadline, (job_id, status, body)
+        time.sleep(0.3)
+
+
+def storage_events(env) -> dict[str, float]:
+    """imgpipe_storage_events_total by outcome, from the worker's /metrics."""
+    base = env.env["IMGPIPE_API_URL"]
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.http import request
+
+    _, _, body = request("GET", f"{base}/metrics")
+    return {s.labels["outcome"]: s.value
+            for family in text_string_to_metric_families(body.decode())
+            for s in family.samples if s.name == "imgpipe_storage_events_total"}
+
+
+def wait_counted(env, outcome: str, count: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while storage_events(env).get(outcome, 0) < count:
+        assert time.monotonic() < deadline, (outcome, storage_events(env))
+        time.sleep(0.3)
+
+
+def test_uploads_become_jobs_once_and_nothing_else_does(watched):
+    env = watched
+    photos = [upload(env, f"incoming/photo-{i}.jpg",
+                     encode(photo_like(480, 320, i), "JPEG", quality=85)) for i in range(8)]
+    outside = [upload(env, f"private/photo-{i}.jpg", encode(photo_like(200, 100, i), "JPEG"))
+               for i in range(3)]
+    wrong_type = upload(env, "incoming/notes.txt", b"not an image", "text/plain")
+    broken = upload(env, "incoming/broken.jpg",
+                    encode(photo_like(400, 300, 9), "JPEG")[:1500])
+    records = [notification(r) for r in (*photos, *outside, wrong_type, broken)]
+    records += [notification(photos[0]),  # Pub/Sub delivers at least once
+                notification(photos[1], "OBJECT_METADATA_UPDATE"),
+                notification(photos[2], "OBJECT_DELETE")]
+    produce_raw(env.settings.bootstrap_servers, env.settings.topic("ingest"), records)
+
+    states = {r["name"]: wait_finished(env, job_of(r)) for r in (*photos, broken)}
+    for photo in photos:
+        state = states[photo["name"]]
+        assert state["status"] == "DONE", state
+        assert state["name"] == photo["name"].rsplit("/", 1)[1] and state["tenant"] == "acme"
+        sizes = {o["variant"]: (o["width"], o["height"]) for o in state["outputs"]}
+        assert sizes == {"thumb": (96, 64), "large": (320, 213)}
+    first = states[photos[0]["name"]]
+    assert [h["status"] for h in first["history"]].count("PROCESSING") == 1
+
+    assert states[broken["name"]]["status"] == "FAILED"
+    letters = read_topic(env.settings.bootstrap_servers, env.settings.topic("dlq"))
+    [letter] = [d for d in letters if d.get("job_id") == job_of(broken)]
+    assert letter["request"]["source"] == f"gs://{env.bucket}/incoming/broken.jpg"
+
+    wait_counted(env, "job", 10)  # 8 photos, the broken one, the duplicate
+    wait_counted(env, "unmatched", 4)  # three outside the prefix, one of another type
+    wait_counted(env, "ignored_event", 2)
+    # the pipeline's own outputs land in the same bucket: their notifications make no job
+    outputs = [b for b in env.client.list_blobs(env.bucket, prefix="imgpipe/outputs/")]
+    assert len(outputs) == 16  # 8 jobs x 2 variants, the duplicate wrote nothing more
+    produce_raw(env.settings.bootstrap_servers, env.settings.topic("ingest"),
+                [notification({"kind": "storage#object", "bucket": env.bucket,
+                               "name": b.name, "generation": str(b.generation),
+                               "contentType": b.content_type, "size": str(b.size)})
+                 for b in outputs[:3]])
+    wait_counted(env, "own_object", 3)
+    base = env.env["IMGPIPE_API_URL"]
+    listed = get_json(f"{base}/api/jobs?limit=100")[1]
+    assert listed["total"] == 9, listed  # 8 photos + the broken one: nothing else
+    counts = storage_events(env)
+    assert counts == {"job": 10, "unmatched": 4, "ignored_event": 2, "own_object": 3}
