@@ -17,6 +17,8 @@ from pipeline.metadata.base import DEFAULT_DISTANCE, MAX_DISTANCE
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--variant", "variants", multiple=True, metavar="NAME=SPEC",
               help="e.g. thumb=fit:256x256,webp:q80 (repeatable; default thumb + large).")
+@click.option("--preset", default=None, metavar="NAME",
+              help="A named variant set of IMGPIPE_RULES_FILE instead of --variant.")
 @click.option("--priority", type=click.Choice(["high", "normal", "low"]), default=None,
               help="Default: the tenant's rule (IMGPIPE_TENANT_PRIORITIES), else normal.")
 @click.option("--tenant", default=None,
@@ -31,7 +33,7 @@ from pipeline.metadata.base import DEFAULT_DISTANCE, MAX_DISTANCE
 @click.option("--timeout", type=float, default=300.0, show_default=True,
               help="Seconds --wait waits.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of jobs.")
-def submit(paths, variants, priority, tenant, force, job_ids, label, wait, timeout,
+def submit(paths, variants, preset, priority, tenant, force, job_ids, label, wait, timeout,
            as_json) -> None:
     """Store images in the object store and submit one job per image."""
     from pipeline.cli.client import (
@@ -57,8 +59,13 @@ def submit(paths, variants, priority, tenant, force, job_ids, label, wait, timeo
         raise click.UsageError(f"--job-id given {len(job_ids)} times for {len(paths)} paths")
     if tenant is not None and not TENANT_RE.match(tenant):
         raise click.BadParameter("1-64 letters, digits, '.', '_' or '-'", param_hint="--tenant")
+    if preset and variants:
+        raise click.UsageError("give --preset or --variant, not both")
     # What every job of this submission asks for (each adds its id, source and name).
-    common = {"variants": parse_variant_specs(variants), "priority": priority,
+    # A preset is expanded here, from the same rules file the workers read, so that
+    # what ingest would refuse is refused before anything is stored.
+    common = {"variants": preset_variants(settings, preset) if preset
+              else parse_variant_specs(variants), "preset": preset, "priority": priority,
               "tenant": tenant, "force": force, "label": label}
     names = [display_name(path.name) for path in paths]
     # Without --tenant the jobs are the token's tenant's: ingest qualifies their ids and
@@ -88,6 +95,22 @@ def submit(paths, variants, priority, tenant, force, job_ids, label, wait, timeo
     say(summary_line(rows, settings.object_store))
     if any(row["status"] != Status.DONE for row in rows):
         sys.exit(1)
+
+
+def preset_variants(settings, preset: str) -> dict:
+    """The variants of ``preset`` in IMGPIPE_RULES_FILE (ConfigError if unknown)."""
+    from pipeline.errors import ConfigError, InvalidRequest
+    from pipeline.jobs.rules import load_rules
+    from pipeline.ops import Limits
+
+    rules = load_rules(settings.rules_file, Limits(max_output_pixels=settings.max_output_pixels),
+                       settings.max_variants)
+    try:
+        return rules.preset(preset)
+    except InvalidRequest as exc:
+        hint = "" if settings.rules_file else (" (IMGPIPE_RULES_FILE is not set: point it at "
+                                               "the workers' rules file)")
+        raise ConfigError(exc.message + hint) from None
 
 
 def summary_line(rows: list[dict], object_store: str) -> str:

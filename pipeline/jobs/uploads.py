@@ -26,8 +26,8 @@ from pipeline.models import (
 from pipeline.ops import parse_variant_specs
 
 #: Fields a submission may carry besides the image (multipart) or source (JSON).
-SUBMIT_FIELDS = frozenset({"job_id", "variants", "variant", "priority", "tenant", "force",
-                           "name", "label"})
+SUBMIT_FIELDS = frozenset({"job_id", "variants", "variant", "preset", "priority", "tenant",
+                           "force", "name", "label"})
 _EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif",
                "TIFF": "tif", "BMP": "bmp", "AVIF": "avif", "HEIF": "heic"}
 
@@ -83,19 +83,22 @@ def build_request(fields: Mapping[str, Any], source: str, tenant: str = DEFAULT_
         raise InvalidRequest(f"unknown field(s): {', '.join(unknown)} (accepted: source or "
                              f"an image upload, {', '.join(sorted(SUBMIT_FIELDS))})",
                              "unknown_field")
-    if fields.get("variants") not in (None, "") and fields.get("variant"):
-        raise InvalidRequest("give either variants or variant, not both", "bad_variants")
+    given = [f for f in ("variants", "variant", "preset") if fields.get(f) not in (None, "", [])]
+    if len(given) > 1:
+        raise InvalidRequest(f"give one of variants, variant or preset, not {' and '.join(given)}",
+                             "bad_variants")
     data: dict[str, Any] = {
         "job_id": job_id_of(fields),
         "source": source,
-        "variants": _variants(fields.get("variants") or fields.get("variant")),
+        "variants": {} if given == ["preset"] else _variants(fields.get("variants")
+                                                             or fields.get("variant")),
         "tenant": fields.get("tenant") or tenant,
         "force": _force(fields.get("force")),
         "submitted_at": time.time(),
     }
     if fields.get("priority"):
         data["priority"] = fields["priority"]
-    for optional in ("name", "label"):
+    for optional in ("name", "label", "preset"):
         if fields.get(optional) not in (None, ""):
             data[optional] = fields[optional]
     return job_request_from_dict(data)

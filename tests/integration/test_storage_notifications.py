@@ -18,7 +18,7 @@ from pipeline.jobs.rules import StoredObject
 from pipeline.jobs.storage_events import job_id_for
 from pipeline.objects.gcs import make_client
 from tests.conftest import new_bucket, running_pipeline
-from tests.http import get_json
+from tests.http import get_json, post_form
 from tests.images import encode
 from tests.kafkautil import produce_raw, read_topic
 
@@ -159,3 +159,30 @@ def test_uploads_become_jobs_once_and_nothing_else_does(watched):
     assert listed["total"] == 9, listed  # 8 photos + the broken one: nothing else
     counts = storage_events(env)
     assert counts == {"job": 10, "unmatched": 4, "ignored_event": 2, "own_object": 3}
+
+
+def test_the_cli_and_the_api_name_a_preset(watched, tmp_path):
+    env = watched
+    path = tmp_path / "beach.jpg"
+    path.write_bytes(encode(photo_like(600, 400, 3), "JPEG"))
+    code, [job] = env.cli_json("submit", str(path), "--preset", "web", "--tenant", "acme",
+                               "--wait", "--json")
+    assert code == 0 and job["status"] == "DONE", job
+    assert {o["variant"]: (o["width"], o["height"]) for o in job["outputs"]} == {
+        "thumb": (96, 64), "large": (320, 213)}
+    refused = env.cli("submit", str(path), "--preset", "nope")
+    assert refused.returncode != 0 and "no preset 'nope'" in refused.stderr, refused.stderr
+    assert "web" in refused.stderr  # the known ones are named
+
+    base = env.env["IMGPIPE_API_URL"]
+    status, _, body = post_form(f"{base}/api/jobs", {"preset": "web"},
+                                {"image": ("city.jpg", encode(photo_like(300, 300, 4), "JPEG"))})
+    assert status == 202, body
+    done = wait_finished(env, body["job_id"])
+    assert sorted(o["variant"] for o in done["outputs"]) == ["large", "thumb"]
+    status, _, body = post_form(f"{base}/api/jobs", {"preset": "nope"},
+                                {"image": ("city.jpg", encode(photo_like(300, 300, 4), "JPEG"))})
+    assert (status, body["code"]) == (400, "unknown_preset"), body
+    status, _, body = post_form(f"{base}/api/jobs", {"preset": "web", "variant": "t=png"},
+                                {"image": ("city.jpg", encode(photo_like(300, 300, 4), "JPEG"))})
+    assert (status, body["code"]) == (400, "bad_variants"), body
