@@ -53,6 +53,24 @@ def fake_gcs(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def pubsub_emulator(tmp_path_factory):
+    """The Cloud Pub/Sub emulator; fails loudly if it is not installed or can't run."""
+    try:
+        service = devservices.start_pubsub_emulator(
+            tmp_path_factory.mktemp("pubsub") / "pubsub.log")
+    except Exception as exc:
+        pytest.fail(f"could not start the Cloud Pub/Sub emulator: {exc}", pytrace=False)
+    previous = os.environ.get("PUBSUB_EMULATOR_HOST")
+    os.environ["PUBSUB_EMULATOR_HOST"] = service.address
+    yield service
+    service.stop()
+    if previous is None:
+        os.environ.pop("PUBSUB_EMULATOR_HOST", None)
+    else:
+        os.environ["PUBSUB_EMULATOR_HOST"] = previous
+
+
+@pytest.fixture(scope="session")
 def spanner_emulator(tmp_path_factory):
     """The Cloud Spanner emulator; fails loudly if it is not installed or can't run."""
     try:

@@ -25,9 +25,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from pipeline.cli import admin, bench, dev, jobs, kafka, lake, replay, worker
+    from pipeline.cli import admin, bench, bridge, dev, jobs, kafka, lake, replay, worker
 
-    for module in (kafka, admin, worker, jobs, replay, lake, bench, dev):
+    for module in (kafka, admin, worker, jobs, replay, lake, bench, dev, bridge):
         for command in module.COMMANDS:
             cli.add_command(command)
 

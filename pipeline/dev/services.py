@@ -78,6 +78,22 @@ def kustomize_binary(echo=print) -> Path:
                     "renders the Kubernetes manifests", echo)
 
 
+def pubsub_emulator_binary() -> Path:
+    """The Cloud Pub/Sub emulator's launcher (a Java program in the Cloud SDK)."""
+    candidates = [os.environ.get("IMGPIPE_PUBSUB_EMULATOR", "")]
+    gcloud = shutil.which("gcloud")
+    if gcloud:
+        sdk = Path(os.path.realpath(gcloud)).parents[1]
+        candidates.append(str(sdk / "platform" / "pubsub-emulator" / "bin" /
+                              "cloud-pubsub-emulator"))
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    raise ConfigError("Cloud Pub/Sub emulator not found: install it with `gcloud components "
+                      "install pubsub-emulator` (or the google-cloud-cli-pubsub-emulator "
+                      "Debian package), or set IMGPIPE_PUBSUB_EMULATOR to its launcher")
+
+
 def spanner_emulator_binary() -> Path:
     """The Cloud Spanner emulator's ``emulator_main``."""
     candidates = [os.environ.get("IMGPIPE_SPANNER_EMULATOR", ""), *SPANNER_EMULATOR_PATHS]
@@ -117,11 +133,12 @@ class Service:
                 self.process.wait(5)
 
 
-def _start(name: str, argv: list[str], port: int, log: Path, ready, timeout: float) -> Service:
+def _start(name: str, argv: list[str], port: int, log: Path, ready, timeout: float,
+           env: dict[str, str] | None = None) -> Service:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+                                   stdin=subprocess.DEVNULL, start_new_session=True, env=env)
     service = Service(name, process, port, log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -149,19 +166,41 @@ def _tcp_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+@dataclass(frozen=True)
+class ObjectEvents:
+    """Where fake-gcs-server publishes object notifications: a Pub/Sub topic on the
+    emulator at ``pubsub_host``, for objects of ``bucket`` under ``prefix``."""
+
+    pubsub_host: str
+    project: str
+    topic: str
+    bucket: str = ""
+    prefix: str = ""
+    kinds: str = "finalize,delete,metadataUpdate"
+
+    def flags(self) -> list[str]:
+        return ["-event.pubsub-project-id", self.project, "-event.pubsub-topic", self.topic,
+                "-event.bucket", self.bucket, "-event.object-prefix", self.prefix,
+                "-event.list", self.kinds]
+
+
 def start_fake_gcs(log: Path, port: int | None = None, timeout: float = 30.0,
-                   data_dir: Path | None = None) -> Service:
+                   data_dir: Path | None = None, events: ObjectEvents | None = None
+                   ) -> Service:
     """fake-gcs-server on 127.0.0.1, in memory or (``data_dir``) on disk so it can be
-    restarted without losing objects; set STORAGE_EMULATOR_HOST to its URL."""
+    restarted without losing objects; set STORAGE_EMULATOR_HOST to its URL. With
+    ``events`` it publishes object notifications as Cloud Storage does (the topic must
+    exist)."""
     port = port or free_port()
     backend = ["-backend", "filesystem", "-filesystem-root", str(data_dir)] if data_dir else [
         "-backend", "memory"]
     argv = [str(fake_gcs_binary()), "-scheme", "http", *backend,
             "-host", "127.0.0.1", "-port", str(port),
             "-external-url", f"http://127.0.0.1:{port}", "-public-host", f"127.0.0.1:{port}",
-            "-log-level", "warn"]
+            "-log-level", "warn", *(events.flags() if events else [])]
+    env = {**os.environ, "PUBSUB_EMULATOR_HOST": events.pubsub_host} if events else None
     return _start("fake-gcs-server", argv, port, log,
-                  lambda p: _http_ok(f"http://127.0.0.1:{p}/storage/v1/b"), timeout)
+                  lambda p: _http_ok(f"http://127.0.0.1:{p}/storage/v1/b"), timeout, env)
 
 
 def start_spanner_emulator(log: Path, port: int | None = None, timeout: float = 30.0
@@ -170,3 +209,12 @@ def start_spanner_emulator(log: Path, port: int | None = None, timeout: float = 
     port = port or free_port()
     argv = [str(spanner_emulator_binary()), f"--host_port=127.0.0.1:{port}"]
     return _start("spanner-emulator", argv, port, log, _tcp_open, timeout)
+
+
+def start_pubsub_emulator(log: Path, port: int | None = None, timeout: float = 60.0
+                          ) -> Service:
+    """The Pub/Sub emulator on 127.0.0.1 (a JVM: slower to start than the others); set
+    PUBSUB_EMULATOR_HOST to its address."""
+    port = port or free_port()
+    argv = [str(pubsub_emulator_binary()), "--host=127.0.0.1", f"--port={port}"]
+    return _start("pubsub-emulator", argv, port, log, _tcp_open, timeout)

@@ -9,18 +9,16 @@ makes one job; a corrupt upload ends in the dead-letter topic with its object's 
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
 from pipeline.dev.samples import photo_like
-from pipeline.jobs.rules import StoredObject
-from pipeline.jobs.storage_events import job_id_for
 from pipeline.objects.gcs import make_client
 from tests.conftest import new_bucket, running_pipeline
 from tests.http import get_json, post_form
 from tests.images import encode
 from tests.kafkautil import produce_raw, read_topic
+from tests.notify import job_of, storage_events, wait_counted, wait_finished
 
 pytestmark = pytest.mark.kafka
 
@@ -75,45 +73,9 @@ def notification(resource: dict, event_type: str = "OBJECT_FINALIZE") -> tuple:
     return None, json.dumps(resource).encode(), headers
 
 
-def job_of(resource: dict) -> str:
-    obj = StoredObject(resource["bucket"], resource["name"], resource["generation"],
-                       "finalize")
-    return f"acme:{job_id_for(obj)}"
-
-
-def wait_finished(env, job_id: str, timeout: float = 120) -> dict:
-    base = env.env["IMGPIPE_API_URL"]
-    deadline = time.monotonic() + timeout
-    while True:
-        status, body = get_json(f"{base}/api/jobs/{job_id}")
-        if status == 200 and body["status"] in ("DONE", "FAILED", "REJECTED"):
-            return body
-        assert time.monotonic() < deadline, (job_id, status, body)
-        time.sleep(0.3)
-
-
-def storage_events(env) -> dict[str, float]:
-    """imgpipe_storage_events_total by outcome, from the worker's /metrics."""
-    base = env.env["IMGPIPE_API_URL"]
-    from prometheus_client.parser import text_string_to_metric_families
-
-    from tests.http import request
-
-    _, _, body = request("GET", f"{base}/metrics")
-    return {s.labels["outcome"]: s.value
-            for family in text_string_to_metric_families(body.decode())
-            for s in family.samples if s.name == "imgpipe_storage_events_total"}
-
-
-def wait_counted(env, outcome: str, count: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while storage_events(env).get(outcome, 0) < count:
-        assert time.monotonic() < deadline, (outcome, storage_events(env))
-        time.sleep(0.3)
-
-
 def test_uploads_become_jobs_once_and_nothing_else_does(watched):
     env = watched
+    base = env.env["IMGPIPE_API_URL"]
     photos = [upload(env, f"incoming/photo-{i}.jpg",
                      encode(photo_like(480, 320, i), "JPEG", quality=85)) for i in range(8)]
     outside = [upload(env, f"private/photo-{i}.jpg", encode(photo_like(200, 100, i), "JPEG"))
@@ -127,7 +89,7 @@ def test_uploads_become_jobs_once_and_nothing_else_does(watched):
                 notification(photos[2], "OBJECT_DELETE")]
     produce_raw(env.settings.bootstrap_servers, env.settings.topic("ingest"), records)
 
-    states = {r["name"]: wait_finished(env, job_of(r)) for r in (*photos, broken)}
+    states = {r["name"]: wait_finished(base, job_of(r)) for r in (*photos, broken)}
     for photo in photos:
         state = states[photo["name"]]
         assert state["status"] == "DONE", state
@@ -142,9 +104,9 @@ def test_uploads_become_jobs_once_and_nothing_else_does(watched):
     [letter] = [d for d in letters if d.get("job_id") == job_of(broken)]
     assert letter["request"]["source"] == f"gs://{env.bucket}/incoming/broken.jpg"
 
-    wait_counted(env, "job", 10)  # 8 photos, the broken one, the duplicate
-    wait_counted(env, "unmatched", 4)  # three outside the prefix, one of another type
-    wait_counted(env, "ignored_event", 2)
+    wait_counted(base, "job", 10)  # 8 photos, the broken one, the duplicate
+    wait_counted(base, "unmatched", 4)  # three outside the prefix, one of another type
+    wait_counted(base, "ignored_event", 2)
     # the pipeline's own outputs land in the same bucket: their notifications make no job
     outputs = [b for b in env.client.list_blobs(env.bucket, prefix="imgpipe/outputs/")]
     assert len(outputs) == 16  # 8 jobs x 2 variants, the duplicate wrote nothing more
@@ -153,16 +115,16 @@ def test_uploads_become_jobs_once_and_nothing_else_does(watched):
                                "name": b.name, "generation": str(b.generation),
                                "contentType": b.content_type, "size": str(b.size)})
                  for b in outputs[:3]])
-    wait_counted(env, "own_object", 3)
-    base = env.env["IMGPIPE_API_URL"]
+    wait_counted(base, "own_object", 3)
     listed = get_json(f"{base}/api/jobs?limit=100")[1]
     assert listed["total"] == 9, listed  # 8 photos + the broken one: nothing else
-    counts = storage_events(env)
+    counts = storage_events(base)
     assert counts == {"job": 10, "unmatched": 4, "ignored_event": 2, "own_object": 3}
 
 
 def test_the_cli_and_the_api_name_a_preset(watched, tmp_path):
     env = watched
+    base = env.env["IMGPIPE_API_URL"]
     path = tmp_path / "beach.jpg"
     path.write_bytes(encode(photo_like(600, 400, 3), "JPEG"))
     code, [job] = env.cli_json("submit", str(path), "--preset", "web", "--tenant", "acme",
@@ -174,11 +136,10 @@ def test_the_cli_and_the_api_name_a_preset(watched, tmp_path):
     assert refused.returncode != 0 and "no preset 'nope'" in refused.stderr, refused.stderr
     assert "web" in refused.stderr  # the known ones are named
 
-    base = env.env["IMGPIPE_API_URL"]
     status, _, body = post_form(f"{base}/api/jobs", {"preset": "web"},
                                 {"image": ("city.jpg", encode(photo_like(300, 300, 4), "JPEG"))})
     assert status == 202, body
-    done = wait_finished(env, body["job_id"])
+    done = wait_finished(base, body["job_id"])
     assert sorted(o["variant"] for o in done["outputs"]) == ["large", "thumb"]
     status, _, body = post_form(f"{base}/api/jobs", {"preset": "nope"},
                                 {"image": ("city.jpg", encode(photo_like(300, 300, 4), "JPEG"))})
