@@ -51,12 +51,23 @@ def _serve(service, exports: dict[str, str]) -> None:
 @_port
 @click.option("--bucket", default="imgpipe", show_default=True,
               help="Bucket to create (the object store: gs://BUCKET/PREFIX).")
-def dev_gcs(port: int | None, bucket: str) -> None:
+@click.option("--events-topic", default=None, metavar="projects/P/topics/T",
+              help="Publish the bucket's object events to this topic of the Pub/Sub "
+                   "emulator at PUBSUB_EMULATOR_HOST, as Cloud Storage does (docs/events.md).")
+def dev_gcs(port: int | None, bucket: str, events_topic: str | None) -> None:
     """fake-gcs-server (built once with `go install`), with a bucket made."""
-    from pipeline.dev.services import start_fake_gcs
+    from pipeline.dev.services import ObjectEvents, start_fake_gcs
     from pipeline.objects.gcs import make_client
 
-    service = start_fake_gcs(Path("var/dev/fake-gcs.log"), port)
+    events = None
+    if events_topic:
+        parts = events_topic.split("/")
+        if len(parts) != 4 or parts[0] != "projects" or parts[2] != "topics" \
+                or not os.environ.get("PUBSUB_EMULATOR_HOST"):
+            raise click.UsageError("--events-topic needs projects/P/topics/T and "
+                                   "PUBSUB_EMULATOR_HOST (the emulator's address)")
+        events = ObjectEvents(os.environ["PUBSUB_EMULATOR_HOST"], parts[1], parts[3], bucket)
+    service = start_fake_gcs(Path("var/dev/fake-gcs.log"), port, events=events)
     os.environ["STORAGE_EMULATOR_HOST"] = f"http://{service.address}"
     client = make_client()
     try:
@@ -80,6 +91,24 @@ def dev_spanner(port: int | None) -> None:
     _serve(service, {"SPANNER_EMULATOR_HOST": service.address, **SPANNER_CLIENT_ENV,
                      "IMGPIPE_METADATA_URL": "spanner://projects/local/instances/local/"
                                              "databases/imgpipe"})
+
+
+@dev.command("pubsub")
+@_port
+@click.option("--topic", default=None, metavar="projects/P/topics/T",
+              help="Create this topic once the emulator is up.")
+def dev_pubsub(port: int | None, topic: str | None) -> None:
+    """The Cloud Pub/Sub emulator (from the Google Cloud SDK), for bucket notifications."""
+    from pipeline.dev.services import start_pubsub_emulator
+
+    service = start_pubsub_emulator(Path("var/dev/pubsub.log"), port)
+    if topic:
+        os.environ["PUBSUB_EMULATOR_HOST"] = service.address
+        from google.cloud import pubsub_v1
+
+        with pubsub_v1.PublisherClient() as publisher:
+            publisher.create_topic(name=topic)
+    _serve(service, {"PUBSUB_EMULATOR_HOST": service.address})
 
 
 COMMANDS = [demo, dev]

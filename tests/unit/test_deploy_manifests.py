@@ -17,6 +17,8 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.dev import services as devservices
+from pipeline.jobs.rules import load_rules
+from pipeline.ops import Limits
 from pipeline.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -232,3 +234,18 @@ def test_nightly_replay_workflow_is_a_valid_dag_of_real_commands():
         while isinstance(command, click.Group):  # down to the subcommand
             command, args = command.commands[args[0]], args[1:]
         command.make_context(command.name, args)  # parses, or raises UsageError
+
+
+def test_the_pubsub_bridge_manifest_is_valid_and_runs_a_real_command(tmp_path):
+    docs = documents(K8S / "extras" / "pubsub-bridge.yaml")
+    for doc in docs:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+    [rules] = by_kind(docs, "ConfigMap")
+    path = tmp_path / "rules.toml"
+    path.write_text(rules["data"]["rules.toml"])
+    loaded = load_rules(str(path), Limits(), 16)
+    assert loaded.routes and loaded.routes[0].preset == "web"
+    [bridge] = by_kind(docs, "Deployment")
+    [container] = bridge["spec"]["template"]["spec"]["containers"]
+    args = [a.replace("$(SUBSCRIPTION)", "projects/p/subscriptions/s") for a in container["args"]]
+    assert CliRunner().invoke(cli, [*args, "--help"]).exit_code == 0
