@@ -183,3 +183,21 @@ def test_a_bad_rules_file_stops_the_worker_with_what_to_fix(tmp_path, text, says
 
 def test_a_stored_object_uri():
     assert StoredObject("b", "a/b.jpg", "1", "finalize").uri == "gs://b/a/b.jpg"
+
+
+def test_a_route_must_watch_a_place_sources_may_come_from(tmp_path):
+    from pipeline.settings import Settings
+    from pipeline.worker.runtime import Runtime
+
+    path = tmp_path / "rules.toml"
+    path.write_text('[[routes]]\nbucket = "uploads"\nprefix = "in/"\npreset = "default"\n')
+    settings = Settings.from_env({"IMGPIPE_RULES_FILE": str(path),
+                                  "IMGPIPE_OBJECT_STORE": f"file://{tmp_path}/objects",
+                                  "IMGPIPE_METADATA_URL": f"sqlite:///{tmp_path}/m.db"})
+    runtime = Runtime(settings)
+    try:
+        with pytest.raises(ConfigError) as refused:
+            runtime.check()
+        assert "add gs://uploads/in/ to IMGPIPE_SOURCE_ROOTS" in refused.value.message
+    finally:
+        runtime.close()
