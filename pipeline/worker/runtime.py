@@ -89,7 +89,7 @@ class Runtime:
         """Bucket notifications -> jobs, never for objects the pipeline writes itself."""
         store, lake = self.object_store, self.settings.lake_prefix.strip("/")
         return StorageJobs(self.rules, tuple(store.uri_for(f"{prefix}/x")[:-1] for prefix in
-                                             ("outputs", "sources", lake)))
+                                             ("outputs", "sources", lake) if prefix))
 
     @cached_property
     def engine(self) -> Engine:

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -99,6 +100,18 @@ def upload(env, name: str, data: bytes) -> dict:
     return {"bucket": env.bucket, "name": name, "generation": str(blob.generation)}
 
 
+def bridge_letter(env, timeout: float = 60) -> dict:
+    """The dead letter the bridge wrote (Pub/Sub may deliver it after the uploads)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        letters = read_topic(env.settings.bootstrap_servers, env.settings.topic("dlq"))
+        found = [d for d in letters if d.get("stage") == "bridge"]
+        if found:
+            return found[0]
+        assert time.monotonic() < deadline, "the bridge dead-lettered nothing"
+        time.sleep(0.5)
+
+
 def photo(seed: int) -> bytes:
     return encode(photo_like(360, 240, seed), "JPEG", quality=85)
 
@@ -122,6 +135,10 @@ def test_uploads_through_pubsub_become_jobs_exactly_once(chain):
                 bucketId=env.bucket, objectId=first.name,
                 objectGeneration=str(first.generation), payloadFormat="JSON_API_V1").result()
 
+            # a message no ingest event may be: dead-lettered by the bridge, not stuck
+            publisher.publish(env.topic, b"{" + b" " * 70_000 + b"}",
+                              eventType="OBJECT_FINALIZE").result()
+
         states = {u["name"]: wait_finished(env.base, job_of(u)) for u in (*watched, broken)}
         for upload_ in watched:
             state = states[upload_["name"]]
@@ -132,6 +149,9 @@ def test_uploads_through_pubsub_become_jobs_exactly_once(chain):
         letters = read_topic(env.settings.bootstrap_servers, env.settings.topic("dlq"))
         [letter] = [d for d in letters if d.get("job_id") == job_of(broken)]
         assert letter["request"]["source"] == f"gs://{env.bucket}/incoming/broken.jpg"
+        oversized = bridge_letter(env)
+        assert oversized["reason"] == "event_too_large"
+        assert oversized["source_topic"] == env.subscription
 
         # every output lands in the watched bucket and is announced too: none makes a job
         wait_counted(env.base, "own_object", 40)
