@@ -21,12 +21,13 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from pipeline.errors import ConfigError, broker_unreachable
+from pipeline.errors import ConfigError, ImgpipeError, broker_unreachable
+from pipeline.jobs.storage_events import header_pairs, storage_event
 from pipeline.kafka.security import kafka_options
 from pipeline.kafka.topics import SOURCE_TOPICS
 from pipeline.records import embedded_request
 from pipeline.settings import Settings
-from pipeline.tenancy import token_principal
+from pipeline.tenancy import AUTH_HEADER, token_principal
 from pipeline.worker import faustcompat
 
 FILTER_FIELDS = ("job_id", "tenant", "priority", "reason", "stage")
@@ -96,6 +97,20 @@ def parse_filter(expr: str | None) -> Callable[[dict[str, Any]], bool]:
                        for pattern in patterns) for name, patterns in clauses)
 
     return matches
+
+
+def notification_headers(value: bytes | None, headers: Any
+                         ) -> list[tuple[str, bytes]] | None:
+    """The headers to replay a bucket notification with (its attributes, never its old
+    signature); None if the record is no notification. A replayed notification names the
+    same object generation, so ingest makes (or finds) the same job: ``--force`` does not
+    apply to it (replay the job's work or dead-letter record to force it)."""
+    try:
+        if storage_event(value, headers) is None:
+            return None
+    except ImgpipeError:
+        return None
+    return [(k, v) for k, v in header_pairs(headers) if k != AUTH_HEADER]
 
 
 def record_view(value: bytes) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -260,21 +275,30 @@ class Replayer:
             return
         self.stats.matched += 1
         if request is None:
-            self.stats.skipped += 1  # not a job (e.g. an unparseable event): nothing to send
-            self.progress(self.stats, False)
+            notification = notification_headers(message.value, message.headers)
+            if notification is not None:  # a bucket notification: ingest judges it again
+                await self._send(producer, message.key, message.value, notification)
+            else:
+                self.stats.skipped += 1  # not a job (an unparseable event): nothing to send
+                self.progress(self.stats, False)
             return
         replayed = {**request, "attempt": 0,
                     "replayed_from": {"topic": message.topic, "partition": message.partition,
                                       "offset": message.offset, "at": time.time()}}
         if self.force:
             replayed["force"] = True
+        await self._send(producer, str(request["job_id"]).encode(),
+                         json.dumps(replayed).encode(), [])
+
+    async def _send(self, producer, key: bytes | None, value: bytes,
+                    headers: list[tuple[str, bytes]]) -> None:
+        """Send one record (signed by this sender) at the rate asked, or count it."""
         self.stats.would_send += 1
         if producer is not None:
             if self.rate:
                 await asyncio.sleep(max(0.0, self.stats.sent / self.rate
                                         - (time.monotonic() - self.stats.started)))
-            value = json.dumps(replayed).encode()
-            await producer.send(self.target, value, key=str(request["job_id"]).encode(),
-                                headers=self.sender.sign(value))
+            await producer.send(self.target, value, key=key,
+                                headers=headers + self.sender.sign(value))
             self.stats.sent += 1
         self.progress(self.stats, False)

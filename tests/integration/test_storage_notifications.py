@@ -147,3 +147,39 @@ def test_the_cli_and_the_api_name_a_preset(watched, tmp_path):
     status, _, body = post_form(f"{base}/api/jobs", {"preset": "web", "variant": "t=png"},
                                 {"image": ("city.jpg", encode(photo_like(300, 300, 4), "JPEG"))})
     assert (status, body["code"]) == (400, "bad_variants"), body
+
+
+def test_replaying_the_ingest_topic_makes_no_job_twice(watched):
+    """Notifications are replayed as they came (attributes included): ingest names the
+    same jobs, finds them DONE and makes nothing new."""
+    env = watched
+    base = env.env["IMGPIPE_API_URL"]
+    uploads = [upload(env, f"incoming/replay-{i}.jpg", encode(photo_like(300, 200, 40 + i),
+                                                              "JPEG")) for i in range(2)]
+    elsewhere = upload(env, "private/replay.jpg", encode(photo_like(100, 100, 49), "JPEG"))
+    produce_raw(env.settings.bootstrap_servers, env.settings.topic("ingest"),
+                [notification(r) for r in (*uploads, elsewhere)]
+                + [notification(uploads[0], "OBJECT_DELETE")])
+    for made in uploads:
+        assert wait_finished(base, job_of(made))["status"] == "DONE"
+    wait_counted(base, "ignored_event", 1)
+    wait_counted(base, "unmatched", 1)
+    jobs_before = get_json(f"{base}/api/jobs?limit=200")[1]["jobs"]
+    outputs_before = sorted(b.name for b in env.client.list_blobs(
+        env.bucket, prefix="imgpipe/outputs/"))
+    counted = storage_events(base)
+    code, summary = env.cli_json("replay", "--topic", "ingest", "--from-beginning", "--json")
+    assert code == 0 and summary["sent"] > 0 and summary["skipped"] == 0, summary
+    # the replayed notifications that make no job are judged again, as before
+    for outcome in ("unmatched", "ignored_event"):
+        wait_counted(base, outcome, 2 * counted[outcome])
+    wait_counted(base, "job", 2 * counted["job"])
+    jobs_after = get_json(f"{base}/api/jobs?limit=200")[1]["jobs"]
+    assert sorted(j["job_id"] for j in jobs_after) == sorted(j["job_id"] for j in jobs_before)
+    # DONE jobs are not run again (a FAILED one is tried again, as any replayed job is)
+    twice = [(j["job_id"], [h["status"] for h in j["history"]]) for j in jobs_after
+             if j["status"] == "DONE"
+             and [h["status"] for h in j.get("history", [])].count("PROCESSING") > 1]
+    assert twice == [], twice
+    assert sorted(b.name for b in env.client.list_blobs(
+        env.bucket, prefix="imgpipe/outputs/")) == outputs_before

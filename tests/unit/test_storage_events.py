@@ -201,3 +201,15 @@ def test_a_route_must_watch_a_place_sources_may_come_from(tmp_path):
         assert "add gs://uploads/in/ to IMGPIPE_SOURCE_ROOTS" in refused.value.message
     finally:
         runtime.close()
+
+
+def test_replay_resends_a_notification_with_its_attributes_and_no_old_signature():
+    from pipeline.kafka.replay import notification_headers
+
+    raw, headers = notification()
+    signed = [*headers, ("imgpipe-auth", b"v1 old " + b"0" * 64)]
+    assert notification_headers(raw, signed) == headers
+    assert notification_headers(json.dumps({"job_id": "a", "source": "gs://x/y",
+                                            "variants": {}}).encode(), []) is None
+    bad = [(k, b"NOT A BUCKET!" if k == "bucketId" else v) for k, v in headers]
+    assert notification_headers(raw, bad) is None  # ingest dead-lettered it already
