@@ -129,12 +129,8 @@ def results_row(value: bytes | None) -> dict[str, Any]:
 
 
 def _image_columns(phash: str | None, image: dict[str, Any]) -> dict[str, Any]:
-    try:  # a hostile record's "pHash" is kept as text but gets no number
-        bits = phash_bits(phash) if isinstance(phash, str) and len(phash) == 16 else None
-    except ValueError:
-        bits = None
-    return {
-        "phash": phash, "phash_bits": bits,
+    return {  # a hostile record's "pHash" is kept as text but gets no number
+        "phash": phash, "phash_bits": phash_bits(phash),
         "source_width": image.get("width"), "source_height": image.get("height"),
         "source_format": image.get("format"), "camera_make": image.get("camera_make"),
         "camera_model": image.get("camera_model"), "taken_at": image.get("taken_at"),

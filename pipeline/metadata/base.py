@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pipeline.models import OutputInfo
+
+#: What phash_bits converts (pipeline/imaging/phash.py writes 16 lower-case hex digits).
+PHASH_RE = re.compile(r"^[0-9a-fA-F]{16}$")
 
 
 @dataclass(frozen=True)
@@ -37,8 +41,9 @@ class JobRecord:
 
 def phash_bits(phash: str | None) -> int | None:
     """A 16-hex-digit pHash as the signed 64-bit integer both stores keep (so the
-    database compares them: Spanner BIT_COUNT, SQLite a registered function)."""
-    if not phash:
+    database compares them: Spanner BIT_COUNT, SQLite a registered function); None for
+    anything else (no pHash, or a hostile record's text)."""
+    if not isinstance(phash, str) or not PHASH_RE.match(phash):
         return None
     value = int(phash, 16)
     return value - (1 << 64) if value >= 1 << 63 else value

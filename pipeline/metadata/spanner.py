@@ -20,7 +20,7 @@ from google.cloud.spanner_v1 import KeyRange, KeySet
 from google.cloud.spanner_v1.data_types import JsonObject
 
 from pipeline.errors import ConfigError, MetadataUnavailable
-from pipeline.metadata.base import JobRecord, MetadataStore, phash_bits
+from pipeline.metadata.base import PHASH_RE, JobRecord, MetadataStore, phash_bits
 from pipeline.models import OutputInfo
 
 URL_RE = re.compile(r"^spanner://projects/([^/]+)/instances/([^/]+)/databases/([^/]+)$")
@@ -122,7 +122,7 @@ class SpannerMetadataStore(MetadataStore):
             with self.database.snapshot() as snapshot:
                 rows = list(snapshot.execute_sql(
                     "SELECT JobId, Phash FROM Jobs WHERE PhashBits IS NULL AND "
-                    f"CHAR_LENGTH(Phash) = 16 LIMIT {int(batch_size)}"))
+                    f"REGEXP_CONTAINS(Phash, r'{PHASH_RE.pattern}') LIMIT {int(batch_size)}"))
             if not rows:
                 return
             with self.database.batch() as batch:

@@ -144,7 +144,8 @@ def write_as_before_version_3(store: MetadataStore, job_id: str, phash: str) -> 
 
 def test_rows_from_before_version_3_become_searchable_on_migrate(store):
     write_as_before_version_3(store, "legacy", "ffff0000ffff0000")
+    write_as_before_version_3(store, "garbled", "not-a-phash-16ch")  # converts to nothing
     assert store.similar("acme", "ffff0000ffff0001", 2, 10) == []
-    store.migrate()
+    store.migrate()  # ends although one row can never be converted
     found = store.similar("acme", "ffff0000ffff0001", 2, 10)
     assert [(r.job_id, d) for r, d in found] == [("legacy", 1)]
