@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from pipeline.cli.bridge import TOPIC_RE
 from pipeline.cli.common import say, settings_from_env
 
 
@@ -61,12 +62,11 @@ def dev_gcs(port: int | None, bucket: str, events_topic: str | None) -> None:
 
     events = None
     if events_topic:
-        parts = events_topic.split("/")
-        if len(parts) != 4 or parts[0] != "projects" or parts[2] != "topics" \
-                or not os.environ.get("PUBSUB_EMULATOR_HOST"):
+        if not TOPIC_RE.match(events_topic) or not os.environ.get("PUBSUB_EMULATOR_HOST"):
             raise click.UsageError("--events-topic needs projects/P/topics/T and "
                                    "PUBSUB_EMULATOR_HOST (the emulator's address)")
-        events = ObjectEvents(os.environ["PUBSUB_EMULATOR_HOST"], parts[1], parts[3], bucket)
+        _, project, _, topic = events_topic.split("/")
+        events = ObjectEvents(os.environ["PUBSUB_EMULATOR_HOST"], project, topic, bucket)
     service = start_fake_gcs(Path("var/dev/fake-gcs.log"), port, events=events)
     os.environ["STORAGE_EMULATOR_HOST"] = f"http://{service.address}"
     client = make_client()

@@ -78,36 +78,36 @@ def kustomize_binary(echo=print) -> Path:
                     "renders the Kubernetes manifests", echo)
 
 
-def pubsub_emulator_binary() -> Path:
-    """The Cloud Pub/Sub emulator's launcher (a Java program in the Cloud SDK)."""
-    candidates = [os.environ.get("IMGPIPE_PUBSUB_EMULATOR", "")]
+def _sdk_program(variable: str, in_sdk: str, known: tuple[str, ...], missing: str) -> Path:
+    """A program of the Google Cloud SDK: ``$variable`` if set, one of the ``known``
+    paths, or ``in_sdk`` under the SDK that holds ``gcloud``; ConfigError ``missing``."""
+    candidates = [os.environ.get(variable, ""), *known]
     gcloud = shutil.which("gcloud")
     if gcloud:
-        sdk = Path(os.path.realpath(gcloud)).parents[1]
-        candidates.append(str(sdk / "platform" / "pubsub-emulator" / "bin" /
-                              "cloud-pubsub-emulator"))
+        candidates.append(str(Path(os.path.realpath(gcloud)).parents[1] / in_sdk))
     for candidate in candidates:
         if candidate and Path(candidate).is_file():
             return Path(candidate)
-    raise ConfigError("Cloud Pub/Sub emulator not found: install it with `gcloud components "
-                      "install pubsub-emulator` (or the google-cloud-cli-pubsub-emulator "
-                      "Debian package), or set IMGPIPE_PUBSUB_EMULATOR to its launcher")
+    raise ConfigError(missing)
+
+
+def pubsub_emulator_binary() -> Path:
+    """The Cloud Pub/Sub emulator's launcher (a Java program in the Cloud SDK)."""
+    return _sdk_program(
+        "IMGPIPE_PUBSUB_EMULATOR", "platform/pubsub-emulator/bin/cloud-pubsub-emulator", (),
+        "Cloud Pub/Sub emulator not found: install it with `gcloud components install "
+        "pubsub-emulator` (or the google-cloud-cli-pubsub-emulator Debian package), or set "
+        "IMGPIPE_PUBSUB_EMULATOR to its launcher")
 
 
 def spanner_emulator_binary() -> Path:
     """The Cloud Spanner emulator's ``emulator_main``."""
-    candidates = [os.environ.get("IMGPIPE_SPANNER_EMULATOR", ""), *SPANNER_EMULATOR_PATHS]
-    gcloud = shutil.which("gcloud")
-    if gcloud:
-        sdk = Path(os.path.realpath(gcloud)).parents[1]
-        candidates.append(str(sdk / "bin" / "cloud_spanner_emulator" / "emulator_main"))
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    raise ConfigError("Cloud Spanner emulator not found: install it with `gcloud components "
-                      "install cloud-spanner-emulator` (or the google-cloud-cli-spanner-"
-                      "emulator Debian package), or set IMGPIPE_SPANNER_EMULATOR to "
-                      "emulator_main")
+    return _sdk_program(
+        "IMGPIPE_SPANNER_EMULATOR", "bin/cloud_spanner_emulator/emulator_main",
+        SPANNER_EMULATOR_PATHS,
+        "Cloud Spanner emulator not found: install it with `gcloud components install "
+        "cloud-spanner-emulator` (or the google-cloud-cli-spanner-emulator Debian package), "
+        "or set IMGPIPE_SPANNER_EMULATOR to emulator_main")
 
 
 @dataclass

@@ -7,6 +7,7 @@ GPS block is reported only as present or not: its coordinates are never kept.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import struct
 from datetime import datetime
@@ -48,26 +49,21 @@ def _frame_count(image: Image.Image) -> int:
     if image.format != "GIF":
         return max(1, int(getattr(image, "n_frames", 1) or 1))
     count = 1
-    try:
+    with contextlib.suppress(EOFError, *_METADATA_ERRORS):  # the end, or a broken frame
         while count < MAX_COUNTED_FRAMES:
             image.seek(count)
             count += 1
-    except EOFError:
-        pass
-    except _METADATA_ERRORS:
-        return count
     return count
 
 
 def bit_depth_of(image: Image.Image) -> int:
     """Bits per channel as the file stores them; call before load() (16-bit PNGs open
     as 8-bit modes and only their raw mode tells)."""
-    raw_modes = [tile.args for tile in getattr(image, "tile", []) or []]
-    if any(isinstance(raw, str) and ";16" in raw for raw in raw_modes) or any(
-            isinstance(raw, tuple) and raw and isinstance(raw[0], str) and ";16" in raw[0]
-            for raw in raw_modes):
-        return 16
-    if image.mode.startswith("I;16"):
+    # A tile's args are its raw mode ("RGB;16B") or a tuple that starts with it.
+    raw_modes = [args[0] if isinstance(args, tuple) and args else args
+                 for args in (tile.args for tile in getattr(image, "tile", None) or [])]
+    if image.mode.startswith("I;16") or any(isinstance(raw, str) and ";16" in raw
+                                            for raw in raw_modes):
         return 16
     return _BITS_BY_MODE.get(image.mode, 8)
 
