@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,51 +38,16 @@ def kafka(tmp_path_factory):
     localkafka.down(data_dir, echo=lambda m: None)
 
 
-@pytest.fixture(scope="session")
-def fake_gcs(tmp_path_factory):
-    """fake-gcs-server (built with go install on first use); fails loudly if it can't run."""
+def serve_service(name: str, start, exports) -> Iterator:
+    """Start a service for the whole session, or fail loudly naming it; while it runs the
+    environment holds ``exports(service)`` (what its clients read), restored after."""
     try:
-        service = devservices.start_fake_gcs(tmp_path_factory.mktemp("gcs") / "gcs.log")
+        service = start()
     except Exception as exc:
-        pytest.fail(f"could not start fake-gcs-server: {exc}", pytrace=False)
-    previous = os.environ.get("STORAGE_EMULATOR_HOST")
-    os.environ["STORAGE_EMULATOR_HOST"] = f"http://{service.address}"
-    yield service
-    service.stop()
-    if previous is None:
-        os.environ.pop("STORAGE_EMULATOR_HOST", None)
-
-
-@pytest.fixture(scope="session")
-def pubsub_emulator(tmp_path_factory):
-    """The Cloud Pub/Sub emulator; fails loudly if it is not installed or can't run."""
-    try:
-        service = devservices.start_pubsub_emulator(
-            tmp_path_factory.mktemp("pubsub") / "pubsub.log")
-    except Exception as exc:
-        pytest.fail(f"could not start the Cloud Pub/Sub emulator: {exc}", pytrace=False)
-    previous = os.environ.get("PUBSUB_EMULATOR_HOST")
-    os.environ["PUBSUB_EMULATOR_HOST"] = service.address
-    yield service
-    service.stop()
-    if previous is None:
-        os.environ.pop("PUBSUB_EMULATOR_HOST", None)
-    else:
-        os.environ["PUBSUB_EMULATOR_HOST"] = previous
-
-
-@pytest.fixture(scope="session")
-def spanner_emulator(tmp_path_factory):
-    """The Cloud Spanner emulator; fails loudly if it is not installed or can't run."""
-    try:
-        service = devservices.start_spanner_emulator(
-            tmp_path_factory.mktemp("spanner") / "spanner.log")
-    except Exception as exc:
-        pytest.fail(f"could not start the Cloud Spanner emulator: {exc}", pytrace=False)
-    saved = {k: os.environ.get(k) for k in [*devservices.SPANNER_CLIENT_ENV,
-                                            "SPANNER_EMULATOR_HOST"]}
-    os.environ.update(devservices.SPANNER_CLIENT_ENV)
-    os.environ["SPANNER_EMULATOR_HOST"] = service.address
+        pytest.fail(f"could not start {name}: {exc}", pytrace=False)
+    variables = exports(service)
+    saved = {key: os.environ.get(key) for key in variables}
+    os.environ.update(variables)
     yield service
     service.stop()
     for key, value in saved.items():
@@ -89,6 +55,36 @@ def spanner_emulator(tmp_path_factory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def fake_gcs(tmp_path_factory):
+    """fake-gcs-server (built with go install on first use); fails loudly if it can't run."""
+    yield from serve_service(
+        "fake-gcs-server",
+        lambda: devservices.start_fake_gcs(tmp_path_factory.mktemp("gcs") / "gcs.log"),
+        lambda service: {"STORAGE_EMULATOR_HOST": f"http://{service.address}"})
+
+
+@pytest.fixture(scope="session")
+def pubsub_emulator(tmp_path_factory):
+    """The Cloud Pub/Sub emulator; fails loudly if it is not installed or can't run."""
+    yield from serve_service(
+        "the Cloud Pub/Sub emulator",
+        lambda: devservices.start_pubsub_emulator(
+            tmp_path_factory.mktemp("pubsub") / "pubsub.log"),
+        lambda service: {"PUBSUB_EMULATOR_HOST": service.address})
+
+
+@pytest.fixture(scope="session")
+def spanner_emulator(tmp_path_factory):
+    """The Cloud Spanner emulator; fails loudly if it is not installed or can't run."""
+    yield from serve_service(
+        "the Cloud Spanner emulator",
+        lambda: devservices.start_spanner_emulator(
+            tmp_path_factory.mktemp("spanner") / "spanner.log"),
+        lambda service: {**devservices.SPANNER_CLIENT_ENV,
+                         "SPANNER_EMULATOR_HOST": service.address})
 
 
 def new_bucket(prefix: str = "t") -> str:

@@ -33,6 +33,22 @@ def get_json(url: str, token: str | None = None, wait_503: float = 30) -> tuple[
         time.sleep(0.5)
 
 
+def wait_terminal(base: str, job_id: str, token: str | None = None, timeout: float = 120
+                  ) -> dict:
+    """The job's state once it is DONE, FAILED or REJECTED (asked every 0.3 s); fails
+    with the last answer and the topics that still lag."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, body = get_json(f"{base}/api/jobs/{job_id}", token)
+        if status == 200 and body["status"] in ("DONE", "FAILED", "REJECTED"):
+            return body
+        if time.monotonic() > deadline:
+            stats = get_json(f"{base}/api/stats", token)[1]
+            lags = [lag for lag in stats.get("lag", []) if lag["lag"]]
+            raise AssertionError(f"job {job_id} stuck: {status} {body}; lagging: {lags}")
+        time.sleep(0.3)
+
+
 def multipart(fields: dict[str, str | list[str]], files: dict[str, tuple[str, bytes]]
               ) -> tuple[bytes, str]:
     """A multipart/form-data body and its Content-Type."""

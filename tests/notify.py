@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.jobs.rules import StoredObject
 from pipeline.jobs.storage_events import job_id_for
-from tests.http import get_json, request
+from tests.http import request, wait_terminal
 
 
 def job_of(resource: dict, tenant: str = "acme") -> str:
@@ -18,14 +19,26 @@ def job_of(resource: dict, tenant: str = "acme") -> str:
     return f"{tenant}:{job_id_for(obj)}"
 
 
-def wait_finished(base: str, job_id: str, timeout: float = 180) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        status, body = get_json(f"{base}/api/jobs/{job_id}")
-        if status == 200 and body["status"] in ("DONE", "FAILED", "REJECTED"):
-            return body
-        assert time.monotonic() < deadline, (job_id, status, body)
-        time.sleep(0.3)
+def wait_finished(base: str, job_id: str) -> dict:
+    return wait_terminal(base, job_id, timeout=180)
+
+
+def write_rules(path: Path, bucket: str, content_types: tuple[str, ...] = ()) -> Path:
+    """A rules file: preset ``web`` (96 px WebP thumb, 320 px JPEG) for uploads to
+    ``gs://BUCKET/incoming/`` (of ``content_types`` if given), tenant acme."""
+    types = f"content_types = {list(content_types)!r}\n" if content_types else ""
+    path.write_text(f"""
+[presets.web]
+thumb = "fit:96x96,webp:q70"
+large = "fit:320x320,jpeg:q80"
+
+[[routes]]
+bucket = "{bucket}"
+prefix = "incoming/"
+{types}preset = "web"
+tenant = "acme"
+""")
+    return path
 
 
 def storage_events(base: str) -> dict[str, float]:

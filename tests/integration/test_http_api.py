@@ -17,7 +17,7 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.cli.client import store_sources
-from tests import images
+from tests import http, images
 from tests.conftest import running_pipeline
 from tests.hostile import png_bomb
 from tests.http import get_json, post_form, post_json, request
@@ -49,16 +49,8 @@ def cluster(kafka, tmp_path_factory, request):
     next(gen, None)  # stops the workers
 
 
-def wait_terminal(url: str, job_id: str, timeout: float = 90) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        status, body = get_json(f"{url}/api/jobs/{job_id}")
-        if status == 200 and body["status"] in ("DONE", "FAILED", "REJECTED"):
-            return body
-        if time.monotonic() > deadline:
-            lags = [lag for lag in get_json(f"{url}/api/stats")[1].get("lag", []) if lag["lag"]]
-            raise AssertionError(f"job {job_id} stuck: {status} {body}; lagging: {lags}")
-        time.sleep(0.3)
+def wait_terminal(url: str, job_id: str) -> dict:
+    return http.wait_terminal(url, job_id, timeout=90)
 
 
 def photo(width: int = 240, height: int = 160) -> bytes:

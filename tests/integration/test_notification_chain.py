@@ -27,22 +27,17 @@ from tests.conftest import running_pipeline
 from tests.http import get_json
 from tests.images import encode
 from tests.kafkautil import read_topic
-from tests.notify import job_of, storage_events, wait_counted, wait_finished
+from tests.notify import (
+    job_of,
+    storage_events,
+    wait_counted,
+    wait_finished,
+    write_rules,
+)
 
 pytestmark = pytest.mark.kafka
 
 PROJECT = "imgpipe-test"
-RULES = """
-[presets.web]
-thumb = "fit:96x96,webp:q70"
-large = "fit:320x320,jpeg:q80"
-
-[[routes]]
-bucket = "{bucket}"
-prefix = "incoming/"
-preset = "web"
-tenant = "acme"
-"""
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +60,7 @@ def chain(kafka, pubsub_emulator, tmp_path_factory, request):
     client = storage.Client(project=PROJECT, credentials=AnonymousCredentials(),
                             client_options={"api_endpoint": f"http://{gcs.address}"})
     client.create_bucket(bucket)
-    rules = root / "rules.toml"
-    rules.write_text(RULES.format(bucket=bucket))
+    rules = write_rules(root / "rules.toml", bucket)
     gen = running_pipeline(kafka, root, request,
                            STORAGE_EMULATOR_HOST=f"http://{gcs.address}",
                            IMGPIPE_OBJECT_STORE=f"gs://{bucket}/imgpipe",

@@ -18,30 +18,23 @@ from tests.conftest import new_bucket, running_pipeline
 from tests.http import get_json, post_form
 from tests.images import encode
 from tests.kafkautil import produce_raw, read_topic
-from tests.notify import job_of, storage_events, wait_counted, wait_finished
+from tests.notify import (
+    job_of,
+    storage_events,
+    wait_counted,
+    wait_finished,
+    write_rules,
+)
 
 pytestmark = pytest.mark.kafka
 
-RULES = """
-[presets.web]
-thumb = "fit:96x96,webp:q70"
-large = "fit:320x320,jpeg:q80"
-
-[[routes]]
-bucket = "{bucket}"
-prefix = "incoming/"
-content_types = ["image/jpeg"]
-preset = "web"
-tenant = "acme"
-"""
 
 
 @pytest.fixture(scope="module")
 def watched(kafka, fake_gcs, tmp_path_factory, request):
     bucket = new_bucket("uploads")
     root = tmp_path_factory.mktemp("notify")
-    rules = root / "rules.toml"
-    rules.write_text(RULES.format(bucket=bucket))
+    rules = write_rules(root / "rules.toml", bucket, ("image/jpeg",))
     gen = running_pipeline(kafka, root, request,
                            IMGPIPE_OBJECT_STORE=f"gs://{bucket}/imgpipe",
                            IMGPIPE_SOURCE_ROOTS=f"gs://{bucket}/incoming/",

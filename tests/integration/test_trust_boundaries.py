@@ -17,7 +17,7 @@ from pipeline.models import DEFAULT_TENANT
 from pipeline.objects import open_object_store
 from pipeline.tenancy import Principal
 from tests.conftest import running_pipeline
-from tests.http import get_json, post_form, request
+from tests.http import get_json, post_form, request, wait_terminal
 from tests.images import encode, quadrants
 from tests.kafkautil import produce_raw, read_topic
 
@@ -36,16 +36,6 @@ def secured(kafka, tmp_path_factory, request):
         {"token": ADMIN, "tenant": "ops", "admin": True},
     ]}))
     yield from running_pipeline(kafka, root, request, IMGPIPE_API_TOKENS_FILE=str(tokens))
-
-
-def wait_terminal(base: str, job_id: str, token: str, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        status, body = get_json(f"{base}/api/jobs/{job_id}", token)
-        if status == 200 and body["status"] in ("DONE", "FAILED", "REJECTED"):
-            return body
-        assert time.monotonic() < deadline, (status, body)
-        time.sleep(0.3)
 
 
 def submit(base: str, token: str, width: int, **fields) -> tuple[int, dict]:
