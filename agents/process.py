@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -155,15 +156,51 @@ async def salvage(ctx: AgentContext, events: list) -> None:
             log.exception("could not mark %s RETRYING", origin(event))
 
 
-async def process_batches(ctx: AgentContext, priority: str, batches: Any) -> None:
-    """Handle each batch; an exception never escapes (Faust would ack and lose it)."""
-    async for events in batches:
-        try:
-            with ctx.in_flight.batch(records_of(events)):
-                await handle_batch(ctx, priority, events)
-        except Exception:
-            log.exception("unexpected error in %s batch; sending it to retry", priority)
-            await salvage(ctx, events)
+async def handle_safely(ctx: AgentContext, priority: str, events: list) -> None:
+    """handle_batch; an exception never escapes (Faust would ack and lose it)."""
+    try:
+        with ctx.in_flight.batch(records_of(events)):
+            await handle_batch(ctx, priority, events)
+    except Exception:
+        log.exception("unexpected error in %s batch; sending it to retry", priority)
+        await salvage(ctx, events)
+
+
+async def _handle_then_ack(ctx: AgentContext, priority: str, events: Any) -> None:
+    await handle_safely(ctx, priority, events)
+    await events.ack()
+
+
+async def process_batches(ctx: AgentContext, priority: str, batches: Any,
+                          depth: int = 2) -> None:
+    """Handle each batch, up to ``depth`` at once when the stream lets the agent hold a
+    batch's acks (faustcompat.TakenEvents): the next batch's fetches and PROCESSING
+    writes overlap this one's image work and confirmations, so the image threads do not
+    idle through the round trips. A batch sharing a job with one still running waits for
+    it (a job never runs twice at once here)."""
+    running: dict[asyncio.Task, set[str]] = {}
+    try:
+        async for events in batches:
+            if not hasattr(events, "hold") or depth < 2:
+                await handle_safely(ctx, priority, events)
+                continue
+            events.hold()
+            jobs = {key_text(e) or "" for e in events}
+            overlapping = [t for t, ids in running.items() if ids & jobs]
+            if overlapping:
+                await asyncio.wait(overlapping)
+            task = asyncio.ensure_future(_handle_then_ack(ctx, priority, events))
+            running[task] = jobs
+            task.add_done_callback(running.pop)
+            if len(running) >= depth:
+                await asyncio.wait(list(running), return_when=asyncio.FIRST_COMPLETED)
+        if running:  # the stream ended: let the batches in hand finish
+            await asyncio.wait(list(running))
+    except BaseException:  # cancelled (the worker stops): unacked batches come back
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        raise
 
 
 def _make_processor(priority: str):

@@ -12,6 +12,11 @@ LOG4J_CONFIG = REPO_ROOT / "deploy" / "kafka" / "log4j2.yaml"
 JMX_RULES = REPO_ROOT / "deploy" / "kafka" / "jmx-exporter.yml"
 
 SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+#: The local broker shares its cores with the workers: C1 code only. C2's compiler
+#: threads cost a fresh broker ~20 ms of CPU per second idle and ~3.8 ms per job under
+#: load for minutes, more than its faster code saves at a laptop's load
+#: (docs/performance.md, fix 13).
+LOCAL_JIT = ("-XX:TieredStopAtLevel=1",)
 
 
 def server_properties(node_id: int, port: int, controller_port: int, voters: str,
@@ -73,6 +78,6 @@ def java_command(lib: Path, data_dir: Path, heap: str, metrics_port: int | None 
     the broker's metrics at http://127.0.0.1:<port>/metrics."""
     agent = ([f"-javaagent:{agent_jar()}=127.0.0.1:{metrics_port}:{JMX_RULES}"]
              if metrics_port else [])
-    return ["java", "-Xms256m", f"-Xmx{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-            *agent, f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}",
+    return ["java", "-Xms256m", f"-Xmx{heap}", "-XX:+UseG1GC", *LOCAL_JIT,
+            "-Djava.awt.headless=true", *agent, f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}",
             f"-Dkafka.logs.dir={data_dir}", "-cp", f"{lib}/*"]

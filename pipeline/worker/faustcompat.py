@@ -206,6 +206,27 @@ async def _add_gap(self: Any, tp: Any, offset_from: int, offset_to: int) -> None
     await _add_gap_of_faust(self, tp, offset_from, offset_to)
 
 
+class TakenEvents(list):
+    """The events of one ``take_events`` batch. They are acked when the agent asks for
+    the next batch, unless it called ``hold()``: then it acks them itself with
+    ``ack()`` once they are handled, and may take the next batch meanwhile (the commit
+    never passes a record that is not acked, fix 5)."""
+
+    def __init__(self, events: list[Any], stream: Any) -> None:
+        super().__init__(events)
+        self._stream = stream
+        self.held = False
+
+    def hold(self) -> None:
+        """Keep these events unacked after the agent moves on to the next batch."""
+        self.held = True
+
+    async def ack(self) -> None:
+        """Ack the held events (their offsets may now be committed)."""
+        for event in self:
+            await self._stream.ack(event)
+
+
 async def _take_events(self: Any, max_: int, within: float) -> AsyncIterator[list[Any]]:
     """Faust 0.15.3's Stream.take_events with fix 6: no timed wake-ups while idle."""
     buffer: list[Any] = []
@@ -252,12 +273,14 @@ async def _take_events(self: Any, max_: int, within: float) -> AsyncIterator[lis
             await self.wait_for_stopped(buffer_full, timeout=timeout)
             if buffer:
                 buffer_consuming = self.loop.create_future()
+                batch = TakenEvents(events, self)
                 try:
-                    yield list(events)
+                    yield batch
                 finally:
                     buffer.clear()
-                    for event in events:
-                        await self.ack(event)
+                    if not batch.held:
+                        for event in events:
+                            await self.ack(event)
                     events.clear()
                     notify(buffer_consuming)
                     buffer_full.clear()

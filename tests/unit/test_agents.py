@@ -11,7 +11,7 @@ import time
 import pytest
 
 from agents.ingest import admit_batch
-from agents.process import CRASHES_TO_FAIL, handle_batch, salvage
+from agents.process import CRASHES_TO_FAIL, handle_batch, process_batches, salvage
 from agents.retry import requeue
 from agents.sweep import Sweeper
 from pipeline.errors import StorageUnavailable
@@ -231,3 +231,50 @@ def test_the_sweeper_resends_only_jobs_lost_in_transit(kit, tmp_path):
     # the lost job is re-sent once per IMGPIPE_SWEEP_STALE_AFTER, not at every sweep; the
     # running one is lost once its batch ended without finishing it
     assert run(sweeper.resend_lost(committed, assigned, time.time())) == [running["job_id"]]
+
+
+class HeldBatch(list):
+    """A batch as faustcompat.TakenEvents gives it: the agent holds its acks and acks it
+    when handled. Records which job ids had a result on the results topic at ack time."""
+
+    def __init__(self, events, kit, acked):
+        super().__init__(events)
+        self.kit, self.acked, self.held = kit, acked, False
+
+    def hold(self):
+        self.held = True
+
+    async def ack(self):
+        results = {r["job_id"] for r in self.kit.topics.values(self.kit.names.results)}
+        self.acked.append(([e.key.decode() for e in self], results))
+
+
+async def batches_of(*batches):
+    for batch in batches:
+        yield batch
+
+
+def test_held_batches_run_together_and_ack_only_once_finished(kit, tmp_path):
+    jobs = [work_event(kit, request_dict(kit, tmp_path, f"h{i}")) for i in range(4)]
+    acked: list = []
+    first = HeldBatch([e for _, e in jobs[:2]], kit, acked)
+    second = HeldBatch([e for _, e in jobs[2:]], kit, acked)
+    run(process_batches(kit.ctx, "normal", batches_of(first, second)))
+    assert first.held and second.held
+    assert sorted(ids for batch in acked for ids in batch[0]) == sorted(j for j, _ in jobs)
+    for ids, results_then in acked:  # acked after the batch's results were sent
+        assert set(ids) <= results_then
+    assert {kit.table[j]["status"] for j, _ in jobs} == {"DONE"}
+
+
+def test_a_job_in_two_held_batches_runs_once(kit, tmp_path):
+    job_id, event = work_event(kit, request_dict(kit, tmp_path, "twice"))
+    _, copy = work_event(kit, request_dict(kit, tmp_path, "twice"))
+    acked: list = []
+    run(process_batches(kit.ctx, "normal", batches_of(HeldBatch([event], kit, acked),
+                                                       HeldBatch([copy], kit, acked))))
+    state = kit.table[job_id]
+    # the second batch waited for the first: no crash counted, one run, one result
+    assert state["status"] == "DONE" and not state.get("crashes")
+    assert [h["status"] for h in state["history"]].count("PROCESSING") == 1
+    assert len(kit.topics.values(kit.names.results)) == 1 and len(acked) == 2

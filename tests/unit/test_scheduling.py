@@ -71,3 +71,22 @@ def test_executor_propagates_errors_and_keeps_running():
         return time.perf_counter() - started
 
     assert asyncio.run(main()) < 5
+
+
+def test_a_thread_takes_its_next_job_without_the_event_loop():
+    second_started = threading.Event()
+
+    async def main():
+        pool = PriorityExecutor(1, {})
+        first = asyncio.ensure_future(pool.run("normal", lambda: "first"))
+        second = asyncio.ensure_future(pool.run("normal", second_started.set))
+        await asyncio.sleep(0)  # both queued
+        # The loop is blocked here: the thread must move on to the second job by itself
+        # (a pool fed by loop callbacks would wait for the loop and this would time out).
+        moved_on = second_started.wait(30)
+        results = await asyncio.gather(first, second)
+        pool.shutdown()
+        return moved_on, results
+
+    moved_on, results = asyncio.run(main())
+    assert moved_on and results == ["first", None]
