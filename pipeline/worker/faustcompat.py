@@ -279,8 +279,7 @@ async def _take_events(self: Any, max_: int, within: float) -> AsyncIterator[lis
                 finally:
                     buffer.clear()
                     if not batch.held:
-                        for event in events:
-                            await self.ack(event)
+                        await batch.ack()
                     events.clear()
                     notify(buffer_consuming)
                     buffer_full.clear()
