@@ -16,6 +16,7 @@ from pipeline.errors import PermanentError, RetryableError
 from pipeline.jobs.processing import DONE, FAILED, Outcome, run_batch
 from pipeline.models import PRIORITIES, Status
 from pipeline.records import DeadLetter, RetryRecord
+from pipeline.worker import timeline
 from pipeline.worker.app import app
 from pipeline.worker.faults import crash_point
 from tables import transitions
@@ -62,6 +63,8 @@ async def apply_outcome(ctx: AgentContext, outcome: Outcome, event: Any) -> list
 async def handle_batch(ctx: AgentContext, priority: str, events: list) -> None:
     """Process one batch; every event ends DONE, FAILED (dlq) or RETRYING (retry topic)."""
     started = time.perf_counter()
+    batch = timeline.new_batch()
+    timeline.mark("take", batch)
     pending: list[Delivery] = []
     work: dict = {}
     sources: dict = {}  # job_id -> the event it came in
@@ -78,11 +81,15 @@ async def handle_batch(ctx: AgentContext, priority: str, events: list) -> None:
         # The PROCESSING states (each counting a started run) reach the changelog before
         # any image work starts: if the work kills this worker, the next owner sees it.
         await ctx.outbox.flush()
+        timeline.mark("flushed", batch)
         outcomes = await run_batch(list(work.values()), ctx.runtime, isolated)
+        timeline.mark("effects", batch)
         crash_point("after_effects")  # outputs and metadata written, nothing acked
         for outcome in outcomes:
             pending += await apply_outcome(ctx, outcome, sources[outcome.request.job_id])
+    timeline.mark("applied", batch)
     await ctx.outbox.confirm(pending)
+    timeline.mark("confirmed", batch)
     crash_point("after_results")  # table, results and DLQ sent, offsets not committed
     metrics.BATCH_SECONDS.labels(priority).observe(time.perf_counter() - started)
 
@@ -169,6 +176,8 @@ async def handle_safely(ctx: AgentContext, priority: str, events: list) -> None:
 async def _handle_then_ack(ctx: AgentContext, priority: str, events: Any) -> None:
     await handle_safely(ctx, priority, events)
     await events.ack()
+    timeline.mark("acked", timeline.current_batch.get())
+    timeline.flush()
 
 
 async def process_batches(ctx: AgentContext, priority: str, batches: Any,
@@ -181,6 +190,7 @@ async def process_batches(ctx: AgentContext, priority: str, batches: Any,
     running: dict[asyncio.Task, set[str]] = {}
     try:
         async for events in batches:
+            timeline.mark("got_batch", priority)
             if not hasattr(events, "hold") or depth < 2:
                 await handle_safely(ctx, priority, events)
                 continue
@@ -193,7 +203,9 @@ async def process_batches(ctx: AgentContext, priority: str, batches: Any,
             running[task] = jobs
             task.add_done_callback(running.pop)
             if len(running) >= depth:
+                timeline.mark("depth_full", priority)
                 await asyncio.wait(list(running), return_when=asyncio.FIRST_COMPLETED)
+            timeline.mark("want_batch", priority)
         if running:  # the stream ended: let the batches in hand finish
             await asyncio.wait(list(running))
     except BaseException:  # cancelled (the worker stops): unacked batches come back

@@ -23,7 +23,8 @@ ENV_PREFIX = "IMGPIPE_"
 #: IMGPIPE_* variables read outside Settings (tools, tests, fault hooks): not misspellings.
 OTHER_VARIABLES = frozenset({"IMGPIPE_CACHE_DIR", "IMGPIPE_CRASH_AT", "IMGPIPE_CRASH_MARKER",
                              "IMGPIPE_FAULT_ACTION", "IMGPIPE_FAULT_JOBS",
-                             "IMGPIPE_ISOLATED_CHILD", "IMGPIPE_SPANNER_EMULATOR"})
+                             "IMGPIPE_ISOLATED_CHILD", "IMGPIPE_SPANNER_EMULATOR",
+                             "IMGPIPE_TIMELINE"})
 TABLE_STORES = ("memory://", "rocksdb://")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 AGENT_ROLES = frozenset({"ingest", "process", "retry"})

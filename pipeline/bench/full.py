@@ -24,7 +24,12 @@ from pipeline.bench.harness import BenchPipeline
 from pipeline.bench.jobs import one_at_a_time, run_jobs
 from pipeline.bench.kafkatools import read_all
 from pipeline.bench.ops import make_jpegs
-from pipeline.bench.procstat import cpu_seconds, peak_rss_mb
+from pipeline.bench.procstat import (
+    cpu_seconds,
+    machine_idle_seconds,
+    peak_rss_mb,
+    thread_schedule,
+)
 from pipeline.bench.profile import sampled
 from pipeline.bench.workloads import Workload, workload
 from pipeline.kafka.reader import KafkaReader
@@ -65,6 +70,22 @@ def idle_cpu_rate(pids: list[int], seconds: float = 5.0) -> float:
     return (sum(cpu_seconds(p) for p in pids) - before) / seconds
 
 
+def thread_shares(pid: int, before: dict[int, tuple[float, float]], seconds: float
+                  ) -> list[dict[str, Any]]:
+    """The worker's busiest threads over the last ``seconds``: the share of that time
+    each spent on a core, runnable but waiting for one, and neither (blocked: the GIL,
+    a lock, I/O, or no work)."""
+    rows = []
+    for tid, (cpu, waiting) in thread_schedule(pid).items():
+        cpu0, waiting0 = before.get(tid, (0.0, 0.0))
+        on_cpu, queued = (cpu - cpu0) / seconds, (waiting - waiting0) / seconds
+        if on_cpu >= 0.02:
+            rows.append({"thread": "main (event loop)" if tid == pid else f"thread {tid}",
+                         "on_cpu": on_cpu, "waiting_for_core": queued,
+                         "blocked": max(0.0, 1 - on_cpu - queued)})
+    return sorted(rows, key=lambda r: -r["on_cpu"])
+
+
 def measure(pipe: BenchPipeline, images: int, size: tuple[int, int], workers: int,
             rounds: int, echo: Callable[[str], None], profile: Path | None = None,
             task: Workload | None = None) -> dict[str, Any]:
@@ -89,9 +110,16 @@ def measure(pipe: BenchPipeline, images: int, size: tuple[int, int], workers: in
     cpu_before = sum(cpu_seconds(p) for p in pids)
     broker_before = cpu_seconds(pipe.broker_pid)
     started = time.perf_counter()
+    window_start = time.monotonic()  # the clock the worker's timeline marks use
+    idle_before, client_before = machine_idle_seconds(), time.process_time()
+    schedule_before = thread_schedule(pids[0])
     with sampled(pids[0], profile):
         pipeline_rate = run_jobs(pipe, sources, jobs, "main", variants)
+    window = (window_start, time.monotonic())
     busy_seconds = time.perf_counter() - started
+    threads = thread_shares(pids[0], schedule_before, busy_seconds)
+    client_cpu = (time.process_time() - client_before) / jobs
+    machine_idle = (machine_idle_seconds() - idle_before) / (busy_seconds * cores)
     worker_cpu = (sum(cpu_seconds(p) for p in pids) - cpu_before) / jobs
     broker_cpu = (cpu_seconds(pipe.broker_pid) - broker_before) / jobs
     echo(f"A': {task.baseline} again, {jobs} images...")
@@ -120,6 +148,9 @@ def measure(pipe: BenchPipeline, images: int, size: tuple[int, int], workers: in
         "bare_cpu_s_per_image": bare_cpu, "pipeline_cpu_s_per_image": worker_cpu,
         "glue_cpu_share": 1 - bare_cpu / worker_cpu,
         "broker_cpu_s_per_image": broker_cpu,
+        # The submitting client (this process) shares the cores too; and what the cores
+        # left unused during B (a CPU-bound B has none).
+        "client_cpu_s_per_image": client_cpu, "machine_idle_share": machine_idle,
         # What the pipeline adds to each job's image work, worker and broker together;
         # and the same without what they burn idle anyway (polls, probes, heartbeats),
         # which a short phase B spreads over few jobs.
@@ -132,4 +163,5 @@ def measure(pipe: BenchPipeline, images: int, size: tuple[int, int], workers: in
         "peak_rss_mb_per_worker": rss,
         "largest_record_bytes": largest[biggest_topic], "largest_record_topic": biggest_topic,
         "largest_record_by_topic": largest,
+        "main_window": window, "worker_pids": pids, "worker_threads": threads,
     }

@@ -36,3 +36,24 @@ def rss_mb(pid: int) -> float:
 def open_files(pid: int) -> int:
     """File descriptors ``pid`` holds open."""
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def machine_idle_seconds() -> float:
+    """Idle (and I/O wait) CPU seconds of all cores since boot, from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()  # "cpu user nice system idle iowait ..."
+    return (int(fields[4]) + int(fields[5])) / _TICKS
+
+
+def thread_schedule(pid: int) -> dict[int, tuple[float, float]]:
+    """Per thread of ``pid``: (seconds on a CPU, seconds runnable but waiting for one),
+    from /proc/PID/task/TID/schedstat."""
+    times: dict[int, tuple[float, float]] = {}
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                on_cpu, waiting, _ = f.read().split()
+        except (FileNotFoundError, ProcessLookupError):  # the thread just ended
+            continue
+        times[int(task)] = (int(on_cpu) / 1e9, int(waiting) / 1e9)
+    return times

@@ -31,7 +31,7 @@ def machine() -> dict[str, Any]:
 
 def print_table(title: str, rows: list[tuple[str, str]]) -> None:
     click.echo(f"\n{title}")
-    width = max(len(name) for name, _ in rows)
+    width = max((len(name) for name, _ in rows), default=0)
     for name, value in rows:
         click.echo(f"  {name:<{width}}  {value}")
 

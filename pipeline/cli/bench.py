@@ -21,6 +21,9 @@ from pipeline.cli.common import parse_size, say
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
 @click.option("--profile", type=click.Path(path_type=Path), default=None,
               help="py-spy the first worker during B into this raw file and summarise.")
+@click.option("--timeline", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Trace worker 1's batches and jobs during B into this folder and show "
+                   "where its image threads idled.")
 @click.option("--preset", type=click.Choice(["heavy", "fit512", "thumb", "pair"]),
               default="heavy", show_default=True,
               help="The job: heavy (5 variants), fit512 (fit 512 JPEG q80), thumb (256 px "
@@ -29,7 +32,7 @@ from pipeline.cli.common import parse_size, say
               help="Your own job instead of a preset (repeatable, as in submit).")
 @click.pass_context
 def bench(ctx: click.Context, images: int, size: str, workers: int, rounds: int,
-          json_path: Path | None, profile: Path | None, preset: str,
+          json_path: Path | None, profile: Path | None, timeline: Path | None, preset: str,
           variants: tuple[str, ...]) -> None:
     """Benchmarks that print ratios against a baseline from the same run.
 
@@ -40,11 +43,12 @@ def bench(ctx: click.Context, images: int, size: str, workers: int, rounds: int,
         from pipeline.bench.workloads import workload
 
         _bench_full(images, parse_size(size), workers, rounds, json_path, profile,
-                    workload(preset, variants))
+                    workload(preset, variants), timeline)
 
 
 def _bench_full(images: int, size: tuple[int, int], workers: int, rounds: int,
-                json_path: Path | None, profile: Path | None, task) -> None:
+                json_path: Path | None, profile: Path | None, task,
+                timeline: Path | None = None) -> None:
     from pipeline.bench.full import CLAIM_CHECK_BYTES, measure
     from pipeline.bench.harness import bench_pipeline
     from pipeline.bench.report import finish, print_table
@@ -54,7 +58,8 @@ def _bench_full(images: int, size: tuple[int, int], workers: int, rounds: int,
 
         py_spy()  # fail before starting anything
     threads = max(1, (os.cpu_count() or 1) // workers)
-    with bench_pipeline(echo=say, IMGPIPE_IMAGE_THREADS=str(threads)) as pipe:
+    tracing = {"IMGPIPE_TIMELINE": str(timeline.resolve())} if timeline else {}
+    with bench_pipeline(echo=say, IMGPIPE_IMAGE_THREADS=str(threads), **tracing) as pipe:
         r = measure(pipe, images, size, workers, rounds, say, profile, task)
     mb = ", ".join(f"{v:.0f}" for v in r["peak_rss_mb_per_worker"])
     print_table(f"pipeline vs {task.baseline}: {r['images']} x {r['size']} photos x {rounds}, "
@@ -69,6 +74,9 @@ def _bench_full(images: int, size: tuple[int, int], workers: int, rounds: int,
                                        f"{r['pipeline_cpu_s_per_image']:.4f}"),
         ("glue share of worker CPU", f"{r['glue_cpu_share']:8.1%}  (goal <= 5%)"),
         ("broker CPU s/image", f"{r['broker_cpu_s_per_image']:8.4f}  (not in the glue)"),
+        ("client CPU s/image", f"{r['client_cpu_s_per_image']:8.4f}  (the submitter, "
+                               "not in the fixed CPU)"),
+        ("cores idle during B", f"{r['machine_idle_share']:8.1%}"),
         ("fixed CPU per job", f"{r['fixed_cpu_ms_per_job']:8.1f} ms  (workers + broker - "
                               "baseline)"),
         ("  beyond idle", f"{r['fixed_cpu_ms_per_job_beyond_idle']:8.1f} ms  (idle: "
@@ -89,7 +97,30 @@ def _bench_full(images: int, size: tuple[int, int], workers: int, rounds: int,
         r["profile"] = dict(shares)
         print_table(f"where worker 1's time went during B (py-spy, {profile})",
                     [(name, f"{share:6.1%}") for name, share in shares])
+    print_table("worker 1's busiest threads during B: share of the time on a core / "
+                "runnable, waiting for a core / blocked (GIL, locks, I/O, no work)", [
+                    (t["thread"], f"{t['on_cpu']:6.1%} / {t['waiting_for_core']:6.1%} / "
+                                  f"{t['blocked']:6.1%}") for t in r["worker_threads"]])
+    if timeline:
+        _print_timeline(timeline / f"{r['worker_pids'][0]}.tsv", r["main_window"], threads, r)
     finish("pipeline", r, json_path)
+
+
+def _print_timeline(path: Path, window: tuple[float, float], threads: int, r: dict) -> None:
+    from pipeline.bench.report import print_table
+    from pipeline.bench.timeline import idle_causes, read, render_ms
+
+    line_ = read(path)
+    utilisation, idle = idle_causes(line_, *window, threads)
+    total = sum(idle.values()) or 1.0
+    wall, cpu = render_ms(line_, *window)
+    r["timeline"] = {"thread_utilisation": utilisation, "render_wall_ms": wall,
+                     "render_cpu_ms": cpu, "idle_thread_s": dict(idle)}
+    print_table(f"worker 1's image threads during B ({path}): busy {utilisation:.1%}; a "
+                f"render takes {wall:.1f} ms wall, {cpu:.1f} ms CPU; idle thread-seconds by "
+                "what the batches in hand were doing", [
+                    (label, f"{seconds:7.2f} s  {seconds / total:6.1%}")
+                    for label, seconds in idle.most_common(12)])
 
 
 @bench.command("ops")

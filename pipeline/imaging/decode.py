@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from pipeline.errors import ImageRejected
 from pipeline.imaging import formats, icc
@@ -33,6 +33,11 @@ ORIENTATION_TAG = 0x0112
 formats.register()
 # Our own header check below is the real guard; Pillow's is a second line of defence.
 Image.MAX_IMAGE_PIXELS = 200_000_000
+# Pillow moves pixels in MAXBLOCK pieces (reads for decoders, Image.tobytes, encoders) and
+# releases and retakes the GIL around each piece. With its 64 KiB, one 2 MP job retook the
+# GIL ~45 times, each a chance to queue behind the worker's event loop thread while a core
+# idled (docs/performance.md, fix 16). Buffers of this size are transient.
+ImageFile.MAXBLOCK = 4 << 20
 #: Most scans a JPEG may have (progressive encoders write about 10; each scan is a full
 #: pass of the decoder, so 5,000 repeated scans cost a minute).
 MAX_JPEG_SCANS = 100

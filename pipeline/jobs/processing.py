@@ -24,6 +24,7 @@ from pipeline.jobs.isolation import run_isolated
 from pipeline.metadata import JobRecord
 from pipeline.models import JobRequest, OutputInfo, Status
 from pipeline.ops import Chain, Encoded
+from pipeline.worker import timeline
 from pipeline.worker.faults import job_fault
 from pipeline.worker.runtime import Runtime
 
@@ -111,7 +112,12 @@ def render_job(engine: Engine | None, job_id: str, data: bytes, chains: dict[str
     """The image work of one job (``engine`` None: this process's own, in an isolated
     child)."""
     job_fault(job_id)
-    return (engine or _child_engine()).render(data, chains)
+    timeline.mark("render_start", job_id)
+    cpu = time.thread_time()
+    try:
+        return (engine or _child_engine()).render(data, chains)
+    finally:
+        timeline.mark("render_end", job_id, time.thread_time() - cpu)
 
 
 def _child_engine() -> Engine:
@@ -138,6 +144,7 @@ async def run_job(request: JobRequest, chains: dict[str, Chain], runtime: Runtim
     process with a deadline and a memory limit), store outputs concurrently."""
     engine = runtime.engine
     settings = runtime.settings
+    timeline.mark("fetch", f"{timeline.current_batch.get()}/{request.job_id}")
     # The estimate opens the image's header (~0.5 ms): on the I/O thread, off the loop.
     data, cost = await runtime.io.run(_fetch_and_estimate, engine, request, chains,
                                       settings.max_source_pixels)
@@ -155,9 +162,12 @@ async def run_job(request: JobRequest, chains: dict[str, Chain], runtime: Runtim
         render = partial(render_job, engine, request.job_id, data, chains)
     async with runtime.memory_gate.hold(cost), (
             runtime.isolated_slots if isolated else contextlib.nullcontext()):
+        timeline.mark("queued", request.job_id)
         encoded, summary = await runtime.executor.run(request.priority or "normal", render)
+    timeline.mark("rendered", request.job_id)
     outputs = await asyncio.gather(*(runtime.io.run(engine.store, request, name, enc)
                                      for name, enc in encoded.items()))
+    timeline.mark("stored", request.job_id)
     return JobResult(list(outputs), summary.phash, summary.image)
 
 
@@ -179,6 +189,7 @@ async def run_batch(work: list[tuple[JobRequest, dict[str, Chain]]], runtime: Ru
     final = [o for o in outcomes if o.kind in (DONE, FAILED)]
     if final:
         now = time.time()
+        timeline.mark("metadata", timeline.current_batch.get())
         try:
             await runtime.io.run(runtime.metadata.upsert_batch,
                                  [job_record(o, now) for o in final])

@@ -57,7 +57,8 @@ def test_ops_bench_reports_the_engine_ratio_and_the_cost_of_colour_conversion(tm
 
 
 def test_a_cheap_workload_reports_its_fixed_cost_per_job(tmp_path):
-    r = bench(tmp_path, "--preset", "fit512", "--images", "3", "--rounds", "1")
+    r = bench(tmp_path, "--preset", "fit512", "--images", "3", "--rounds", "1",
+              "--timeline", str(tmp_path / "timeline"))
     assert r["workload"] == "fit512" and r["variants"] == {"fit": 2}  # resize, encode
     assert r["baseline"] == "engine alone"
     assert r["fixed_cpu_ms_per_job"] == pytest.approx(
@@ -66,6 +67,15 @@ def test_a_cheap_workload_reports_its_fixed_cost_per_job(tmp_path):
     # What worker and broker burn idle is measured and taken out separately.
     assert r["idle_cpu_ms_per_s"] > 0
     assert r["fixed_cpu_ms_per_job_beyond_idle"] < r["fixed_cpu_ms_per_job"]
+    assert 0 <= r["machine_idle_share"] <= 1 and r["client_cpu_s_per_image"] > 0
+    for thread in r["worker_threads"]:
+        assert thread["on_cpu"] + thread["waiting_for_core"] + thread["blocked"] \
+            == pytest.approx(1, abs=0.05)
+    # The timeline traced worker 1's renders during phase B (3 jobs).
+    traced = r["timeline"]
+    assert 0 < traced["thread_utilisation"] <= 1
+    assert 0 < traced["render_cpu_ms"] <= traced["render_wall_ms"] * 1.05
+    assert (tmp_path / "timeline" / f"{r['worker_pids'][0]}.tsv").exists()
     custom = bench(tmp_path, "--variant", "t=thumbnail:64,png", "--images", "2",
                    "--rounds", "1")
     assert custom["workload"] == "custom" and set(custom["variants"]) == {"t"}

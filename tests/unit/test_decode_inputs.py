@@ -90,3 +90,40 @@ def test_hostile_corpus_is_rejected_with_the_right_reason(name, case):
     with pytest.raises(ImageRejected) as info:
         decode(data, max_pixels=50_000_000)
     assert info.value.code == code, f"{name}: {info.value.message}"
+
+
+def _pillow_calls(fn) -> dict[str, int]:
+    """How often ``fn`` called into Pillow's decoders and encoders (each call releases
+    and retakes the GIL)."""
+    import cProfile
+    import pstats
+
+    profile = cProfile.Profile()
+    profile.runcall(fn)
+    calls = {"decode": 0, "encode": 0}
+    for (_, _, name), (_, count, *_rest) in pstats.Stats(profile).stats.items():
+        for kind in calls:
+            if name == f"<method '{kind}' of 'ImagingDecoder' objects>" \
+                    or name == f"<method '{kind}' of 'ImagingEncoder' objects>":
+                calls[kind] += count
+    return calls
+
+
+def test_a_2mp_jpeg_decodes_in_a_few_gil_round_trips_not_dozens():
+    # docs/performance.md fix 16: with Pillow's 64 KiB pieces this took 9 decoder and 33
+    # encoder calls (tobytes), each a chance to wait behind the worker's event loop.
+    rng = np.random.default_rng(5)
+    pixels = np.clip(quadrants(2040, 1356).astype(np.int16)
+                     + rng.integers(-40, 40, (1356, 2040, 3)), 0, 255).astype(np.uint8)
+    data = save(Image.fromarray(pixels), "JPEG", quality=90)
+    assert len(data) > 4 * 65536  # big enough that 64 KiB pieces would show
+    frame = None
+
+    def run():
+        nonlocal frame
+        frame = decode(data, max_pixels=10_000_000)
+
+    calls = _pillow_calls(run)
+    assert frame.pixels.shape == (1356, 2040, 3)
+    assert calls["decode"] <= 2, calls
+    assert calls["encode"] <= 3, calls

@@ -1,0 +1,71 @@
+"""An optional timeline of a worker's batches and jobs, for finding idle image threads.
+
+Set IMGPIPE_TIMELINE to a folder and each process writes ``<pid>.tsv`` there: one line
+per mark (monotonic seconds, stage, key, thread[, value]). ``imgpipe bench --timeline`` sets it and
+summarises the file (pipeline/bench/timeline.py). Unset, a mark costs one None check.
+
+Keys: a batch is ``b<n>``; a job's marks carry its job id, and ``queued`` carries
+``b<n>/<job id>`` so a job's marks can be tied to its batch.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import itertools
+import os
+import threading
+import time
+from pathlib import Path
+from typing import TextIO
+
+_FOLDER = os.environ.get("IMGPIPE_TIMELINE")
+_out: TextIO | None = None
+_lock = threading.Lock()
+_batches = itertools.count(1)
+#: The batch the current asyncio task works for (set by the process agent).
+current_batch: contextvars.ContextVar[str] = contextvars.ContextVar("timeline_batch",
+                                                                    default="")
+
+
+def enabled() -> bool:
+    return _FOLDER is not None
+
+
+def _open() -> TextIO:
+    global _out
+    with _lock:
+        if _out is None:
+            folder = Path(_FOLDER or ".")
+            folder.mkdir(parents=True, exist_ok=True)
+            _out = (folder / f"{os.getpid()}.tsv").open("a", buffering=1 << 16)
+    return _out
+
+
+def mark(stage: str, key: str = "", value: float | None = None) -> None:
+    """Record that ``key`` reached ``stage`` now, with an optional measured ``value``
+    (no-op unless IMGPIPE_TIMELINE is set)."""
+    if _FOLDER is None:
+        return
+    out = _out or _open()
+    fields = [f"{time.monotonic():.6f}", stage, key, threading.current_thread().name]
+    if value is not None:
+        fields.append(f"{value:.6f}")
+    line = "\t".join(fields) + "\n"
+    with _lock:
+        out.write(line)
+
+
+def new_batch() -> str:
+    """A fresh batch key, made current for this task; '' when tracing is off."""
+    if _FOLDER is None:
+        return ""
+    key = f"b{next(_batches)}"
+    current_batch.set(key)
+    return key
+
+
+def flush() -> None:
+    """Push buffered marks to the file (the bench reads it while the worker runs)."""
+    if _out is not None:
+        with _lock:
+            _out.flush()

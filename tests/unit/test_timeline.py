@@ -1,0 +1,136 @@
+"""The worker's optional timeline (IMGPIPE_TIMELINE) and the bench's reading of it."""
+
+import asyncio
+import os
+import threading
+import time
+
+import pytest
+
+from pipeline.bench.procstat import thread_schedule
+from pipeline.bench.timeline import idle_causes, read, render_ms
+from pipeline.jobs.processing import DONE, FAILED, run_batch
+from pipeline.settings import Settings
+from pipeline.worker import timeline
+from pipeline.worker.runtime import Runtime
+from tests.images import encode, quadrants
+from tests.unit.test_processing import _job
+
+JOB_STAGES = ["fetch", "queued", "render_start", "render_end", "rendered", "stored"]
+
+
+@pytest.fixture
+def tracing(tmp_path, monkeypatch):
+    folder = tmp_path / "timeline"
+    monkeypatch.setattr(timeline, "_FOLDER", str(folder))
+    monkeypatch.setattr(timeline, "_out", None)
+    yield folder / f"{os.getpid()}.tsv"
+    if timeline._out is not None:
+        timeline._out.close()
+
+
+@pytest.fixture
+def runtime(tmp_path):
+    rt = Runtime(Settings.from_env({"IMGPIPE_OBJECT_STORE": f"file://{tmp_path}/objects",
+                                    "IMGPIPE_METADATA_URL": f"sqlite:///{tmp_path}/m.db"}))
+    yield rt
+    rt.close()
+
+
+def test_marks_cost_nothing_unless_asked(monkeypatch):
+    monkeypatch.setattr(timeline, "_FOLDER", None)
+    monkeypatch.setattr(timeline, "_out", None)
+    timeline.mark("take", "b1")
+    assert timeline._out is None and timeline.new_batch() == ""
+
+
+def test_a_traced_batch_marks_every_stage_of_every_job_in_order(runtime, tracing):
+    work = [_job(runtime, "good-1", encode(quadrants())),
+            _job(runtime, "good-2", encode(quadrants(120, 80))),
+            _job(runtime, "bad", b"not an image")]
+
+    async def traced() -> list:
+        batch = timeline.new_batch()
+        timeline.mark("take", batch)
+        outcomes = await run_batch(work, runtime)
+        timeline.mark("effects", batch)
+        return outcomes
+
+    outcomes = asyncio.run(traced())
+    timeline.flush()
+    assert [o.kind for o in outcomes] == [DONE, DONE, FAILED]
+    line_ = read(tracing)
+    (batch,) = line_.batches.values()
+    assert sorted(batch.jobs) == ["bad", "good-1", "good-2"]
+    assert batch.marks["take"] <= batch.marks["metadata"] <= batch.marks["effects"]
+    for job in ("good-1", "good-2"):
+        marks = line_.jobs[job]
+        assert list(marks) == JOB_STAGES  # every stage, written in this order
+        times = [marks[s] for s in JOB_STAGES]
+        assert times == sorted(times)
+        assert 0 < line_.render_cpu[job] <= marks["render_end"] - marks["render_start"] + 0.01
+    assert list(line_.jobs["bad"]) == ["fetch"]  # refused before any image work
+
+
+def _write(path, lines):
+    path.write_text("".join("\t".join(map(str, line)) + "\n" for line in lines))
+
+
+def test_idle_thread_time_is_charged_to_what_the_batches_were_doing(tmp_path):
+    path = tmp_path / "t.tsv"
+    _write(path, [
+        (0.0, "got_batch", "normal", "main"), (0.0, "take", "b1", "main"),
+        (0.0, "want_batch", "normal", "main"),
+        (0.1, "flushed", "b1", "main"),
+        (0.1, "fetch", "b1/j1", "main"), (0.1, "fetch", "b1/j2", "main"),
+        (0.2, "queued", "j1", "main"), (0.2, "queued", "j2", "main"),
+        (0.2, "render_start", "j1", "img_0"), (0.2, "render_start", "j2", "img_1"),
+        (0.4, "render_end", "j2", "img_1", 0.15), (0.4, "rendered", "j2", "main"),
+        (0.45, "stored", "j2", "main"),
+        (0.6, "render_end", "j1", "img_0", 0.35), (0.6, "rendered", "j1", "main"),
+        (0.65, "stored", "j1", "main"), (0.65, "metadata", "b1", "main"),
+        (0.7, "effects", "b1", "main"), (0.72, "applied", "b1", "main"),
+        (0.8, "confirmed", "b1", "main"), (0.8, "acked", "b1", "main"),
+        (0.9, "got_batch", "normal", "main"),
+        (0.95, "cut short"),  # a line the worker did not finish writing
+    ])
+    line_ = read(path)
+    utilisation, idle = idle_causes(line_, 0.0, 1.0, threads=2)
+    assert utilisation == pytest.approx(0.6 / 2)
+    waiting = " | agent waits for the stream"
+    assert {k: round(v, 6) for k, v in idle.items()} == {
+        "admit+flush" + waiting: 0.2, "fetch" + waiting: 0.2, "render" + waiting: 0.2,
+        "store" + waiting: 0.1, "metadata" + waiting: 0.1, "apply" + waiting: 0.04,
+        "confirm" + waiting: 0.16, "no batch in hand" + waiting: 0.2,
+        "no batch in hand": 0.2}
+    assert render_ms(line_, 0.0, 1.0) == pytest.approx((300.0, 250.0))
+    assert render_ms(line_, 0.3, 1.0) == (0.0, 0.0)  # no render wholly inside
+
+
+def test_thread_schedule_tells_a_busy_thread_from_a_sleeping_one():
+    burnt, done = threading.Event(), threading.Event()
+    tids = {}
+
+    def burn():
+        tids["busy"] = threading.get_native_id()
+        started = time.thread_time()
+        while time.thread_time() - started < 0.2:
+            pass
+        burnt.set()
+        done.wait()
+
+    def sleep():
+        tids["idle"] = threading.get_native_id()
+        done.wait()
+
+    threads = [threading.Thread(target=burn), threading.Thread(target=sleep)]
+    for thread in threads:
+        thread.start()
+    burnt.wait()
+    seen = thread_schedule(os.getpid())
+    done.set()
+    for thread in threads:
+        thread.join()
+    assert seen[tids["busy"]][0] >= 0.18  # seconds on a core
+    assert seen[tids["idle"]][0] < 0.05
+    assert tids["busy"] not in thread_schedule(os.getpid())  # ended threads just drop out
