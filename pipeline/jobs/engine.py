@@ -87,16 +87,17 @@ class Engine:
         metrics.STAGE_SECONDS.labels("fetch").observe(time.perf_counter() - started)
         return data
 
-    def render(self, data: bytes, chains: dict[str, Chain]
-               ) -> tuple[dict[str, Encoded], SourceSummary]:
+    def render(self, data: bytes, chains: dict[str, Chain], *,
+               structure_checked: bool = False) -> tuple[dict[str, Encoded], SourceSummary]:
         """Decode once and make every variant (CPU); returns the encodings and what was
-        learnt about the source."""
+        learnt about the source. ``structure_checked``: as in ``decode``."""
         started = time.perf_counter()
 
         def plan(width: int, height: int, orientation: int) -> float:
             return max(chain.load_scale(width, height, orientation) for chain in chains.values())
 
-        frame = decode(data, max_pixels=self.limits.max_source_pixels, load_scale=plan)
+        frame = decode(data, max_pixels=self.limits.max_source_pixels, load_scale=plan,
+                       structure_checked=structure_checked)
         ops = self.limits.ops
         animation = (decode_animation(data, max_pixels=self.limits.max_source_pixels,
                                       max_frames=ops.max_frames,

@@ -110,12 +110,12 @@ def job_record(outcome: Outcome, now: float) -> JobRecord:
 def render_job(engine: Engine | None, job_id: str, data: bytes, chains: dict[str, Chain]
                ) -> tuple[dict[str, Encoded], SourceSummary]:
     """The image work of one job (``engine`` None: this process's own, in an isolated
-    child)."""
+    child), whose bytes passed ``estimate_cost`` (and so ``check_structure``)."""
     job_fault(job_id)
     timeline.mark("render_start", job_id)
     cpu = time.thread_time()
     try:
-        return (engine or _child_engine()).render(data, chains)
+        return (engine or _child_engine()).render(data, chains, structure_checked=True)
     finally:
         timeline.mark("render_end", job_id, time.thread_time() - cpu)
 

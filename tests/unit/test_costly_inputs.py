@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 from pipeline.errors import ImageRejected, PermanentError
-from pipeline.imaging.decode import MAX_JPEG_SCANS, _uint8_pixels, check_structure, decode
+from pipeline.imaging.decode import (
+    MAX_JPEG_SCANS,
+    _uint8_pixels,
+    check_structure,
+    decode,
+    jpeg_scans,
+)
 from pipeline.objects.local import LocalObjectStore
 from pipeline.ops.filters import DIRECT_BLUR_SIGMA, gaussian_blur
 from pipeline.ops.watermark import _render_text
@@ -54,6 +60,37 @@ def test_scan_and_chunk_bombs_are_refused_before_decoding():
     check_structure(png_chunk_bomb(20))
     assert decode(encode(quadrants(64, 48), "JPEG", progressive=True),
                   max_pixels=10**7).width == 64
+
+
+def test_jpeg_scans_counts_sos_markers_exactly_as_a_byte_search_does():
+    rng = np.random.default_rng(3)
+    alphabet = np.array([0xFF, 0xDA, 0x00, 0xD8], dtype=np.uint8)  # markers collide often
+    for size in (0, 1, 2, 3, 7, 1000):
+        for _ in range(30):
+            data = rng.choice(alphabet, size).tobytes()
+            assert jpeg_scans(data) == data.count(b"\xff\xda"), data[:40]
+    assert jpeg_scans(b"\xff\xda\xff\xff\xda") == 2  # at the start, the end, after FF
+    assert jpeg_scans(jpeg_scan_bomb()) > MAX_JPEG_SCANS
+
+
+def test_the_worker_refuses_a_scan_bomb_before_its_image_work(tmp_path):
+    # Its decode skips check_structure (structure_checked): the cost estimate ran it.
+    import asyncio
+
+    from pipeline.jobs.processing import FAILED, run_batch
+    from pipeline.settings import Settings
+    from pipeline.worker.runtime import Runtime
+    from tests.unit.test_processing import _job
+
+    runtime = Runtime(Settings.from_env({
+        "IMGPIPE_OBJECT_STORE": f"file://{tmp_path}/objects",
+        "IMGPIPE_METADATA_URL": f"sqlite:///{tmp_path}/m.db"}))
+    try:
+        (outcome,) = asyncio.run(run_batch([_job(runtime, "bomb", jpeg_scan_bomb())],
+                                           runtime))
+    finally:
+        runtime.close()
+    assert outcome.kind == FAILED and outcome.error.code == "too_many_scans"
 
 
 def test_sixteen_bit_sources_scale_exactly():
