@@ -69,18 +69,23 @@ async def handle_batch(ctx: AgentContext, priority: str, events: list) -> None:
     work: dict = {}
     sources: dict = {}  # job_id -> the event it came in
     isolated: set[str] = set()  # jobs that crashed a worker before: run in a child
-    for event in events:
-        try:
-            await take(ctx, event, work, sources, pending, isolated)
-        except Exception:  # this event alone: the rest of the batch goes on
-            log.exception("unexpected error taking %s", origin(event))
-            pending.append(await ctx.outbox.dead_letter_event(
-                event, "internal_error", "unexpected error before processing", "process"))
+    with ctx.states.writes() as state_writes:
+        for event in events:
+            try:
+                await take(ctx, event, work, sources, pending, isolated)
+            except Exception:  # this event alone: the rest of the batch goes on
+                log.exception("unexpected error taking %s", origin(event))
+                pending.append(await ctx.outbox.dead_letter_event(
+                    event, "internal_error", "unexpected error before processing",
+                    "process"))
     if work:
         metrics.BATCH_SIZE.labels(priority).observe(len(work))
         # The PROCESSING states (each counting a started run) reach the changelog before
         # any image work starts: if the work kills this worker, the next owner sees it.
-        await ctx.outbox.flush()
+        # Only this batch's writes: a producer flush also waited for every record the
+        # ingest agent and the other batch in flight had sent (fix 18).
+        if state_writes:
+            await asyncio.wait(state_writes)
         timeline.mark("flushed", batch)
         outcomes = await run_batch(list(work.values()), ctx.runtime, isolated)
         timeline.mark("effects", batch)

@@ -62,10 +62,8 @@ class Outbox:
     time, measured).
     """
 
-    def __init__(self, produce: Produce, flush: Callable[[], Awaitable[Any]],
-                 dlq_topic: str) -> None:
+    def __init__(self, produce: Produce, dlq_topic: str) -> None:
         self._produce = produce
-        self.flush = flush
         self.dlq_topic = dlq_topic
 
     async def send(self, topic_name: str, job_id: str | None,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
 
@@ -54,6 +55,26 @@ def _cached_partition(job_id: str, partitions: int) -> int:
     return key_partition(job_id, partitions)
 
 
+#: Where the current task collects its changelog writes (JobStates.writes), or None.
+_collecting: ContextVar[list[Any] | None] = ContextVar("jobs_changelog_writes", default=None)
+
+
+def collect_changelog_writes(table: Any) -> None:
+    """Make each changelog write of ``table`` (the future Faust's ``send_changelog``
+    returns for a set) visible to ``JobStates.writes``, so a batch can wait for its own
+    writes instead of flushing the whole producer."""
+    send = table.send_changelog
+
+    def send_changelog(*args: Any, **kwargs: Any) -> Any:
+        future = send(*args, **kwargs)
+        writes = _collecting.get()
+        if writes is not None:
+            writes.append(future)
+        return future
+
+    table.send_changelog = send_changelog
+
+
 class JobStates:
     """Job states by job_id over a table (Faust's, or any mapping in tests)."""
 
@@ -76,6 +97,17 @@ class JobStates:
         """Write a job's state; pass the event it came from when writing in a batch."""
         with event_context(event):
             self.table[state["job_id"]] = state
+
+    @contextmanager
+    def writes(self) -> Iterator[list[Any]]:
+        """Collects the changelog writes (futures) of the puts this task makes inside
+        the block; a plain mapping (unit tests) makes none."""
+        writes: list[Any] = []
+        token = _collecting.set(writes)
+        try:
+            yield writes
+        finally:
+            _collecting.reset(token)
 
     def values(self) -> list[dict[str, Any]]:
         return [state for state in self.table.values() if state]
@@ -118,5 +150,6 @@ jobs = app.Table(
 # to, a worker that does not process it. Raw keys hash exactly like the events' keys.
 jobs.key_serializer = "raw"
 jobs.changelog_topic = faustcompat.remake_changelog_topic(jobs)  # made with json at init
+collect_changelog_writes(jobs)
 app.job_states = JobStates(jobs, settings.partitions,
                            lambda: app.assignor.assigned_actives(), jobs.name)

@@ -52,7 +52,6 @@ class MemoryTopics:
         self.partitions = partitions
         self.logs: dict[str, list[Event]] = defaultdict(list)
         self.refuse: Counter[str] = Counter()
-        self.flushes = 0
 
     async def produce(self, topic: str, key: bytes | None, value: bytes,
                       headers: Any) -> asyncio.Future:
@@ -68,9 +67,6 @@ class MemoryTopics:
         log.append(Event(key, value, Message(topic, partition, len(log)), headers or []))
         future.set_result(Sent(topic, partition, len(log) - 1))
         return future
-
-    async def flush(self) -> None:
-        self.flushes += 1
 
     def values(self, topic: str) -> list[Any]:
         return [json.loads(e.value) for e in self.logs[topic]]
@@ -112,7 +108,7 @@ def agent_kit(root: Path, **settings: str) -> Iterator[Kit]:
         ctx = AgentContext(
             settings=s, runtime=runtime, topics=names,
             states=JobStates(table, s.partitions),
-            outbox=Outbox(topics.produce, topics.flush, names.dlq),
+            outbox=Outbox(topics.produce, names.dlq),
             count_outcome=lambda event, priority, outcome: outcomes.update(
                 [(priority, outcome)]),
             in_flight=InFlight())

@@ -18,6 +18,7 @@ from pipeline.errors import StorageUnavailable
 from pipeline.models import job_request_from_dict, qualify_job_id
 from pipeline.records import DeadLetter, RetryRecord
 from tables import transitions
+from tables.jobs import JobStates, collect_changelog_writes
 from tests.agentkit import agent_kit
 from tests.images import encode, quadrants
 
@@ -116,12 +117,92 @@ def work_event(kit, job: dict):
     return job_id, kit.event(kit.names.priority[job["priority"]], value, key=job_id)
 
 
+class GatedTable(dict):
+    """A table whose changelog writes (Faust's send_changelog futures) land only when
+    the test says so."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[asyncio.Future] = []
+
+    def __setitem__(self, key, value) -> None:
+        super().__setitem__(key, value)
+        self.send_changelog(None, key, value)
+
+    def send_changelog(self, partition, key, value) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        self.sent.append(future)
+        return future
+
+
+def test_a_batch_waits_for_its_own_processing_states_before_image_work(kit, tmp_path,
+                                                                        monkeypatch):
+    # Fix 18: the PROCESSING states of the batch are confirmed before the image work
+    # (a crash in it is then seen by the next owner), and nothing else is waited for.
+    table = GatedTable()
+    collect_changelog_writes(table)
+    kit.ctx.states = JobStates(table, kit.ctx.settings.partitions)
+    unrelated = None
+    io = kit.ctx.runtime.io
+    work_started = []
+    real_run = io.run
+
+    def run_on_io(fn, *args):
+        work_started.append(fn)  # a job's first step: fetching its source
+        return real_run(fn, *args)
+
+    monkeypatch.setattr(io, "run", run_on_io)
+
+    async def scenario():
+        nonlocal unrelated
+        unrelated = asyncio.get_running_loop().create_future()
+        table.sent.append(unrelated)  # another agent's write, never confirmed
+        job_id, event = work_event(kit, request_dict(kit, tmp_path, "g1"))
+        task = asyncio.ensure_future(handle_batch(kit.ctx, "normal", [event]))
+        while len(table.sent) < 2:  # the PROCESSING state was written
+            await asyncio.sleep(0)
+        for _ in range(50):  # the batch stays parked while its write is unconfirmed
+            await asyncio.sleep(0)
+        assert not task.done() and table[job_id]["status"] == "PROCESSING"
+        assert work_started == [] and kit.topics.logs[kit.names.results] == []
+        table.sent[1].set_result(None)
+        await task
+        return job_id
+
+    job_id = run(scenario())
+    assert table[job_id]["status"] == "DONE" and not unrelated.done()
+    [result] = kit.topics.values(kit.names.results)
+    assert result["job_id"] == job_id and result["status"] == "DONE"
+
+
+def test_job_states_collect_each_tasks_own_changelog_writes():
+    table = GatedTable()
+    collect_changelog_writes(table)
+    states = JobStates(table, 4)
+
+    async def writer(name: str) -> list:
+        with states.writes() as writes:
+            for i in range(3):
+                states.put({"job_id": f"{name}-{i}", "status": "QUEUED"})
+                await asyncio.sleep(0)  # the other task writes meanwhile
+        states.put({"job_id": f"{name}-after", "status": "QUEUED"})
+        return writes
+
+    async def both():
+        return await asyncio.gather(writer("a"), writer("b"))
+
+    writes_a, writes_b = run(both())
+    assert len(table.sent) == 8 and len(writes_a) == len(writes_b) == 3
+    assert not set(map(id, writes_a)) & set(map(id, writes_b))
+    assert set(map(id, writes_a + writes_b)) <= set(map(id, table.sent))
+
+
 def test_process_finishes_a_batch_once_per_job(kit, tmp_path):
     job_id, event = work_event(kit, request_dict(kit, tmp_path, "p1"))
     _, copy = work_event(kit, request_dict(kit, tmp_path, "p1"))
     run(handle_batch(kit.ctx, "normal", [event, copy]))
     state = kit.table[job_id]
-    assert state["status"] == "DONE" and kit.topics.flushes == 1
+    assert state["status"] == "DONE"
     [result] = kit.topics.values(kit.names.results)
     assert result["job_id"] == job_id and result["status"] == "DONE"
     assert [o["variant"] for o in result["outputs"]] == ["t"]
