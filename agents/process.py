@@ -63,8 +63,8 @@ async def apply_outcome(ctx: AgentContext, outcome: Outcome, event: Any) -> list
 async def handle_batch(ctx: AgentContext, priority: str, events: list) -> None:
     """Process one batch; every event ends DONE, FAILED (dlq) or RETRYING (retry topic)."""
     started = time.perf_counter()
-    batch = timeline.new_batch()
-    timeline.mark("take", batch)
+    timeline.start_batch()
+    timeline.mark("take")
     pending: list[Delivery] = []
     work: dict = {}
     sources: dict = {}  # job_id -> the event it came in
@@ -86,15 +86,15 @@ async def handle_batch(ctx: AgentContext, priority: str, events: list) -> None:
         # ingest agent and the other batch in flight had sent (fix 18).
         if state_writes:
             await asyncio.wait(state_writes)
-        timeline.mark("flushed", batch)
+        timeline.mark("flushed")
         outcomes = await run_batch(list(work.values()), ctx.runtime, isolated)
-        timeline.mark("effects", batch)
+        timeline.mark("effects")
         crash_point("after_effects")  # outputs and metadata written, nothing acked
         for outcome in outcomes:
             pending += await apply_outcome(ctx, outcome, sources[outcome.request.job_id])
-    timeline.mark("applied", batch)
+    timeline.mark("applied")
     await ctx.outbox.confirm(pending)
-    timeline.mark("confirmed", batch)
+    timeline.mark("confirmed")
     crash_point("after_results")  # table, results and DLQ sent, offsets not committed
     metrics.BATCH_SECONDS.labels(priority).observe(time.perf_counter() - started)
 
@@ -181,7 +181,7 @@ async def handle_safely(ctx: AgentContext, priority: str, events: list) -> None:
 async def _handle_then_ack(ctx: AgentContext, priority: str, events: Any) -> None:
     await handle_safely(ctx, priority, events)
     await events.ack()
-    timeline.mark("acked", timeline.current_batch.get())
+    timeline.mark("acked")
     timeline.flush()
 
 

@@ -43,15 +43,14 @@ def read(path: Path) -> Timeline:
     full: float | None = None
     for line in path.read_text().splitlines():
         parts = line.split("\t")
-        if len(parts) < 3:
+        if len(parts) < 5:
             continue  # a line cut short by the worker stopping
-        t, stage, key = float(parts[0]), parts[1], parts[2]
+        t, stage, key, batch = float(parts[0]), parts[1], parts[2], parts[4]
         if stage in BATCH_STAGES or stage == "metadata":
-            line_.batches.setdefault(key, Batch()).marks[stage] = t
-        elif stage == "fetch":
-            batch, _, job = key.partition("/")
-            line_.jobs[job]["fetch"] = t
-            line_.batches.setdefault(batch, Batch()).jobs.append(job)
+            line_.batches.setdefault(batch, Batch()).marks[stage] = t
+        elif stage == "fetch":  # a job's first mark, made by its batch's task
+            line_.jobs[key]["fetch"] = t
+            line_.batches.setdefault(batch, Batch()).jobs.append(key)
         elif stage == "want_batch":
             want = t
         elif stage == "got_batch" and want is not None:
@@ -61,8 +60,8 @@ def read(path: Path) -> Timeline:
             full = t
         else:
             line_.jobs[key][stage] = t
-            if stage == "render_end" and len(parts) > 4:
-                line_.render_cpu[key] = float(parts[4])
+            if stage == "render_end" and len(parts) > 5:
+                line_.render_cpu[key] = float(parts[5])
         if stage == "want_batch" and full is not None:
             line_.agent_waits.append((full, t, "agent waits for a free slot"))
             full = None

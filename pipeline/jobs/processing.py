@@ -112,12 +112,8 @@ def render_job(engine: Engine | None, job_id: str, data: bytes, chains: dict[str
     """The image work of one job (``engine`` None: this process's own, in an isolated
     child), whose bytes passed ``estimate_cost`` (and so ``check_structure``)."""
     job_fault(job_id)
-    timeline.mark("render_start", job_id)
-    cpu = time.thread_time()
-    try:
+    with timeline.rendering(job_id):
         return (engine or _child_engine()).render(data, chains, structure_checked=True)
-    finally:
-        timeline.mark("render_end", job_id, time.thread_time() - cpu)
 
 
 def _child_engine() -> Engine:
@@ -144,7 +140,7 @@ async def run_job(request: JobRequest, chains: dict[str, Chain], runtime: Runtim
     process with a deadline and a memory limit), store outputs concurrently."""
     engine = runtime.engine
     settings = runtime.settings
-    timeline.mark("fetch", f"{timeline.current_batch.get()}/{request.job_id}")
+    timeline.mark("fetch", request.job_id)
     # The estimate opens the image's header (~0.5 ms): on the I/O thread, off the loop.
     data, cost = await runtime.io.run(_fetch_and_estimate, engine, request, chains,
                                       settings.max_source_pixels)
@@ -189,7 +185,7 @@ async def run_batch(work: list[tuple[JobRequest, dict[str, Chain]]], runtime: Ru
     final = [o for o in outcomes if o.kind in (DONE, FAILED)]
     if final:
         now = time.time()
-        timeline.mark("metadata", timeline.current_batch.get())
+        timeline.mark("metadata")
         try:
             await runtime.io.run(runtime.metadata.upsert_batch,
                                  [job_record(o, now) for o in final])

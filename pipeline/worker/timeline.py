@@ -1,11 +1,10 @@
 """An optional timeline of a worker's batches and jobs, for finding idle image threads.
 
 Set IMGPIPE_TIMELINE to a folder and each process writes ``<pid>.tsv`` there: one line
-per mark (monotonic seconds, stage, key, thread[, value]). ``imgpipe bench --timeline`` sets it and
-summarises the file (pipeline/bench/timeline.py). Unset, a mark costs one None check.
-
-Keys: a batch is ``b<n>``; a job's marks carry its job id, and ``queued`` carries
-``b<n>/<job id>`` so a job's marks can be tied to its batch.
+per mark (monotonic seconds, stage, key, thread, batch[, value]), where batch is the
+``b<n>`` the marking task works for ('' outside a batch, e.g. on the image threads).
+``imgpipe bench --timeline`` sets it and summarises the file (pipeline/bench/timeline.py).
+Unset, a mark costs one None check.
 """
 
 from __future__ import annotations
@@ -15,6 +14,8 @@ import itertools
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
@@ -23,12 +24,8 @@ _out: TextIO | None = None
 _lock = threading.Lock()
 _batches = itertools.count(1)
 #: The batch the current asyncio task works for (set by the process agent).
-current_batch: contextvars.ContextVar[str] = contextvars.ContextVar("timeline_batch",
-                                                                    default="")
-
-
-def enabled() -> bool:
-    return _FOLDER is not None
+_current_batch: contextvars.ContextVar[str] = contextvars.ContextVar("timeline_batch",
+                                                                     default="")
 
 
 def _open() -> TextIO:
@@ -47,7 +44,8 @@ def mark(stage: str, key: str = "", value: float | None = None) -> None:
     if _FOLDER is None:
         return
     out = _out or _open()
-    fields = [f"{time.monotonic():.6f}", stage, key, threading.current_thread().name]
+    fields = [f"{time.monotonic():.6f}", stage, key, threading.current_thread().name,
+              _current_batch.get()]
     if value is not None:
         fields.append(f"{value:.6f}")
     line = "\t".join(fields) + "\n"
@@ -55,13 +53,25 @@ def mark(stage: str, key: str = "", value: float | None = None) -> None:
         out.write(line)
 
 
-def new_batch() -> str:
-    """A fresh batch key, made current for this task; '' when tracing is off."""
+def start_batch() -> None:
+    """Give the current task a fresh batch key; its later marks carry it."""
+    if _FOLDER is not None:
+        _current_batch.set(f"b{next(_batches)}")
+
+
+@contextmanager
+def rendering(job_id: str) -> Iterator[None]:
+    """Mark ``render_start`` and ``render_end`` (with the thread's CPU seconds) around
+    the block."""
     if _FOLDER is None:
-        return ""
-    key = f"b{next(_batches)}"
-    current_batch.set(key)
-    return key
+        yield
+        return
+    mark("render_start", job_id)
+    cpu = time.thread_time()
+    try:
+        yield
+    finally:
+        mark("render_end", job_id, time.thread_time() - cpu)
 
 
 def flush() -> None:

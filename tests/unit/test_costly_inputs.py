@@ -78,18 +78,12 @@ def test_the_worker_refuses_a_scan_bomb_before_its_image_work(tmp_path):
     import asyncio
 
     from pipeline.jobs.processing import FAILED, run_batch
-    from pipeline.settings import Settings
-    from pipeline.worker.runtime import Runtime
+    from tests.runtimes import local_runtime
     from tests.unit.test_processing import _job
 
-    runtime = Runtime(Settings.from_env({
-        "IMGPIPE_OBJECT_STORE": f"file://{tmp_path}/objects",
-        "IMGPIPE_METADATA_URL": f"sqlite:///{tmp_path}/m.db"}))
-    try:
+    with local_runtime(tmp_path) as runtime:
         (outcome,) = asyncio.run(run_batch([_job(runtime, "bomb", jpeg_scan_bomb())],
                                            runtime))
-    finally:
-        runtime.close()
     assert outcome.kind == FAILED and outcome.error.code == "too_many_scans"
 
 

@@ -10,10 +10,9 @@ import pytest
 from pipeline.bench.procstat import thread_schedule
 from pipeline.bench.timeline import idle_causes, read, render_ms
 from pipeline.jobs.processing import DONE, FAILED, run_batch
-from pipeline.settings import Settings
 from pipeline.worker import timeline
-from pipeline.worker.runtime import Runtime
 from tests.images import encode, quadrants
+from tests.runtimes import local_runtime
 from tests.unit.test_processing import _job
 
 JOB_STAGES = ["fetch", "queued", "render_start", "render_end", "rendered", "stored"]
@@ -31,17 +30,18 @@ def tracing(tmp_path, monkeypatch):
 
 @pytest.fixture
 def runtime(tmp_path):
-    rt = Runtime(Settings.from_env({"IMGPIPE_OBJECT_STORE": f"file://{tmp_path}/objects",
-                                    "IMGPIPE_METADATA_URL": f"sqlite:///{tmp_path}/m.db"}))
-    yield rt
-    rt.close()
+    with local_runtime(tmp_path) as rt:
+        yield rt
 
 
 def test_marks_cost_nothing_unless_asked(monkeypatch):
     monkeypatch.setattr(timeline, "_FOLDER", None)
     monkeypatch.setattr(timeline, "_out", None)
-    timeline.mark("take", "b1")
-    assert timeline._out is None and timeline.new_batch() == ""
+    timeline.start_batch()
+    timeline.mark("take")
+    with timeline.rendering("j1"):
+        pass
+    assert timeline._out is None
 
 
 def test_a_traced_batch_marks_every_stage_of_every_job_in_order(runtime, tracing):
@@ -50,10 +50,10 @@ def test_a_traced_batch_marks_every_stage_of_every_job_in_order(runtime, tracing
             _job(runtime, "bad", b"not an image")]
 
     async def traced() -> list:
-        batch = timeline.new_batch()
-        timeline.mark("take", batch)
+        timeline.start_batch()
+        timeline.mark("take")
         outcomes = await run_batch(work, runtime)
-        timeline.mark("effects", batch)
+        timeline.mark("effects")
         return outcomes
 
     outcomes = asyncio.run(traced())
@@ -78,21 +78,21 @@ def _write(path, lines):
 
 def test_idle_thread_time_is_charged_to_what_the_batches_were_doing(tmp_path):
     path = tmp_path / "t.tsv"
-    _write(path, [
-        (0.0, "got_batch", "normal", "main"), (0.0, "take", "b1", "main"),
-        (0.0, "want_batch", "normal", "main"),
-        (0.1, "flushed", "b1", "main"),
-        (0.1, "fetch", "b1/j1", "main"), (0.1, "fetch", "b1/j2", "main"),
-        (0.2, "queued", "j1", "main"), (0.2, "queued", "j2", "main"),
-        (0.2, "render_start", "j1", "img_0"), (0.2, "render_start", "j2", "img_1"),
-        (0.4, "render_end", "j2", "img_1", 0.15), (0.4, "rendered", "j2", "main"),
-        (0.45, "stored", "j2", "main"),
-        (0.6, "render_end", "j1", "img_0", 0.35), (0.6, "rendered", "j1", "main"),
-        (0.65, "stored", "j1", "main"), (0.65, "metadata", "b1", "main"),
-        (0.7, "effects", "b1", "main"), (0.72, "applied", "b1", "main"),
-        (0.8, "confirmed", "b1", "main"), (0.8, "acked", "b1", "main"),
-        (0.9, "got_batch", "normal", "main"),
-        (0.95, "cut short"),  # a line the worker did not finish writing
+    _write(path, [  # seconds, stage, key, thread, batch[, value]
+        (0.0, "got_batch", "normal", "main", ""), (0.0, "take", "", "main", "b1"),
+        (0.0, "want_batch", "normal", "main", ""),
+        (0.1, "flushed", "", "main", "b1"),
+        (0.1, "fetch", "j1", "main", "b1"), (0.1, "fetch", "j2", "main", "b1"),
+        (0.2, "queued", "j1", "main", "b1"), (0.2, "queued", "j2", "main", "b1"),
+        (0.2, "render_start", "j1", "img_0", ""), (0.2, "render_start", "j2", "img_1", ""),
+        (0.4, "render_end", "j2", "img_1", "", 0.15), (0.4, "rendered", "j2", "main", "b1"),
+        (0.45, "stored", "j2", "main", "b1"),
+        (0.6, "render_end", "j1", "img_0", "", 0.35), (0.6, "rendered", "j1", "main", "b1"),
+        (0.65, "stored", "j1", "main", "b1"), (0.65, "metadata", "", "main", "b1"),
+        (0.7, "effects", "", "main", "b1"), (0.72, "applied", "", "main", "b1"),
+        (0.8, "confirmed", "", "main", "b1"), (0.8, "acked", "", "main", "b1"),
+        (0.9, "got_batch", "normal", "main", ""),
+        (0.95, "cut", "short"),  # a line the worker did not finish writing
     ])
     line_ = read(path)
     utilisation, idle = idle_causes(line_, 0.0, 1.0, threads=2)
