@@ -26,8 +26,8 @@ class AgentContext:
     topics: TopicNames
     states: JobStates
     outbox: Outbox
-    #: Counts a finished job: (event, priority, outcome); tables.stats.Throughput.count.
-    count_outcome: Callable[[Any, str, str], None]
+    #: Counts finished jobs: (event, priority, outcome[, jobs]); tables.stats.Throughput.
+    count_outcome: Callable[..., None]
     in_flight: InFlight
 
     @classmethod

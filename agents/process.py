@@ -26,7 +26,27 @@ log = logging.getLogger(__name__)
 CRASHES_TO_FAIL = 2
 
 
-async def apply_outcome(ctx: AgentContext, outcome: Outcome, event: Any) -> list[Delivery]:
+class FinishedJobs:
+    """A batch's finished jobs counted per partition, priority and outcome: the
+    throughput table then takes one write (a changelog record) per key and batch, not
+    one per job."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[int, str, str], list] = {}
+
+    def add(self, event: Any, priority: str, outcome: str) -> None:
+        entry = self._counts.setdefault((event.message.partition, priority, outcome),
+                                        [event, 0])
+        entry[1] += 1
+
+    def record(self, count_outcome: Any) -> None:
+        """Hand each count to ``count_outcome(event, priority, outcome, jobs)``."""
+        for (_, priority, outcome), (event, jobs) in self._counts.items():
+            count_outcome(event, priority, outcome, jobs)
+
+
+async def apply_outcome(ctx: AgentContext, outcome: Outcome, event: Any,
+                        finished: FinishedJobs) -> list[Delivery]:
     """Record one finished job in the table and announce it on results / retry / dlq."""
     request = outcome.request
     state = ctx.states.get(request.job_id) or transitions.processing(None, request)
@@ -36,11 +56,11 @@ async def apply_outcome(ctx: AgentContext, outcome: Outcome, event: Any) -> list
         metrics.JOBS.labels("done", request.priority).inc()
         metrics.JOB_LATENCY.labels(request.priority).observe(
             max(0.0, time.time() - request.submitted_at))
-        ctx.count_outcome(event, request.priority, "done")
+        finished.add(event, request.priority, "done")
     elif outcome.kind == FAILED:
         state = transitions.failed(state, outcome.error)
         metrics.JOBS.labels("failed", request.priority).inc()
-        ctx.count_outcome(event, request.priority, "failed")
+        finished.add(event, request.priority, "failed")
     else:
         state = transitions.retrying(state, outcome.error, outcome.retry_at)
         metrics.RETRIES.labels(outcome.error.code).inc()
@@ -90,8 +110,11 @@ async def handle_batch(ctx: AgentContext, priority: str, events: list) -> None:
         outcomes = await run_batch(list(work.values()), ctx.runtime, isolated)
         timeline.mark("effects")
         crash_point("after_effects")  # outputs and metadata written, nothing acked
+        finished = FinishedJobs()
         for outcome in outcomes:
-            pending += await apply_outcome(ctx, outcome, sources[outcome.request.job_id])
+            pending += await apply_outcome(ctx, outcome, sources[outcome.request.job_id],
+                                           finished)
+        finished.record(ctx.count_outcome)
     timeline.mark("applied")
     await ctx.outbox.confirm(pending)
     timeline.mark("confirmed")

@@ -13,7 +13,7 @@ import math
 import re
 import time
 import uuid
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -114,7 +114,7 @@ class OutputInfo:
     bytes: int
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(vars(self))  # flat fields: asdict's recursive copy buys nothing
 
 
 def compact_outputs(outputs: list[OutputInfo]) -> tuple[str | None, list[dict[str, Any]]]:

@@ -30,16 +30,17 @@ class Throughput:
     def __init__(self, table: Any) -> None:
         self.table = table
 
-    def count(self, event: Any, priority: str, outcome: str) -> None:
-        """Count one finished job (outcome: done, failed, rejected) in the current window.
-        Statistics never fail the job: a counting error is logged and skipped."""
+    def count(self, event: Any, priority: str, outcome: str, jobs: int = 1) -> None:
+        """Count ``jobs`` finished jobs (outcome: done, failed, rejected) of ``event``'s
+        partition in the current window. Statistics never fail a job: a counting error
+        is logged and skipped."""
         key = f"{event.message.partition}|{priority}|{outcome}"
         try:
             with event_context(event):
-                self.table[key] += 1
+                self.table[key] += jobs
         except Exception:
-            log.exception("could not count a %s %s job in the throughput table", priority,
-                          outcome)
+            log.exception("could not count %d %s %s job(s) in the throughput table", jobs,
+                          priority, outcome)
 
     def local_windows(self, partitions: set[int]) -> list[dict[str, Any]]:
         """``[{"start", "priority", "outcome", "count"}]`` of the given partitions'

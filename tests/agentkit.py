@@ -109,7 +109,7 @@ def agent_kit(root: Path, **settings: str) -> Iterator[Kit]:
             settings=s, runtime=runtime, topics=names,
             states=JobStates(table, s.partitions),
             outbox=Outbox(topics.produce, names.dlq),
-            count_outcome=lambda event, priority, outcome: outcomes.update(
-                [(priority, outcome)]),
+            count_outcome=lambda event, priority, outcome, jobs=1: outcomes.update(
+                {(priority, outcome): jobs}),
             in_flight=InFlight())
         yield Kit(ctx, topics, table, outcomes)

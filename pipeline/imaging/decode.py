@@ -113,12 +113,20 @@ def check_structure(data: bytes) -> None:
 
 
 def jpeg_scans(data: bytes) -> int:
-    """The SOS markers (FF DA) in ``data``. numpy lets go of the GIL while it looks;
-    ``bytes.count`` held it ~0.6 ms per 550 kB JPEG, every job (docs/performance.md,
-    fix 17)."""
-    view = np.frombuffer(data, np.uint8)
-    after_ff = np.flatnonzero(view[:-1] == 0xFF) + 1
-    return int(np.count_nonzero(view[after_ff] == 0xDA))
+    """The SOS markers (FF DA) in ``data``. numpy lets go of the GIL while it looks
+    (``bytes.count`` held it ~0.6 ms per 550 kB JPEG, every job: docs/performance.md, fix
+    17), and reading the bytes as 16-bit words at even and at odd offsets compares each
+    pair once, half the work of finding every FF first."""
+    if len(data) < 2:
+        return 0
+    at_even = np.frombuffer(data, _PAIR, count=len(data) // 2)
+    at_odd = np.frombuffer(data, _PAIR, count=(len(data) - 1) // 2, offset=1)
+    return int(np.count_nonzero(at_even == _SOS)) + int(np.count_nonzero(at_odd == _SOS))
+
+
+#: Two bytes read as one little-endian word: FF DA is 0xDAFF on any machine.
+_PAIR = np.dtype("<u2")
+_SOS = 0xDAFF
 
 
 def open_checked(stream: BinaryIO, max_pixels: int) -> Image.Image:

@@ -210,6 +210,25 @@ def test_process_finishes_a_batch_once_per_job(kit, tmp_path):
     assert kit.outcomes[("normal", "done")] == 1
 
 
+def test_a_batch_counts_its_finished_jobs_once_per_partition_and_outcome(kit, tmp_path):
+    """One throughput write (one changelog record) per partition and outcome of a batch,
+    carrying the number of jobs, instead of one per job."""
+    events = [work_event(kit, request_dict(kit, tmp_path, f"c{i}"))[1] for i in range(8)]
+    bad = request_dict(kit, tmp_path, "c-bad", variants={"x": [{"op": "blur"}]})
+    (tmp_path / "c-bad.png").write_bytes(b"not an image")
+    events.append(work_event(kit, bad)[1])
+    counted = []
+    kit.ctx.count_outcome = lambda event, priority, outcome, jobs=1: counted.append(
+        (event.message.partition, priority, outcome, jobs))
+    run(handle_batch(kit.ctx, "normal", events))
+    partitions = {e.message.partition for e in events[:8]}
+    assert len(partitions) > 1  # the batch mixes partitions
+    done = [c for c in counted if c[2] == "done"]
+    assert sorted(p for p, *_ in done) == sorted(partitions)  # one write per partition
+    assert sum(c[3] for c in done) == 8
+    assert [c[1:] for c in counted if c[2] == "failed"] == [("normal", "failed", 1)]
+
+
 def test_process_refuses_through_the_one_refusal_path(kit, tmp_path):
     bad = request_dict(kit, tmp_path, "p2", variants={"x": [{"op": "explode"}]})
     job_id, event = work_event(kit, bad)

@@ -65,7 +65,7 @@ def test_scan_and_chunk_bombs_are_refused_before_decoding():
 def test_jpeg_scans_counts_sos_markers_exactly_as_a_byte_search_does():
     rng = np.random.default_rng(3)
     alphabet = np.array([0xFF, 0xDA, 0x00, 0xD8], dtype=np.uint8)  # markers collide often
-    for size in (0, 1, 2, 3, 7, 1000):
+    for size in (0, 1, 2, 3, 4, 7, 1000, 1001):  # even and odd lengths
         for _ in range(30):
             data = rng.choice(alphabet, size).tobytes()
             assert jpeg_scans(data) == data.count(b"\xff\xda"), data[:40]

@@ -3,12 +3,18 @@ import os
 import pytest
 
 from pipeline.errors import ImageRejected, SourceNotAllowed, SourceNotFound
-from pipeline.objects import LocalObjectStore, open_object_store
+from pipeline.objects import LocalObjectStore, local, open_object_store
 from pipeline.objects.local import path_from_file_uri
 
 
-@pytest.fixture
-def store(tmp_path):
+@pytest.fixture(params=["proc-fd", "realpath"])
+def store(request, tmp_path, monkeypatch):
+    """Every test runs with both ways a read finds where its path really leads: the
+    descriptor's /proc/self/fd link (Linux) and realpath (elsewhere)."""
+    if request.param == "realpath":
+        monkeypatch.setattr(local, "_PROC_FD", False)
+    else:
+        assert local._PROC_FD, "this Linux machine should have /proc/self/fd"
     return open_object_store(f"file://{tmp_path / 'objects'}")
 
 
@@ -39,6 +45,71 @@ def test_reads_are_confined_to_the_root(store, tmp_path):
     link.symlink_to(secret)
     with pytest.raises(SourceNotAllowed):
         store.get(f"file://{link}", 100)
+
+
+def test_a_symlinked_folder_leading_out_of_the_root_is_refused(store, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.jpg").write_bytes(b"no")
+    store.root.mkdir(parents=True, exist_ok=True)
+    (store.root / "sources").symlink_to(outside, target_is_directory=True)
+    uri = f"file://{store.root}/sources/secret.jpg"
+    assert store.claims(uri)  # lexically inside
+    with pytest.raises(SourceNotAllowed) as info:
+        store.get(uri, 100)
+    assert info.value.code == "path_outside_root"
+
+
+def test_a_name_outside_the_root_does_not_learn_whether_its_file_exists(store, tmp_path):
+    (tmp_path / "exists.txt").write_text("no")
+    store.root.mkdir(parents=True, exist_ok=True)
+    for name in ("exists.txt", "missing.txt"):
+        with pytest.raises(SourceNotAllowed) as info:
+            store.get(f"file://{store.root}/../{name}", 100)
+        assert info.value.code == "path_outside_root"
+
+
+def test_symlinks_that_stay_inside_the_root_are_read(store):
+    uri = store.put("sources/real.jpg", b"pixels", "image/jpeg")
+    (store.root / "alias.jpg").symlink_to(store.root / "sources" / "real.jpg")
+    (store.root / "folder-alias").symlink_to(store.root / "sources")
+    assert store.get(f"file://{store.root}/alias.jpg", 100) == b"pixels"
+    assert store.get(f"file://{store.root}/folder-alias/real.jpg", 100) == b"pixels"
+    assert store.get(uri, 100) == b"pixels"
+
+
+def test_a_symlink_to_a_device_is_refused_without_reading_it(store):
+    store.root.mkdir(parents=True, exist_ok=True)
+    (store.root / "zero.jpg").symlink_to("/dev/zero")
+    with pytest.raises(SourceNotAllowed):
+        store.get(f"file://{store.root}/zero.jpg", 100)
+
+
+def test_a_folder_is_not_an_object(store):
+    store.put("sources/a/b.jpg", b"x", "image/jpeg")
+    with pytest.raises(SourceNotAllowed) as info:
+        store.get(store.uri_for("sources/a"), 100)
+    assert info.value.code == "not_a_regular_file"
+
+
+def test_a_device_node_inside_the_root_is_never_opened(tmp_path, monkeypatch):
+    """The /proc/self/fd path checks the file type on a handle that opened nothing, so a
+    device inside the root is refused before any open() of it."""
+    store = LocalObjectStore(tmp_path)
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    opened = []
+    real_open = os.open
+
+    def recording_open(path, flags, *args, **kwargs):
+        opened.append((str(path), flags))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", recording_open)
+    with pytest.raises(SourceNotAllowed) as info:
+        store.get(store.uri_for("pipe.jpg"), 100)
+    assert info.value.code == "not_a_regular_file"
+    assert opened and all(flags & os.O_PATH for _, flags in opened)
 
 
 def test_size_limit_and_missing(store):
