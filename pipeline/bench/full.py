@@ -25,6 +25,7 @@ from pipeline.bench.jobs import one_at_a_time, run_jobs
 from pipeline.bench.kafkatools import read_all
 from pipeline.bench.ops import make_jpegs
 from pipeline.bench.procstat import (
+    busiest_threads_cpu,
     cpu_seconds,
     machine_idle_seconds,
     peak_rss_mb,
@@ -88,7 +89,7 @@ def thread_shares(pid: int, before: dict[int, tuple[float, float]], seconds: flo
 
 def measure(pipe: BenchPipeline, images: int, size: tuple[int, int], workers: int,
             rounds: int, echo: Callable[[str], None], profile: Path | None = None,
-            task: Workload | None = None) -> dict[str, Any]:
+            task: Workload | None = None, image_threads: int = 1) -> dict[str, Any]:
     """Run A, B, A', then the latency, memory and record-size checks (module doc)."""
     task = task or workload("heavy")
     variants = task.variants
@@ -118,6 +119,7 @@ def measure(pipe: BenchPipeline, images: int, size: tuple[int, int], workers: in
     window = (window_start, time.monotonic())
     busy_seconds = time.perf_counter() - started
     threads = thread_shares(pids[0], schedule_before, busy_seconds)
+    image_cpu = busiest_threads_cpu(pids[0], schedule_before, image_threads) / jobs
     client_cpu = (time.process_time() - client_before) / jobs
     machine_idle = (machine_idle_seconds() - idle_before) / (busy_seconds * cores)
     worker_cpu = (sum(cpu_seconds(p) for p in pids) - cpu_before) / jobs
@@ -148,6 +150,12 @@ def measure(pipe: BenchPipeline, images: int, size: tuple[int, int], workers: in
         "bare_cpu_s_per_image": bare_cpu, "pipeline_cpu_s_per_image": worker_cpu,
         "glue_cpu_share": 1 - bare_cpu / worker_cpu,
         "broker_cpu_s_per_image": broker_cpu,
+        # The image threads' share of all the pipeline's CPU in phase B: what efficiency
+        # would be with the cores saturated. Measured within B alone, so it does not move
+        # when the machine speeds up or slows down between A and B (one worker only).
+        "image_cpu_s_per_image": image_cpu if workers == 1 else None,
+        "image_share_of_pipeline_cpu":
+            image_cpu / (worker_cpu + broker_cpu) if workers == 1 else None,
         # The submitting client (this process) shares the cores too; and what the cores
         # left unused during B (a CPU-bound B has none).
         "client_cpu_s_per_image": client_cpu, "machine_idle_share": machine_idle,

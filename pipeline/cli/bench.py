@@ -60,7 +60,7 @@ def _bench_full(images: int, size: tuple[int, int], workers: int, rounds: int,
     threads = max(1, (os.cpu_count() or 1) // workers)
     tracing = {"IMGPIPE_TIMELINE": str(timeline.resolve())} if timeline else {}
     with bench_pipeline(echo=say, IMGPIPE_IMAGE_THREADS=str(threads), **tracing) as pipe:
-        r = measure(pipe, images, size, workers, rounds, say, profile, task)
+        r = measure(pipe, images, size, workers, rounds, say, profile, task, threads)
     mb = ", ".join(f"{v:.0f}" for v in r["peak_rss_mb_per_worker"])
     print_table(f"pipeline vs {task.baseline}: {r['images']} x {r['size']} photos x {rounds}, "
                 f"{task.name} ({len(task.variants)} variant(s)), {r['cores']} cores, "
@@ -77,6 +77,9 @@ def _bench_full(images: int, size: tuple[int, int], workers: int, rounds: int,
         ("client CPU s/image", f"{r['client_cpu_s_per_image']:8.4f}  (the submitter, "
                                "not in the fixed CPU)"),
         ("cores idle during B", f"{r['machine_idle_share']:8.1%}"),
+        *([("image work / pipeline CPU", f"{r['image_share_of_pipeline_cpu']:8.3f}  (B alone: "
+            "the efficiency if the cores were saturated; machine drift cancels)")]
+          if r["image_share_of_pipeline_cpu"] is not None else []),
         ("fixed CPU per job", f"{r['fixed_cpu_ms_per_job']:8.1f} ms  (workers + broker - "
                               "baseline)"),
         ("  beyond idle", f"{r['fixed_cpu_ms_per_job_beyond_idle']:8.1f} ms  (idle: "

@@ -68,6 +68,10 @@ def test_a_cheap_workload_reports_its_fixed_cost_per_job(tmp_path):
     assert r["idle_cpu_ms_per_s"] > 0
     assert r["fixed_cpu_ms_per_job_beyond_idle"] < r["fixed_cpu_ms_per_job"]
     assert 0 <= r["machine_idle_share"] <= 1 and r["client_cpu_s_per_image"] > 0
+    # The image threads' CPU is part of the worker's, and the share is theirs over all.
+    assert 0 < r["image_cpu_s_per_image"] < r["pipeline_cpu_s_per_image"]
+    assert r["image_share_of_pipeline_cpu"] == pytest.approx(r["image_cpu_s_per_image"] / (
+        r["pipeline_cpu_s_per_image"] + r["broker_cpu_s_per_image"]))
     for thread in r["worker_threads"]:
         assert thread["on_cpu"] + thread["waiting_for_core"] + thread["blocked"] \
             == pytest.approx(1, abs=0.05)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from pipeline.bench.procstat import thread_schedule
+from pipeline.bench.procstat import busiest_threads_cpu, thread_schedule
 from pipeline.bench.timeline import idle_causes, read, render_ms
 from pipeline.jobs.processing import DONE, FAILED, run_batch
 from pipeline.worker import timeline
@@ -107,7 +107,7 @@ def test_idle_thread_time_is_charged_to_what_the_batches_were_doing(tmp_path):
     assert render_ms(line_, 0.3, 1.0) == (0.0, 0.0)  # no render wholly inside
 
 
-def test_thread_schedule_tells_a_busy_thread_from_a_sleeping_one():
+def test_thread_schedule_tells_a_busy_thread_from_a_sleeping_one_and_the_busiest():
     burnt, done = threading.Event(), threading.Event()
     tids = {}
 
@@ -123,14 +123,25 @@ def test_thread_schedule_tells_a_busy_thread_from_a_sleeping_one():
         tids["idle"] = threading.get_native_id()
         done.wait()
 
+    before = thread_schedule(os.getpid())
     threads = [threading.Thread(target=burn), threading.Thread(target=sleep)]
     for thread in threads:
         thread.start()
     burnt.wait()
+    started = time.thread_time()
+    while time.thread_time() - started < 0.4:  # the main thread, busiest of all, is left out
+        pass
     seen = thread_schedule(os.getpid())
+    busiest = busiest_threads_cpu(os.getpid(), before, 1)
     done.set()
     for thread in threads:
         thread.join()
     assert seen[tids["busy"]][0] >= 0.18  # seconds on a core
     assert seen[tids["idle"]][0] < 0.05
-    assert tids["busy"] not in thread_schedule(os.getpid())  # ended threads just drop out
+    assert 0.18 <= busiest < 0.38  # the burning thread's, not the main thread's
+    # Ended threads drop out (once the kernel has reaped them: join() returns a moment
+    # before the OS thread is gone).
+    deadline = time.monotonic() + 10
+    while tids["busy"] in thread_schedule(os.getpid()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert tids["busy"] not in thread_schedule(os.getpid())
