@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import shutil
+import signal
+import sys
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,8 +45,8 @@ class BenchPipeline:
         name = f"w{len(self.workers) + 1}"
         log = self.root / f"{name}.log"
         proc = start_worker({**self.env, "IMGPIPE_DATA_DIR": str(self.root / name)}, log, port)
+        self.workers.append(proc)  # before the wait: stopped even if it never comes up
         wait_healthy(proc, f"http://127.0.0.1:{port}", log, timeout=90)
-        self.workers.append(proc)
         return port
 
 
@@ -57,6 +60,7 @@ def bench_pipeline(echo=print, **overrides: str) -> Iterator[BenchPipeline]:
            "IMGPIPE_TOPIC_PREFIX": prefix, "IMGPIPE_OBJECT_STORE": f"file://{root}/objects",
            "IMGPIPE_METADATA_URL": f"sqlite:///{root}/metadata.db", **overrides}
     pipeline = BenchPipeline(root, env, state.pid)
+    previous = _exit_on_sigterm()
     try:
         create_topics(pipeline.settings)
         echo(f"kafka {state.bootstrap}, topics {prefix}.*, data in {root}")
@@ -70,3 +74,13 @@ def bench_pipeline(echo=print, **overrides: str) -> Iterator[BenchPipeline]:
             stop_worker(proc)
         localkafka.down(root / "kafka", echo=lambda m: None)
         shutil.rmtree(root, ignore_errors=True)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm() -> object:
+    """SIGTERM (a CI timeout, `kill`) exits through the cleanup like Ctrl-C does, instead
+    of leaving the broker and workers running; returns the handler it replaced."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))

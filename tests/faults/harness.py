@@ -16,7 +16,7 @@ import pytest
 from pipeline.dev.samples import write_samples
 from pipeline.kafka import local as localkafka
 from pipeline.objects import open_object_store
-from pipeline.objects.local import path_from_file_uri
+from pipeline.objects.local import TEMP_PREFIX, path_from_file_uri
 from tests.kafkautil import produce_raw, read_topic
 
 
@@ -80,7 +80,7 @@ def assert_exactly_once_effects(env, ids: list[str]) -> None:
     # A worker killed in the middle of a write may leave its temp file behind (never
     # visible as an output: outputs appear only by rename); count the real outputs.
     files = [p for p in (path_from_file_uri(settings.object_store) / "outputs").rglob("*")
-             if p.is_file() and not p.name.startswith(".tmp-")]
+             if p.is_file() and not p.name.startswith(TEMP_PREFIX)]
     assert len(files) == 2 * len(ids), len(files)
 
 

@@ -2,8 +2,12 @@
 figures themselves are in docs/performance.md, never asserted as timings)."""
 
 import json
+import os
+import re
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -83,3 +87,55 @@ def test_a_cheap_workload_reports_its_fixed_cost_per_job(tmp_path):
     custom = bench(tmp_path, "--variant", "t=thumbnail:64,png", "--images", "2",
                    "--rounds", "1")
     assert custom["workload"] == "custom" and set(custom["variants"]) == {"t"}
+
+
+def _processes_naming(text: str) -> list[int]:
+    """PIDs whose command line or environment mentions ``text`` (the bench's folder)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f, \
+                    open(f"/proc/{entry}/environ", "rb") as g:
+                if text.encode() in f.read() + g.read():
+                    found.append(int(entry))
+        except OSError:  # ended meanwhile, or not ours to read
+            continue
+    return found
+
+
+def test_a_terminated_bench_stops_its_broker_and_workers(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "bench", "--preset",
+                             "thumb", "--images", "2", "--size", "320x240", "--rounds",
+                             "500"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        root = None
+        for line in proc.stderr:
+            if found := re.search(r"data in (\S+)", line):
+                root = found.group(1)
+            if line.startswith("B: pipeline"):
+                break
+        assert root, "the bench never said where its data is"
+        # The worker is up once a second process (besides the broker) names the folder.
+        deadline = time.monotonic() + 120
+        while len(_processes_naming(root)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(_processes_naming(root)) >= 2
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=180) == 128 + signal.SIGTERM
+    finally:
+        proc.kill()
+        proc.wait()
+    left = {pid: _command(pid) for pid in _processes_naming(root)}
+    assert left == {}
+    assert not os.path.exists(root)
+
+
+def _command(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")[:200]
+    except OSError:
+        return "(gone)"
