@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from agents.context import AgentContext, context_of
@@ -39,7 +40,7 @@ class FinishedJobs:
                                         [event, 0])
         entry[1] += 1
 
-    def record(self, count_outcome: Any) -> None:
+    def record(self, count_outcome: Callable[..., None]) -> None:
         """Hand each count to ``count_outcome(event, priority, outcome, jobs)``."""
         for (_, priority, outcome), (event, jobs) in self._counts.items():
             count_outcome(event, priority, outcome, jobs)

@@ -85,6 +85,15 @@ def test_a_symlink_to_a_device_is_refused_without_reading_it(store):
         store.get(f"file://{store.root}/zero.jpg", 100)
 
 
+def test_a_nul_byte_in_a_source_name_is_refused_as_a_bad_source(store):
+    store.put("sources/a.jpg", b"x", "image/jpeg")
+    for uri in (f"file://{store.root}/sources/a.jpg%00.png", "file:///%00"):
+        assert not store.claims(uri)
+        with pytest.raises(SourceNotAllowed) as info:
+            store.get(uri, 100)
+        assert info.value.code == "bad_source"
+
+
 def test_a_folder_is_not_an_object(store):
     store.put("sources/a/b.jpg", b"x", "image/jpeg")
     with pytest.raises(SourceNotAllowed) as info:
