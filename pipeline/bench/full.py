@@ -71,13 +71,14 @@ def idle_cpu_rate(pids: list[int], seconds: float = 5.0) -> float:
     return (sum(cpu_seconds(p) for p in pids) - before) / seconds
 
 
-def thread_shares(pid: int, before: dict[int, tuple[float, float]], seconds: float
+def thread_shares(pid: int, before: dict[int, tuple[float, float]],
+                  after: dict[int, tuple[float, float]], seconds: float
                   ) -> list[dict[str, Any]]:
-    """The worker's busiest threads over the last ``seconds``: the share of that time
-    each spent on a core, runnable but waiting for one, and neither (blocked: the GIL,
-    a lock, I/O, or no work)."""
+    """The worker's busiest threads between two ``thread_schedule`` readings ``seconds``
+    apart: the share of that time each spent on a core, runnable but waiting for one,
+    and neither (blocked: the GIL, a lock, I/O, or no work)."""
     rows = []
-    for tid, (cpu, waiting) in thread_schedule(pid).items():
+    for tid, (cpu, waiting) in after.items():
         cpu0, waiting0 = before.get(tid, (0.0, 0.0))
         on_cpu, queued = (cpu - cpu0) / seconds, (waiting - waiting0) / seconds
         if on_cpu >= 0.02:
@@ -118,8 +119,10 @@ def measure(pipe: BenchPipeline, images: int, size: tuple[int, int], workers: in
         pipeline_rate = run_jobs(pipe, sources, jobs, "main", variants)
     window = (window_start, time.monotonic())
     busy_seconds = time.perf_counter() - started
-    threads = thread_shares(pids[0], schedule_before, busy_seconds)
-    image_cpu = busiest_threads_cpu(pids[0], schedule_before, image_threads) / jobs
+    schedule_after = thread_schedule(pids[0])
+    threads = thread_shares(pids[0], schedule_before, schedule_after, busy_seconds)
+    image_cpu = busiest_threads_cpu(pids[0], schedule_before, schedule_after,
+                                    image_threads) / jobs
     client_cpu = (time.process_time() - client_before) / jobs
     machine_idle = (machine_idle_seconds() - idle_before) / (busy_seconds * cores)
     worker_cpu = (sum(cpu_seconds(p) for p in pids) - cpu_before) / jobs

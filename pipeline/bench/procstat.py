@@ -59,12 +59,11 @@ def thread_schedule(pid: int) -> dict[int, tuple[float, float]]:
     return times
 
 
-def busiest_threads_cpu(pid: int, before: dict[int, tuple[float, float]], count: int
-                        ) -> float:
-    """CPU seconds since ``before`` (a ``thread_schedule``) of the ``count`` busiest
+def busiest_threads_cpu(pid: int, before: dict[int, tuple[float, float]],
+                        after: dict[int, tuple[float, float]], count: int) -> float:
+    """CPU seconds between two ``thread_schedule`` readings of the ``count`` busiest
     threads of ``pid`` besides its main thread: a worker's image threads, which outwork
     its I/O threads many times over on any image job."""
     used = sorted((cpu - before.get(tid, (0.0, 0.0))[0]
-                   for tid, (cpu, _) in thread_schedule(pid).items() if tid != pid),
-                  reverse=True)
+                   for tid, (cpu, _) in after.items() if tid != pid), reverse=True)
     return sum(used[:count])

@@ -76,10 +76,12 @@ class LocalObjectStore(ObjectStore):
         # Lexical only (get() resolves symlinks when it opens the file): this
         # runs for every ingest event, and realpath costs a stat per path component.
         try:
-            path = os.path.normpath(os.path.abspath(path_from_file_uri(uri)))
+            return self._lexically_inside(path_from_file_uri(uri))
         except SourceNotAllowed:
             return False
-        return self._inside_text(path)
+
+    def _lexically_inside(self, path: Path) -> bool:
+        return self._inside_text(os.path.normpath(os.path.abspath(path)))
 
     def _inside_text(self, path: str) -> bool:
         return path == self._root_text or path.startswith(self._root_prefix)
@@ -120,8 +122,8 @@ class LocalObjectStore(ObjectStore):
         # realpath-then-open had, and five system calls instead of one per component.
         # The lexical check first: a name outside the root must not even learn whether
         # its file exists (not found vs not allowed).
-        path = path_from_file_uri(uri)
-        if not self._inside_text(os.path.normpath(os.path.abspath(path))):
+        path = path_from_file_uri(uri)  # bad_source, not a refusal by place
+        if not self._lexically_inside(path):
             raise SourceNotAllowed(f"{uri!r} is outside the allowed root {self.root}",
                                    "path_outside_root")
         handle = os.open(path, os.O_PATH | os.O_CLOEXEC)

@@ -132,7 +132,7 @@ def test_thread_schedule_tells_a_busy_thread_from_a_sleeping_one_and_the_busiest
     while time.thread_time() - started < 0.4:  # the main thread, busiest of all, is left out
         pass
     seen = thread_schedule(os.getpid())
-    busiest = busiest_threads_cpu(os.getpid(), before, 1)
+    busiest = busiest_threads_cpu(os.getpid(), before, seen, 1)
     done.set()
     for thread in threads:
         thread.join()
