@@ -12,6 +12,7 @@ import logging
 import math
 import random
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -137,7 +138,8 @@ def _fetch_and_estimate(engine: Engine, request: JobRequest, chains: dict[str, C
 async def run_job(request: JobRequest, chains: dict[str, Chain], runtime: Runtime,
                   isolated: bool = False) -> JobResult:
     """Fetch on the I/O pool, render on the image threads (``isolated``: in a child
-    process with a deadline and a memory limit), store outputs concurrently."""
+    process with a deadline and a memory limit), store outputs concurrently on the I/O
+    pool (the job's memory budget is held until they are written)."""
     engine = runtime.engine
     settings = runtime.settings
     timeline.mark("fetch", request.job_id)
@@ -159,12 +161,23 @@ async def run_job(request: JobRequest, chains: dict[str, Chain], runtime: Runtim
     async with runtime.memory_gate.hold(cost), (
             runtime.isolated_slots if isolated else contextlib.nullcontext()):
         timeline.mark("queued", request.job_id)
-        encoded, summary = await runtime.executor.run(request.priority or "normal", render)
-    timeline.mark("rendered", request.job_id)
-    outputs = await asyncio.gather(*(runtime.io.run(engine.store, request, name, enc)
-                                     for name, enc in encoded.items()))
+        result: JobResult = await runtime.executor.run(
+            request.priority or "normal", render,
+            then=partial(_store_outputs, runtime, request))
     timeline.mark("stored", request.job_id)
-    return JobResult(list(outputs), summary.phash, summary.image)
+    return result
+
+
+def _store_outputs(runtime: Runtime, request: JobRequest,
+                   rendered: tuple[dict[str, Encoded], SourceSummary]
+                   ) -> Future[JobResult]:
+    """On the image thread, as its render ends: the outputs' writes start on the I/O
+    threads at once, without a round trip through the event loop."""
+    encoded, summary = rendered
+    timeline.mark("rendered", request.job_id)
+    return runtime.io.submit_each(
+        runtime.engine.store, [(request, name, enc) for name, enc in encoded.items()],
+        lambda outputs: JobResult(outputs, summary.phash, summary.image))
 
 
 async def run_batch(work: list[tuple[JobRequest, dict[str, Chain]]], runtime: Runtime,

@@ -6,11 +6,13 @@ Image work has its own priority-ordered pool: pipeline.worker.scheduling.Priorit
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class BoundedExecutor:
@@ -26,6 +28,40 @@ class BoundedExecutor:
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         async with self._slots:
             return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def submit_each(self, fn: Callable[..., T], calls: Sequence[tuple],
+                    finish: Callable[[list[T]], R]) -> Future[R]:
+        """``fn(*args)`` for each ``args`` of ``calls`` on the pool, callable from any
+        thread (no event loop); one future of ``finish(results)``, results in call
+        order, or of the first error once every call has ended (no write is left
+        running behind a failure). Not counted against the queue cap: the callers
+        (the image threads, one job's outputs each) bound it themselves."""
+        combined: Future[R] = Future()
+        futures = [self._pool.submit(fn, *args) for args in calls]
+        remaining = [len(futures)]
+        lock = threading.Lock()
+
+        def complete() -> None:
+            errors = [f.exception() for f in futures if f.exception() is not None]
+            try:
+                if errors:
+                    raise errors[0]
+                combined.set_result(finish([f.result() for f in futures]))
+            except BaseException as exc:  # a call's error, or finish's own
+                combined.set_exception(exc)
+
+        def one_done(_: Future) -> None:
+            with lock:
+                remaining[0] -= 1
+                if remaining[0]:
+                    return
+            complete()
+
+        for future in futures:
+            future.add_done_callback(one_done)
+        if not futures:
+            complete()
+        return combined
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=False)

@@ -17,6 +17,7 @@ import contextlib
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 import cv2
@@ -79,14 +80,20 @@ class PriorityExecutor:
     def queued(self, priority: str) -> int:
         return len(self._queues[priority])
 
-    async def run(self, priority: str, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(*args)`` on an image thread when its class's turn comes."""
+    async def run(self, priority: str, fn: Callable[..., Any], *args: Any,
+                  then: Callable[[Any], Future[T]] | None = None) -> T:
+        """Run ``fn(*args)`` on an image thread when its class's turn comes.
+
+        With ``then``, the image thread hands ``fn``'s result to ``then``, which starts
+        the next step elsewhere (storing outputs on the I/O threads) and returns its
+        future, and goes on to its next job; this returns that step's result. The loop
+        then wakes once per job, not once for the render and again for each write."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future = loop.create_future()
         with self._ready:
             if self._stopping:
                 raise RuntimeError("the image threads are shutting down")
-            self._queues[priority].append((fn, args, future, loop))
+            self._queues[priority].append((fn, args, then, future, loop))
             self._ready.notify()
         return await future
 
@@ -101,11 +108,14 @@ class PriorityExecutor:
 
     def _work(self) -> None:
         while (item := self._next()) is not None:
-            fn, args, future, loop = item
+            fn, args, then, future, loop = item
             if future.cancelled():  # its job was abandoned while it waited
                 continue
             try:
                 result = fn(*args)
+                if then is not None:
+                    _settle_when_done(loop, future, then(result))
+                    continue
             except BaseException as exc:  # the caller's to handle, on its loop
                 _settle(loop, future, exc, failed=True)
             else:
@@ -120,7 +130,20 @@ class PriorityExecutor:
             thread.join()
 
 
-_Item = tuple[Callable[..., Any], tuple, asyncio.Future, asyncio.AbstractEventLoop]
+_Item = tuple[Callable[..., Any], tuple, Callable[[Any], Future] | None, asyncio.Future,
+              asyncio.AbstractEventLoop]
+
+
+def _settle_when_done(loop: asyncio.AbstractEventLoop, future: asyncio.Future,
+                      step: Future) -> None:
+    """Hand ``step``'s outcome to ``future`` once it ends (on whichever thread ends it)."""
+
+    def done(finished: Future) -> None:
+        error = finished.exception()
+        _settle(loop, future, error if error is not None else finished.result(),
+                failed=error is not None)
+
+    step.add_done_callback(done)
 
 
 def _settle(loop: asyncio.AbstractEventLoop, future: asyncio.Future, value: Any,

@@ -10,8 +10,10 @@ import time
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from pipeline.kafka import local as localkafka
+from pipeline.kafka.nodeconfig import SINGLE_NODE_METADATA_IDLE_MS
 from tests.conftest import make_env
 
 pytestmark = pytest.mark.kafka
@@ -124,3 +126,22 @@ def test_status_finds_a_broker_started_elsewhere(kafka, tmp_path):
     gone = imgpipe("kafka", "status", "--data-dir", str(tmp_path / "none"),
                    env={"IMGPIPE_BROKER": f"kafka://127.0.0.1:{localkafka.free_port()}"})
     assert gone.returncode == 1 and "nothing answers" in gone.stdout
+
+
+def test_a_single_node_writes_idle_metadata_records_rarely(kafka):
+    """The broker took the setting (an unknown or misspelt one is only logged)."""
+
+    async def effective_config() -> dict[str, str]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+        await admin.start()
+        try:
+            [response] = await admin.describe_configs(
+                [ConfigResource(ConfigResourceType.BROKER, "1")])
+        finally:
+            await admin.close()
+        [resource] = response.to_object()["resources"]
+        return {entry["config_names"]: entry["config_value"]
+                for entry in resource["config_entries"]}
+
+    config = asyncio.run(effective_config())
+    assert config["metadata.max.idle.interval.ms"] == str(SINGLE_NODE_METADATA_IDLE_MS)

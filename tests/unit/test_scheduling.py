@@ -1,6 +1,9 @@
 import asyncio
 import threading
 import time
+from concurrent.futures import Future
+
+import pytest
 
 from pipeline.worker.scheduling import PriorityExecutor, PriorityPicker
 
@@ -90,3 +93,51 @@ def test_a_thread_takes_its_next_job_without_the_event_loop():
 
     moved_on, results = asyncio.run(main())
     assert moved_on and results == ["first", None]
+
+
+def test_then_frees_the_thread_and_the_job_ends_with_the_next_step():
+    step = Future()
+    handed: list = []
+    second_done = threading.Event()
+
+    def then(rendered):
+        handed.append((rendered, threading.current_thread().name))
+        return step
+
+    async def main():
+        pool = PriorityExecutor(1, {})
+        first = asyncio.ensure_future(pool.run("normal", lambda: "pixels", then=then))
+        second = asyncio.ensure_future(pool.run("normal", second_done.set))
+        # The only thread ran the second job while the first job's step had not ended.
+        assert await asyncio.wait_for(second, 30) is None
+        assert not first.done()
+        step.set_result("stored")
+        result = await asyncio.wait_for(first, 30)
+        pool.shutdown()
+        return result
+
+    assert asyncio.run(main()) == "stored"
+    assert handed[0][0] == "pixels" and handed[0][1].startswith("imgpipe-img_")
+
+
+@pytest.mark.parametrize("failing", ["step", "then"])
+def test_then_failures_reach_the_caller(failing):
+    def then(_):
+        if failing == "then":
+            raise RuntimeError("could not start the writes")
+        step = Future()
+        step.set_exception(OSError("disk full"))
+        return step
+
+    async def main():
+        pool = PriorityExecutor(1, {})
+        try:
+            with pytest.raises((OSError, RuntimeError)) as caught:
+                await pool.run("normal", lambda: "pixels", then=then)
+            assert await pool.run("normal", lambda: 7) == 7  # the thread lives on
+        finally:
+            pool.shutdown()
+        return caught.value
+
+    error = asyncio.run(main())
+    assert str(error) == ("could not start the writes" if failing == "then" else "disk full")
