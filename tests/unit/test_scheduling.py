@@ -31,20 +31,23 @@ def test_no_share_means_strict_priority():
 def test_executor_runs_high_before_queued_low():
     order = []
     gate = threading.Event()
+    busy = threading.Event()
 
     def work(name):
         if name == "blocker":
-            gate.wait(5)
+            busy.set()
+            gate.wait(30)
         order.append(name)
         return name
 
     async def main():
         pool = PriorityExecutor(1, {"low": 0.0})
         blocker = asyncio.ensure_future(pool.run("low", work, "blocker"))
-        await asyncio.sleep(0.05)  # the only thread is now busy
+        await asyncio.sleep(0)  # queue it
+        assert busy.wait(30)  # the only thread is now busy
         lows = [asyncio.ensure_future(pool.run("low", work, f"low{i}")) for i in range(3)]
         highs = [asyncio.ensure_future(pool.run("high", work, f"high{i}")) for i in range(2)]
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0)  # every one of them queued
         assert pool.queued("low") == 3 and pool.queued("high") == 2
         gate.set()
         results = await asyncio.gather(blocker, *lows, *highs)
