@@ -38,22 +38,20 @@ class BoundedExecutor:
         (the image threads, one job's outputs each) bound it themselves."""
         combined: Future[R] = Future()
         futures = [self._pool.submit(fn, *args) for args in calls]
-        remaining = [len(futures)]
+        remaining = len(futures)
         lock = threading.Lock()
 
         def complete() -> None:
-            errors = [f.exception() for f in futures if f.exception() is not None]
-            try:
-                if errors:
-                    raise errors[0]
+            try:  # result() raises the first failed call's error, in call order
                 combined.set_result(finish([f.result() for f in futures]))
             except BaseException as exc:  # a call's error, or finish's own
                 combined.set_exception(exc)
 
         def one_done(_: Future) -> None:
+            nonlocal remaining
             with lock:
-                remaining[0] -= 1
-                if remaining[0]:
+                remaining -= 1
+                if remaining:
                     return
             complete()
 
