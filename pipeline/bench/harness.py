@@ -44,8 +44,12 @@ class BenchPipeline:
         port = localkafka.free_port()
         name = f"w{len(self.workers) + 1}"
         log = self.root / f"{name}.log"
-        proc = start_worker({**self.env, "IMGPIPE_DATA_DIR": str(self.root / name)}, log, port)
-        self.workers.append(proc)  # before the wait: stopped even if it never comes up
+        # A SIGTERM while Popen is returning would leave a started worker off the list
+        # that the cleanup stops; it is held until the worker is on it.
+        with _sigterm_held():
+            proc = start_worker({**self.env, "IMGPIPE_DATA_DIR": str(self.root / name)},
+                                log, port)
+            self.workers.append(proc)  # before the wait: stopped even if it never comes up
         wait_healthy(proc, f"http://127.0.0.1:{port}", log, timeout=90)
         return port
 
@@ -78,9 +82,32 @@ def bench_pipeline(echo=print, **overrides: str) -> Iterator[BenchPipeline]:
             signal.signal(signal.SIGTERM, previous)
 
 
+_held = {"depth": 0, "pending": False}
+
+
 def _exit_on_sigterm() -> object:
     """SIGTERM (a CI timeout, `kill`) exits through the cleanup like Ctrl-C does, instead
     of leaving the broker and workers running; returns the handler it replaced."""
     if threading.current_thread() is not threading.main_thread():
         return None
-    return signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+
+    def on_sigterm(signum: int, _frame: object) -> None:
+        if _held["depth"]:
+            _held["pending"] = True
+        else:
+            sys.exit(128 + signum)
+
+    return signal.signal(signal.SIGTERM, on_sigterm)
+
+
+@contextmanager
+def _sigterm_held() -> Iterator[None]:
+    """Run the block whole: a SIGTERM arriving inside exits right after it."""
+    _held["depth"] += 1
+    try:
+        yield
+    finally:
+        _held["depth"] -= 1
+    if _held["pending"] and not _held["depth"]:
+        _held["pending"] = False
+        sys.exit(128 + signal.SIGTERM)
