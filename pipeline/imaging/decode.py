@@ -36,8 +36,11 @@ Image.MAX_IMAGE_PIXELS = 200_000_000
 # Pillow moves pixels in MAXBLOCK pieces (reads for decoders, Image.tobytes, encoders) and
 # releases and retakes the GIL around each piece. With its 64 KiB, one 2 MP job retook the
 # GIL ~45 times, each a chance to queue behind the worker's event loop thread while a core
-# idled (docs/performance.md, fix 16). Buffers of this size are transient.
-ImageFile.MAXBLOCK = 4 << 20
+# idled (docs/performance.md, fix 16). 16 MiB: the pixels of up to 5.5 MP RGB come out of
+# tobytes in one piece (no join copy), and pieces stay under the worker's mmap threshold
+# (pipeline/worker/memory.py), so they come from the arenas the image threads reuse. 4 MiB
+# pieces fragmented those arenas: +100 MiB peak RSS on the 12 MP bench (fix 21).
+ImageFile.MAXBLOCK = 16 << 20
 #: Most scans a JPEG may have (progressive encoders write about 10; each scan is a full
 #: pass of the decoder, so 5,000 repeated scans cost a minute).
 MAX_JPEG_SCANS = 100
