@@ -50,6 +50,10 @@ def file_uri(absolute: Path) -> str:
     return "file://" + quote(str(absolute), safe="/=")
 
 
+#: Most folders a store remembers having made (one per job, so the set is bounded).
+MADE_DIRS_REMEMBERED = 4096
+
+
 class LocalObjectStore(ObjectStore):
     """Objects as files under ``root``; URIs are absolute ``file://`` URIs."""
 
@@ -59,7 +63,9 @@ class LocalObjectStore(ObjectStore):
         self.root = Path(root).resolve()
         self._root_text = str(self.root)
         self._root_prefix = self._root_text.rstrip("/") + "/"
-        self._made_dirs: set[Path] = set()  # folders put() knows exist (saves a mkdir each)
+        # Folders put() knows exist (saves a mkdir per output after a job's first). Every
+        # job has its own folder, so this is forgotten whenever it fills, never kept whole.
+        self._made_dirs: set[Path] = set()
 
     @classmethod
     def from_url(cls, url: str) -> LocalObjectStore:
@@ -154,6 +160,8 @@ class LocalObjectStore(ObjectStore):
 
     def _make_dir(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
+        if len(self._made_dirs) >= MADE_DIRS_REMEMBERED:
+            self._made_dirs.clear()  # at worst a folder in use is made again (exist_ok)
         self._made_dirs.add(folder)
 
     @staticmethod

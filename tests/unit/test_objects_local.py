@@ -189,6 +189,17 @@ def test_put_recreates_a_folder_removed_after_an_earlier_put(store):
     assert [p.name for p in (store.root / "outputs/dt=2026-01-01/a").iterdir()] == ["y.png"]
 
 
+def test_the_folders_a_store_remembers_are_bounded(store, monkeypatch):
+    # every job writes into its own folder: a set of all of them grew with every job
+    monkeypatch.setattr(local, "MADE_DIRS_REMEMBERED", 8)
+    uris = [store.put(f"outputs/dt=2026-01-01/job{i}/a.png", b"%d" % i, "image/png")
+            for i in range(30)]
+    assert 0 < len(store._made_dirs) <= 8
+    again = store.put("outputs/dt=2026-01-01/job0/b.png", b"b", "image/png")  # forgotten
+    assert [store.get(u, 10) for u in uris] == [b"%d" % i for i in range(30)]
+    assert store.get(again, 10) == b"b"
+
+
 def test_a_crashed_writes_temp_file_is_removed_and_a_live_one_kept(store, tmp_path):
     import time
 
