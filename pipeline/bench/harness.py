@@ -57,15 +57,20 @@ class BenchPipeline:
 @contextmanager
 def bench_pipeline(echo=print, **overrides: str) -> Iterator[BenchPipeline]:
     """Kafka on a free port plus topics and local stores in a temp folder; cleaned up."""
-    root = Path(tempfile.mkdtemp(prefix="imgpipe-bench-"))
-    state = localkafka.up(localkafka.free_port(), root / "kafka", echo=lambda m: None)
-    prefix = f"b{uuid.uuid4().hex[:6]}"
-    env = {"IMGPIPE_BROKER": f"kafka://{state.bootstrap}", "IMGPIPE_APP_ID": prefix,
-           "IMGPIPE_TOPIC_PREFIX": prefix, "IMGPIPE_OBJECT_STORE": f"file://{root}/objects",
-           "IMGPIPE_METADATA_URL": f"sqlite:///{root}/metadata.db", **overrides}
-    pipeline = BenchPipeline(root, env, state.pid)
     previous = _exit_on_sigterm()
+    root = Path(tempfile.mkdtemp(prefix="imgpipe-bench-"))
+    workers: list = []
     try:
+        # Held: a broker launched but not yet in its state file could not be stopped.
+        with _sigterm_held():
+            state = localkafka.up(localkafka.free_port(), root / "kafka",
+                                  echo=lambda m: None)
+        prefix = f"b{uuid.uuid4().hex[:6]}"
+        env = {"IMGPIPE_BROKER": f"kafka://{state.bootstrap}", "IMGPIPE_APP_ID": prefix,
+               "IMGPIPE_TOPIC_PREFIX": prefix,
+               "IMGPIPE_OBJECT_STORE": f"file://{root}/objects",
+               "IMGPIPE_METADATA_URL": f"sqlite:///{root}/metadata.db", **overrides}
+        pipeline = BenchPipeline(root, env, state.pid, workers)
         create_topics(pipeline.settings)
         echo(f"kafka {state.bootstrap}, topics {prefix}.*, data in {root}")
         yield pipeline
@@ -74,12 +79,13 @@ def bench_pipeline(echo=print, **overrides: str) -> Iterator[BenchPipeline]:
             echo(f"--- tail of {log.name} ---\n{log.read_text(errors='replace')[-3000:]}")
         raise
     finally:
-        for proc in pipeline.workers:
-            stop_worker(proc)
-        localkafka.down(root / "kafka", echo=lambda m: None)
-        shutil.rmtree(root, ignore_errors=True)
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        with _sigterm_held():  # a second SIGTERM does not cut the cleanup short
+            for proc in workers:
+                stop_worker(proc)
+            localkafka.down(root / "kafka", echo=lambda m: None)
+            shutil.rmtree(root, ignore_errors=True)
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
 
 _held = {"depth": 0, "pending": False}

@@ -133,6 +133,31 @@ def test_a_terminated_bench_stops_its_broker_and_workers(tmp_path):
     assert not os.path.exists(root)
 
 
+def test_a_bench_terminated_while_its_broker_starts_stops_it(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "bench", "--images", "1",
+                             "--size", "64x64", "--rounds", "1"],
+                            env={**os.environ, "TMPDIR": str(tmp_path)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # The broker is launched once a process names the bench's folder; it takes
+        # seconds more to answer, and the signal lands in that window.
+        deadline = time.monotonic() + 120
+        roots: list = []
+        while time.monotonic() < deadline and not (
+                roots and _processes_naming(str(roots[0]))):
+            roots = sorted(tmp_path.glob("imgpipe-bench-*"))
+            time.sleep(0.05)
+        assert roots and _processes_naming(str(roots[0])), "the broker never started"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=180) == 128 + signal.SIGTERM
+    finally:
+        proc.kill()
+        proc.wait()
+    left = {pid: _command(pid) for pid in _processes_naming(str(roots[0]))}
+    assert left == {}
+    assert not roots[0].exists()
+
+
 def _command(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
