@@ -128,9 +128,7 @@ def test_a_terminated_bench_stops_its_broker_and_workers(tmp_path):
     finally:
         proc.kill()
         proc.wait()
-    left = {pid: _command(pid) for pid in _processes_naming(root)}
-    assert left == {}
-    assert not os.path.exists(root)
+    _assert_nothing_left(root)
 
 
 def test_a_bench_terminated_while_its_broker_starts_stops_it(tmp_path):
@@ -153,9 +151,14 @@ def test_a_bench_terminated_while_its_broker_starts_stops_it(tmp_path):
     finally:
         proc.kill()
         proc.wait()
-    left = {pid: _command(pid) for pid in _processes_naming(str(roots[0]))}
+    _assert_nothing_left(str(roots[0]))
+
+
+def _assert_nothing_left(root: str) -> None:
+    """No process names the bench's folder any more, and the folder is gone."""
+    left = {pid: _command(pid) for pid in _processes_naming(root)}
     assert left == {}
-    assert not roots[0].exists()
+    assert not os.path.exists(root)
 
 
 def _command(pid: int) -> str:
