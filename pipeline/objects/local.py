@@ -64,7 +64,7 @@ class LocalObjectStore(ObjectStore):
         self._root_text = str(self.root)
         self._root_prefix = self._root_text.rstrip("/") + "/"
         # Folders put() knows exist (saves a mkdir per output after a job's first). Every
-        # job has its own folder, so this is forgotten whenever it fills, never kept whole.
+        # job has its own folder, so the set is cleared whenever it fills (bounded memory).
         self._made_dirs: set[Path] = set()
 
     @classmethod
