@@ -39,7 +39,7 @@ class AgentContext:
 
         return cls(settings=app.pipeline_settings, runtime=app.runtime,
                    topics=app.topic_names, states=app.job_states,
-                   outbox=Outbox(produce, app.topic_names.dlq),
+                   outbox=Outbox(produce, app.topic_names.dlq, app.runtime.group.attest),
                    count_outcome=app.throughput.count, in_flight=in_flight)
 
 

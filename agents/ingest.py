@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from agents.context import AgentContext, context_of
@@ -10,10 +11,12 @@ from agents.events import key_text, origin, raw_value, records_of
 from agents.refusals import refuse
 from agents.routing import Delivery
 from pipeline import metrics
-from pipeline.errors import PermanentError
+from pipeline.authority import ReplayMarker, authority_headers
+from pipeline.errors import InvalidRequest, PermanentError
 from pipeline.jobs.storage_events import header_pairs, storage_event
 from pipeline.jobs.storage_jobs import JOB
-from pipeline.tenancy import Principal, signature_of
+from pipeline.models import MAX_EVENT_BYTES, JobRequest, job_request_from_dict, loads_bounded
+from pipeline.tenancy import NotAuthorized, Principal
 from pipeline.worker.app import app
 from tables import transitions
 
@@ -26,9 +29,12 @@ async def admit(ctx: AgentContext, event: Any, routed: list) -> list[Delivery]:
     raw = raw_value(event)
     sender: Principal | None = None
     try:
-        sender = ctx.runtime.tenancy.event_sender(event.headers, raw)
-        stored = storage_event(raw, event.headers)
-        if stored is None:
+        authority = ctx.runtime.authority.judge(event.headers, raw)
+        sender = authority.sender
+        stored = None if authority.internal else storage_event(raw, event.headers)
+        if authority.internal:  # one of our own records: its admitted job, as it was
+            request, _ = ctx.runtime.admission.admit_request(admitted_request(raw), sender)
+        elif stored is None:
             request, _ = ctx.runtime.admission.admit(raw, sender)
         else:
             made, outcome = ctx.runtime.storage_jobs.request_for(stored)
@@ -38,6 +44,8 @@ async def admit(ctx: AgentContext, event: Any, routed: list) -> list[Delivery]:
                          stored.uri[:300], outcome)
                 return []
             request, _ = ctx.runtime.admission.admit_request(made, sender)
+        if authority.replay is not None:
+            request = replayed(request, authority.replay)
     except PermanentError as exc:
         return [await refuse(ctx, event, exc, "ingest", work_record=False, sender=sender)]
     if key_text(event) != request.job_id:
@@ -45,7 +53,7 @@ async def admit(ctx: AgentContext, event: Any, routed: list) -> list[Delivery]:
         # storage notification keeps its attributes (they say what it is).
         log.info("re-keying job_id=%s (event key %r)", request.job_id, key_text(event))
         headers = header_pairs(event.headers) if stored is not None \
-            else signature_of(event.headers)
+            else authority_headers(event.headers)
         return [await ctx.outbox.send(ctx.topics.ingest, request.job_id, raw,
                                       headers=headers)]
     if stored is not None:  # counted once, when keyed by its job (not before a re-key)
@@ -65,6 +73,29 @@ async def admit(ctx: AgentContext, event: Any, routed: list) -> list[Delivery]:
                                      request.to_json())
     routed.append((request, delivery, event, state["updated_at"] if state else None))
     return [delivery]
+
+
+def admitted_request(raw: bytes | None) -> JobRequest:
+    """The job in one of our own records (a work record, or the ``request`` of a retry
+    or dead-letter record; never a dead letter's ``raw`` event, which was not admitted)."""
+    data = loads_bounded(raw, max_bytes=2 * MAX_EVENT_BYTES)
+    request = data.get("request") if isinstance(data, dict) and (
+        "request" in data or "reason" in data or "retry_at" in data) else data
+    if not isinstance(request, dict):
+        raise InvalidRequest("the record carries no admitted job (a refused event stays "
+                             "refused)", "no_admitted_job")
+    return job_request_from_dict(request)
+
+
+def replayed(request: JobRequest, marker: ReplayMarker) -> JobRequest:
+    """``request`` as replayed by the operator of ``marker``, who must be allowed to act
+    for the job's tenant (the job keeps its own rights; the operator adds only the
+    replay and, if asked, ``force``)."""
+    if not marker.operator.may_act_for(request.tenant or ""):
+        raise NotAuthorized(f"this token may not replay jobs of tenant {request.tenant!r}",
+                            "tenant_not_allowed")
+    return replace(request, attempt=0, replayed_from=marker.origin,
+                   force=request.force or marker.force)
 
 
 async def admit_safely(ctx: AgentContext, event: Any, routed: list) -> list[Delivery]:

@@ -14,6 +14,7 @@ from aiokafka import errors as kafka_errors
 from agents.events import job_id_hint, origin, raw_value
 from pipeline import metrics
 from pipeline.records import DeadLetter
+from pipeline.tenancy import AUTH_HEADER, header_text
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +63,21 @@ class Outbox:
     time, measured).
     """
 
-    def __init__(self, produce: Produce, dlq_topic: str) -> None:
+    def __init__(self, produce: Produce, dlq_topic: str,
+                 attest: Callable[[bytes], list[tuple[str, bytes]]] | None = None) -> None:
         self._produce = produce
         self.dlq_topic = dlq_topic
+        self._attest = attest
 
     async def send(self, topic_name: str, job_id: str | None,
                    value: dict[str, Any] | bytes, headers: Headers = None) -> Delivery:
-        """Queue a record; returns its Delivery (pass it to ``confirm`` before acking)."""
+        """Queue a record; returns its Delivery (pass it to ``confirm`` before acking).
+        A record of our own (no ``headers`` given) is attested by the group key; one
+        sent on with its sender's headers keeps the sender's authority only."""
         payload = value if isinstance(value, bytes) else json.dumps(
             value, separators=(",", ":")).encode()
+        if headers is None and self._attest is not None:
+            headers = self._attest(payload)
         key = _key(job_id)
         return Delivery(topic_name, key, payload, headers,
                         await self._produce(topic_name, key, payload, headers))
@@ -88,7 +95,8 @@ class Outbox:
         ``job_id`` (None: none is known), else the best the event names."""
         return await self.dead_letter(DeadLetter.of_event(
             job_id_hint(event) if job_id is HINT else job_id, reason, message,
-            stage=stage, raw=raw_value(event), source_topic=origin(event)))
+            stage=stage, raw=raw_value(event), source_topic=origin(event),
+            auth=header_text(getattr(event, "headers", None), AUTH_HEADER)))
 
     async def confirm(self, deliveries: list[Delivery]) -> None:
         """Wait until every queued record is acknowledged by the brokers.

@@ -8,15 +8,17 @@ these instead of building or parsing dicts by hand.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypedDict
 
 from pipeline.errors import InvalidRequest
+from pipeline.models import loads_bounded
 
 #: Characters of an unparsable event kept in its dead letter.
 MAX_RAW_CHARS = 4096
+#: A signed event is kept whole up to this size (an ingest event's own limit).
+MAX_SIGNED_RAW_BYTES = 64 * 1024
 
 
 class JobState(TypedDict, total=False):
@@ -70,13 +72,20 @@ class DeadLetter:
     source_topic: str | None = None  # topic/partition/offset of the event
     request: dict[str, Any] | None = None
     raw: str | None = None  # the event's first characters, when it had no usable request
+    auth: str | None = None  # the raw event's imgpipe-auth signature (replay re-sends it)
 
     @classmethod
     def of_event(cls, job_id: str | None, reason: str, message: str, *, stage: str,
-                 raw: bytes | None = None, source_topic: str | None = None) -> DeadLetter:
-        """For an event that could not be used: its raw value travels with it."""
-        text = raw[:MAX_RAW_CHARS].decode("utf-8", errors="replace") if raw else None
-        return cls(job_id, reason, message, stage, source_topic=source_topic, raw=text)
+                 raw: bytes | None = None, source_topic: str | None = None,
+                 auth: str | None = None) -> DeadLetter:
+        """For an event that could not be used: its raw value travels with it, whole
+        and with its signature (``auth``) if it was signed, so replay can send it again
+        with the authority it had and no more; else its first characters."""
+        whole = auth is not None and raw is not None and len(raw) <= MAX_SIGNED_RAW_BYTES
+        text = (raw if whole else raw[:MAX_RAW_CHARS]).decode("utf-8", errors="replace") \
+            if raw else None
+        return cls(job_id, reason, message, stage, source_topic=source_topic, raw=text,
+                   auth=auth if whole else None)
 
     @classmethod
     def of_request(cls, job_id: str, reason: str, message: str, *, stage: str,
@@ -88,6 +97,8 @@ class DeadLetter:
         record = asdict(self)
         if record["raw"] is None or self.request is not None:
             del record["raw"]
+        if record.get("raw") is None or self.auth is None:
+            del record["auth"]
         return record
 
     @classmethod
@@ -101,7 +112,7 @@ class DeadLetter:
                    failed_at=_number(data.get("failed_at")) or 0.0,
                    source_topic=_text(data.get("source_topic")),
                    request=request if isinstance(request, dict) else None,
-                   raw=_text(data.get("raw")))
+                   raw=_text(data.get("raw")), auth=_text(data.get("auth")))
 
 
 #: Where a retry record goes when its time comes.
@@ -208,7 +219,7 @@ def embedded_request(data: Any) -> dict[str, Any] | None:
     request = data.get("request") if "request" in data or "reason" in data else data
     if request is None and isinstance(data.get("raw"), str):
         try:
-            request = json.loads(data["raw"])
-        except ValueError:
+            request = loads_bounded(data["raw"])
+        except InvalidRequest:
             request = None
     return request if isinstance(request, dict) and "job_id" in request else None

@@ -79,6 +79,12 @@ class Settings:
                                     "admin rights (docs/api.md#tenants).")
     allow_open_api: bool = _setting(False, "Let a worker serve its API on a non-loopback "
                                     "address without any token (for a trusted network).")
+    group_key: str = _setting("", "Secret all workers share to attest their records and "
+                                 "sign peer requests (empty: derived from the tokens).",
+                                 secret=True)
+    peer_hosts: str = _setting("127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,"
+                               "fc00::/7,localhost", "Networks and host-name patterns at "
+                               "which the API asks other workers (peers) for their part.")
     batch_size: int = _setting(8, "Most normal-priority jobs in one processing batch.",
                                minimum=1)
     batch_window: float = _setting(0.01, "Seconds a normal-priority batch waits to fill "

@@ -6,7 +6,10 @@ IMGPIPE_API_TOKENS_FILE (JSON, below) and IMGPIPE_API_TOKEN (one admin token, te
 "default"); with neither, the pipeline is open and every caller is an admin.
 
     {"tokens": [{"token": "...", "tenant": "acme", "priorities": ["normal", "low"],
-                 "admin": false}]}
+                 "admin": false, "source_roots": ["gs://acme-photos/"]}]}
+
+``source_roots`` (optional) are roots outside the object store that this tenant's jobs may
+read (pipeline/jobs/sources.py).
 
 Job ids are qualified by tenant (pipeline.models.qualify_job_id), so two tenants can
 never address the same job, outputs, metadata row or state. Over HTTP the bearer token
@@ -31,6 +34,7 @@ from pipeline.models import DEFAULT_TENANT, PRIORITIES, TENANT_RE, qualify_job_i
 AUTH_HEADER = "imgpipe-auth"
 MIN_TOKEN_LENGTH = 12
 _VERSION = "v1"
+_ENTRY_KEYS = frozenset({"token", "tenant", "priorities", "admin", "source_roots"})
 
 
 class NotAuthorized(InvalidRequest):
@@ -51,6 +55,7 @@ class Principal:
     admin: bool = False
     priorities: frozenset[str] = frozenset(PRIORITIES)
     secret: bytes = field(default=b"", repr=False)
+    source_roots: tuple[str, ...] = ()
 
     @property
     def key_id(self) -> str:
@@ -94,6 +99,22 @@ class Tenancy:
     def enabled(self) -> bool:
         return bool(self._by_digest)
 
+    def digests(self) -> list[str]:
+        """The SHA-256 of every configured token (what the group key derives from)."""
+        return list(self._by_digest)
+
+    def principal_of_key(self, key_id: str) -> Principal | None:
+        """The principal whose token has public name ``key_id``, if any."""
+        return self._by_key_id.get(key_id)
+
+    def source_roots(self) -> dict[str, list[str]]:
+        """The roots each tenant's tokens grant its jobs (tokens file ``source_roots``)."""
+        roots: dict[str, list[str]] = {}
+        for principal in self._by_digest.values():
+            if principal.source_roots:
+                roots.setdefault(principal.tenant, []).extend(principal.source_roots)
+        return roots
+
     @classmethod
     def from_settings(cls, api_token: str, tokens_file: str) -> Tenancy:
         """The tokens of IMGPIPE_API_TOKEN (admin) and IMGPIPE_API_TOKENS_FILE."""
@@ -124,7 +145,7 @@ class Tenancy:
         when tokens are configured and the signature is missing or wrong."""
         if not self.enabled:
             return ANYONE
-        signature = _header(headers, AUTH_HEADER)
+        signature = header_text(headers, AUTH_HEADER)
         version, key_id, mac = (signature or "").split(" ", 2) if signature and \
             signature.count(" ") == 2 else ("", "", "")
         principal = self._by_key_id.get(key_id) if version == _VERSION else None
@@ -151,21 +172,16 @@ def token_principal(api_token: str, tokens_file: str) -> Principal:
     return Principal(DEFAULT_TENANT, admin=True, secret=api_token.encode())
 
 
-def signature_of(headers: Any) -> list[tuple[str, bytes]]:
-    """An event's imgpipe-auth header, to keep on a copy sent on (none if it has none)."""
-    signature = _header(headers, AUTH_HEADER)
-    return [(AUTH_HEADER, signature.encode())] if signature else []
-
-
-def _header(headers: Any, name: str) -> str | None:
-    """One header's text from Faust's or aiokafka's headers (a mapping or pairs)."""
+def header_text(headers: Any, name: str, limit: int = 256) -> str | None:
+    """One header's text from Faust's or aiokafka's headers (a mapping or pairs), cut at
+    ``limit`` characters."""
     if not headers:
         return None
     items = headers.items() if isinstance(headers, Mapping) else headers
     for key, value in items:
         if key == name and isinstance(value, bytes | str):
             text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
-            return text[:256]
+            return text[:limit]
     return None
 
 
@@ -187,8 +203,9 @@ def load_tokens_file(path: Path) -> list[Principal]:
 
 
 def _principal(entry: Any, where: str) -> Principal:
-    if not isinstance(entry, dict) or set(entry) - {"token", "tenant", "priorities", "admin"}:
-        raise ConfigError(f"{where}: an entry has token, tenant, priorities and admin only")
+    if not isinstance(entry, dict) or set(entry) - _ENTRY_KEYS:
+        raise ConfigError(f"{where}: an entry has token, tenant, priorities, admin and "
+                          "source_roots only")
     token, tenant = entry.get("token"), entry.get("tenant")
     if not isinstance(token, str) or len(token) < MIN_TOKEN_LENGTH or token != token.strip():
         raise ConfigError(f"{where}: the token must be at least {MIN_TOKEN_LENGTH} "
@@ -203,7 +220,12 @@ def _principal(entry: Any, where: str) -> Principal:
     admin = entry.get("admin", False)
     if not isinstance(admin, bool):
         raise ConfigError(f"{where}: admin must be true or false")
-    return Principal(tenant, admin, frozenset(priorities), token.encode())
+    roots = entry.get("source_roots", [])
+    if not isinstance(roots, list) or not all(
+            isinstance(r, str) and r.startswith(("gs://", "file://", "/")) for r in roots):
+        raise ConfigError(f"{where}: source_roots must be a list of gs://, file:// or "
+                          "absolute folder roots")
+    return Principal(tenant, admin, frozenset(priorities), token.encode(), tuple(roots))
 
 
 def new_token_entry(tenant: str, priorities: Iterable[str], admin: bool) -> dict[str, Any]:

@@ -108,7 +108,7 @@ def agent_kit(root: Path, **settings: str) -> Iterator[Kit]:
         ctx = AgentContext(
             settings=s, runtime=runtime, topics=names,
             states=JobStates(table, s.partitions),
-            outbox=Outbox(topics.produce, names.dlq),
+            outbox=Outbox(topics.produce, names.dlq, runtime.group.attest),
             count_outcome=lambda event, priority, outcome, jobs=1: outcomes.update(
                 {(priority, outcome): jobs}),
             in_flight=InFlight())

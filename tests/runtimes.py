@@ -22,3 +22,9 @@ def local_runtime(root: Path | str, **settings: str) -> Iterator[Runtime]:
         yield runtime
     finally:
         runtime.close()
+
+
+#: An upload folder of tenant "default" in the object store: its jobs may read what is
+#: under it (pipeline/jobs/sources.py); ``f"{SOURCES}/{storage_path(job_id)}/..."`` for
+#: another tenant's job.
+SOURCES = "sources/dt=2026-01-01"

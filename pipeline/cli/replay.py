@@ -37,7 +37,8 @@ def replay(topic, from_beginning, from_offset, from_time, to_offset, to_time, pa
     def progress(stats, final: bool) -> None:
         if final or stats.read % 200 == 0:
             click.echo(f"\rread {stats.read}  matched {stats.matched}  sent {stats.sent}  "
-                       f"skipped {stats.skipped}  {stats.rate:,.0f} rec/s", nl=final, err=True)
+                       f"skipped {stats.skipped}  refused {stats.refused}  unreadable "
+                       f"{stats.unreadable}  {stats.rate:,.0f} rec/s", nl=final, err=True)
 
     replayer = Replayer(settings_from_env(), topic, span, list(partitions) or None, filter_expr,
                         target, rate, dry_run, force, progress)
@@ -49,7 +50,9 @@ def replay(topic, from_beginning, from_offset, from_time, to_offset, to_time, pa
     else:
         note = f" (dry run: {stats.would_send} would be sent)" if dry_run else ""
         click.echo(f"replayed {replayer.topic} -> {replayer.target}: read {stats.read}, "
-                   f"matched {stats.matched}, sent {stats.sent}, skipped {stats.skipped}{note}")
+                   f"matched {stats.matched}, sent {stats.sent}, skipped {stats.skipped}, "
+                   f"refused for their authority {stats.refused}, unreadable "
+                   f"{stats.unreadable}{note}")
 
 
 COMMANDS = [replay]

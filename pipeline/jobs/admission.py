@@ -9,7 +9,7 @@ from functools import lru_cache
 from pipeline.errors import InvalidRequest
 from pipeline.jobs.rules import Rules, default_rules
 from pipeline.jobs.sources import SourcePolicy
-from pipeline.models import JobRequest, parse_job_request
+from pipeline.models import JobRequest, parse_job_request, tenant_of
 from pipeline.ops import Chain, Limits, compile_variants
 from pipeline.tenancy import ANYONE, NotAuthorized, Principal
 
@@ -64,10 +64,11 @@ class AdmissionPolicy:
                                      f"is not allowed here (allowed: "
                                      f"{', '.join(sorted(self.allowed_formats))})",
                                      "format_not_allowed")
-        self.sources.check(request.source)
+        tenant = tenant_of(request.job_id)  # the qualified id is the job's owner
+        self.sources.check(request.source, tenant)
         for chain in chains.values():
             for uri in chain.source_uris():
-                self.sources.check(uri)
+                self.sources.check(uri, tenant)
         return chains
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from pipeline.imaging.icc import to_srgb
 from pipeline.imaging.phash import phash
 from pipeline.imaging.placeholder import placeholders
 from pipeline.jobs.sources import SourcePolicy
-from pipeline.models import JobRequest, OutputInfo, storage_path
+from pipeline.models import DEFAULT_TENANT, JobRequest, OutputInfo, storage_path, tenant_of
 from pipeline.objects import ObjectStore
 from pipeline.ops import Chain, Encoded, Limits
 from pipeline.ops.base import RunContext
@@ -69,10 +70,9 @@ class Engine:
         self.object_store = store
         self.sources = sources
         self.limits = limits
-        self.context = RunContext(self._load_overlay, _observe_op)
 
-    def _load_overlay(self, uri: str, max_pixels: int) -> np.ndarray:
-        data = self.sources.read(uri, self.limits.max_source_bytes)
+    def _load_overlay(self, tenant: str, uri: str, max_pixels: int) -> np.ndarray:
+        data = self.sources.read(uri, tenant, self.limits.max_source_bytes)
         overlay = decode(data, max_pixels=max_pixels)
         return to_srgb(overlay.pixels, overlay.icc_profile)
 
@@ -82,16 +82,19 @@ class Engine:
     def fetch(self, request: JobRequest) -> bytes:
         """Read the source (I/O): SourceNotAllowed/NotFound, too large, or unavailable."""
         started = time.perf_counter()
-        data = self.sources.read(request.source, self.limits.max_source_bytes)
+        data = self.sources.read(request.source, tenant_of(request.job_id),
+                                 self.limits.max_source_bytes)
         metrics.SOURCE_BYTES.inc(len(data))
         metrics.STAGE_SECONDS.labels("fetch").observe(time.perf_counter() - started)
         return data
 
-    def render(self, data: bytes, chains: dict[str, Chain], *,
+    def render(self, data: bytes, chains: dict[str, Chain], *, tenant: str = DEFAULT_TENANT,
                structure_checked: bool = False) -> tuple[dict[str, Encoded], SourceSummary]:
         """Decode once and make every variant (CPU); returns the encodings and what was
-        learnt about the source. ``structure_checked``: as in ``decode``."""
+        learnt about the source. Overlays are read with ``tenant``'s rights;
+        ``structure_checked``: as in ``decode``."""
         started = time.perf_counter()
+        context = RunContext(partial(self._load_overlay, tenant), _observe_op)
 
         def plan(width: int, height: int, orientation: int) -> float:
             return max(chain.load_scale(width, height, orientation) for chain in chains.values())
@@ -113,9 +116,9 @@ class Engine:
             chain = chains[name]
             if animation is not None and chain.animated:
                 made[name] = chain.run_animation(animation.frames, animation.durations,
-                                                 animation.loop, ops, self.context)
+                                                 animation.loop, ops, context)
             else:
-                made[name] = chain.run(frame, ops, self.context, shared)
+                made[name] = chain.run(frame, ops, context, shared)
         summary = SourceSummary(phash(frame.pixels),
                                 {**(frame.facts or {}),
                                  **placeholders(frame.pixels, frame.icc_profile)})
@@ -135,6 +138,7 @@ class Engine:
 
     def run(self, request: JobRequest, chains: dict[str, Chain]) -> JobResult:
         """All three stages in the calling thread."""
-        encoded, summary = self.render(self.fetch(request), chains)
+        encoded, summary = self.render(self.fetch(request), chains,
+                                       tenant=tenant_of(request.job_id))
         return JobResult([self.store(request, n, e) for n, e in encoded.items()],
                          summary.phash, summary.image)

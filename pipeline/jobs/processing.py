@@ -23,7 +23,7 @@ from pipeline.jobs.budget import JobCost, OverBudget, estimate_cost
 from pipeline.jobs.engine import Engine, JobResult, SourceSummary
 from pipeline.jobs.isolation import run_isolated
 from pipeline.metadata import JobRecord
-from pipeline.models import JobRequest, OutputInfo, Status
+from pipeline.models import JobRequest, OutputInfo, Status, tenant_of
 from pipeline.ops import Chain, Encoded
 from pipeline.worker import timeline
 from pipeline.worker.faults import job_fault
@@ -114,7 +114,8 @@ def render_job(engine: Engine | None, job_id: str, data: bytes, chains: dict[str
     child), whose bytes passed ``estimate_cost`` (and so ``check_structure``)."""
     job_fault(job_id)
     with timeline.rendering(job_id):
-        return (engine or _child_engine()).render(data, chains, structure_checked=True)
+        return (engine or _child_engine()).render(data, chains, tenant=tenant_of(job_id),
+                                                  structure_checked=True)
 
 
 def _child_engine() -> Engine:

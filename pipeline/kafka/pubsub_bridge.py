@@ -23,7 +23,9 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 
+from pipeline.authority import REPLAY_HEADER
 from pipeline.errors import ImgpipeError
+from pipeline.group import GROUP_HEADER
 from pipeline.jobs.storage_events import storage_event
 from pipeline.jobs.storage_jobs import StorageJobs
 from pipeline.models import MAX_EVENT_BYTES
@@ -37,6 +39,8 @@ log = logging.getLogger(__name__)
 PULL_BATCH = 100
 #: Attributes kept per message (Pub/Sub allows 100; notifications carry 6-8).
 MAX_ATTRIBUTES = 32
+#: Headers that carry authority in our pipeline: never taken from a publisher.
+_OURS = frozenset({AUTH_HEADER, GROUP_HEADER, REPLAY_HEADER})
 
 
 @dataclass
@@ -46,13 +50,37 @@ class BridgeStats:
     rounds: int = 0
 
 
+def _utf8(text: str) -> bytes:
+    # Attributes arrive as text that may hold lone surrogates (JSON-escaped by a
+    # publisher): they cannot be encoded as they are, so they become U+FFFD.
+    return text.encode("utf-8", errors="replace")
+
+
 def record_of(data: bytes, attributes: dict[str, str], sender: Principal
               ) -> tuple[bytes, list[tuple[str, bytes]]]:
-    """The Kafka value and headers of one message. An ``imgpipe-auth`` attribute is
+    """The Kafka value and headers of one message. Our own authority headers are
     dropped (whoever can publish to the topic must not sign for us); the bridge signs."""
-    headers = [(key[:256], value[:1024].encode()) for key, value in
-               list(attributes.items())[:MAX_ATTRIBUTES] if key != AUTH_HEADER]
+    headers = [(_utf8(key[:256]).decode(), _utf8(value[:1024])) for key, value in
+               list(attributes.items())[:MAX_ATTRIBUTES] if key not in _OURS]
     return data, headers + sender.sign(data)
+
+
+def refusal_of(data: bytes, attributes: dict[str, str]) -> tuple[str, str] | None:
+    """(reason, message) if the message is not a bucket notification the bridge may
+    forward, else None. The bridge forwards notifications only: the job they make is
+    decided by the route that takes them (tenant, priority, preset; never ``force``),
+    so a JobRequest published to the subscription cannot borrow the bridge's token."""
+    if len(data) > MAX_EVENT_BYTES:  # Kafka would refuse it and block the rest
+        return "event_too_large", f"the message is {len(data)} bytes, more than " \
+                                  f"{MAX_EVENT_BYTES}"
+    headers = [(key, _utf8(value)) for key, value in attributes.items()]
+    try:
+        if storage_event(data, headers) is not None:
+            return None
+    except ImgpipeError as exc:
+        return exc.code, exc.message
+    return "not_a_notification", "the bridge forwards bucket notifications only (publish " \
+                                 "jobs to the API or the ingest topic, signed)"
 
 
 class PubSubBridge:
@@ -112,16 +140,18 @@ class PubSubBridge:
         for received in messages:
             message = received.message
             data = bytes(message.data)
-            if len(data) > MAX_EVENT_BYTES:  # Kafka would refuse it and block the rest
+            attributes = dict(message.attributes)
+            refused = refusal_of(data, attributes)
+            if refused is not None:
+                reason, text = refused
                 letter = DeadLetter.of_event(
-                    None, "event_too_large", f"Pub/Sub message {message.message_id} is "
-                    f"{len(data)} bytes, more than {MAX_EVENT_BYTES}", stage="bridge",
-                    raw=data, source_topic=self.subscription)
+                    None, reason, f"Pub/Sub message {message.message_id}: {text}",
+                    stage="bridge", raw=data, source_topic=self.subscription)
                 pending.append(await producer.send(self.settings.topic("dlq"),
                                                    value=_json(letter.to_dict())))
                 self.stats.dead_lettered += 1
                 continue
-            value, headers = record_of(data, dict(message.attributes), self.sender)
+            value, headers = record_of(data, attributes, self.sender)
             pending.append(await producer.send(self.settings.topic("ingest"), value=value,
                                                key=self.key_of(value, headers),
                                                headers=headers))

@@ -1,17 +1,21 @@
 """Topic replay: re-send a slice of a topic's history back into the pipeline.
 
 Reads with an independent consumer (no group: nothing is ever committed on the source),
-stops at the end offsets captured when it starts, and re-produces each matching job with
-a ``replayed_from`` marker, attempt 0, and ``force`` if asked. Idempotency comes from
-the pipeline itself: replayed jobs that are already DONE are answered from the jobs
-table unless forced, and forced ones overwrite their outputs and rows in place.
+stops at the end offsets captured when it starts, and re-sends each matching record to
+ingest exactly as it was, with the authority it had (its token signature or the group's
+attestation, pipeline/authority.py) and an ``imgpipe-replay`` marker signed by the
+operator: where it came from and whether to force it. Replay signs no job: ingest checks
+the record as if it were new, and what was refused for its authority stays refused
+(replay skips those dead letters and counts them). Idempotency comes from the pipeline
+itself: replayed jobs that are already DONE are answered from the jobs table unless
+forced, and forced ones overwrite their outputs and rows in place.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fnmatch
-import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,15 +25,18 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from pipeline.errors import ConfigError, ImgpipeError, broker_unreachable
-from pipeline.jobs.storage_events import header_pairs, storage_event
+from pipeline.authority import REPLAY_HEADER, replay_header
+from pipeline.errors import ConfigError, InvalidRequest, broker_unreachable
+from pipeline.jobs.storage_events import header_pairs
 from pipeline.kafka.security import kafka_options
 from pipeline.kafka.topics import SOURCE_TOPICS
-from pipeline.records import embedded_request
+from pipeline.models import MAX_EVENT_BYTES, loads_bounded
+from pipeline.records import DeadLetter, embedded_request
 from pipeline.settings import Settings
 from pipeline.tenancy import AUTH_HEADER, token_principal
 from pipeline.worker import faustcompat
 
+log = logging.getLogger(__name__)
 FILTER_FIELDS = ("job_id", "tenant", "priority", "reason", "stage")
 
 
@@ -99,38 +106,50 @@ def parse_filter(expr: str | None) -> Callable[[dict[str, Any]], bool]:
     return matches
 
 
-def notification_headers(value: bytes | None, headers: Any
-                         ) -> list[tuple[str, bytes]] | None:
-    """The headers to replay a bucket notification with (its attributes, never its old
-    signature); None if the record is no notification. A replayed notification names the
-    same object generation, so ingest makes (or finds) the same job: ``--force`` does not
-    apply to it (replay the job's work or dead-letter record to force it)."""
-    try:
-        if storage_event(value, headers) is None:
-            return None
-    except ImgpipeError:
-        return None
-    return [(k, v) for k, v in header_pairs(headers) if k != AUTH_HEADER]
+#: Dead letters of events refused for their authority: replay never sends them again.
+REFUSED_FOR_AUTHORITY = frozenset({"unauthenticated", "tenant_not_allowed",
+                                   "priority_not_allowed", "forbidden", "no_admitted_job"})
 
 
-def record_view(value: bytes) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """(fields for filtering, the job request to resend or None) of one record.
+def record_view(value: bytes | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(fields for filtering, the job request the record names or None) of one record;
+    InvalidRequest if it is not a record replay can read (bounded like ingest's parse).
 
     Understands job requests (ingest, priority topics), retry records (``request``) and
     dead-letter records (``request``, or the ``raw`` event that did not parse).
     """
-    try:
-        data = json.loads(value)
-    except (TypeError, ValueError):
-        return {}, None
+    data = loads_bounded(value, max_bytes=2 * MAX_EVENT_BYTES)
     if not isinstance(data, dict):
         return {}, None
     request = embedded_request(data)
     source = request or {}
-    view = {"job_id": data.get("job_id") or source.get("job_id"),
-            "tenant": source.get("tenant", "default"), "priority": source.get("priority"),
-            "reason": data.get("reason"), "stage": data.get("stage")}
+    view = {key: _text(value) for key, value in (
+        ("job_id", data.get("job_id") or source.get("job_id")),
+        ("tenant", source.get("tenant", "default")), ("priority", source.get("priority")),
+        ("reason", data.get("reason")), ("stage", data.get("stage")))}
     return view, request
+
+
+def _text(value: Any) -> str | None:
+    return value[:256] if isinstance(value, str) else None
+
+
+def resend_of(value: bytes | None, headers: Any) -> tuple[bytes, list[tuple[str, bytes]]] | None:
+    """What replay sends for one record: (value, headers) with the authority it had,
+    never more; None if it holds nothing to send. A dead letter of an event that did not
+    parse is its raw event with that event's own signature; any other record is sent
+    as it is, with its headers (signature, the group's attestation, a notification's
+    attributes), less an older replay marker."""
+    data = loads_bounded(value, max_bytes=2 * MAX_EVENT_BYTES)
+    if isinstance(data, dict) and "reason" in data and data.get("request") is None:
+        letter = DeadLetter.from_dict(data)
+        if not letter.raw:
+            return None
+        return letter.raw.encode(), [(AUTH_HEADER, letter.auth.encode())] if letter.auth \
+            else []
+    if value is None:
+        return None
+    return value, [(k, v) for k, v in header_pairs(headers) if k != REPLAY_HEADER]
 
 
 @dataclass
@@ -140,6 +159,8 @@ class ReplayStats:
     sent: int = 0
     would_send: int = 0
     skipped: int = 0
+    refused: int = 0  # dead letters refused for their authority: never sent again
+    unreadable: int = 0  # records no parser of ours can read
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -148,7 +169,8 @@ class ReplayStats:
 
     def to_dict(self) -> dict[str, int]:
         return {"read": self.read, "matched": self.matched, "sent": self.sent,
-                "would_send": self.would_send, "skipped": self.skipped}
+                "would_send": self.would_send, "skipped": self.skipped,
+                "refused": self.refused, "unreadable": self.unreadable}
 
 
 def resolve_topic(settings: Settings, name: str) -> str:
@@ -176,8 +198,8 @@ class Replayer:
         self.force = force
         self.progress = progress
         self.stats = ReplayStats()
-        # Replayed requests are signed by the operator's token: ingest admits those of
-        # the tenants it may act for (all, for an admin token).
+        # The operator signs only the replay marker: ingest lets it replay jobs of the
+        # tenants its token may act for (all, for an admin token).
         self.sender = token_principal(settings.api_token, settings.api_tokens_file)
 
     def run(self) -> ReplayStats:
@@ -269,36 +291,45 @@ class Replayer:
 
     async def _handle(self, producer, message) -> None:
         self.stats.read += 1
-        view, request = record_view(message.value)
+        try:
+            view, request = record_view(message.value)
+            resend = resend_of(message.value, message.headers)
+        except InvalidRequest as exc:  # a poison record: counted, logged once, skipped
+            self.stats.unreadable += 1
+            if self.stats.unreadable == 1:
+                log.warning("skipping unreadable record %s/%d@%d (%s); further ones are "
+                            "only counted", message.topic, message.partition,
+                            message.offset, exc.code)
+            self.progress(self.stats, False)
+            return
         if not self.matches(view):
             self.progress(self.stats, False)
             return
         self.stats.matched += 1
-        if request is None:
-            notification = notification_headers(message.value, message.headers)
-            if notification is not None:  # a bucket notification: ingest judges it again
-                await self._send(producer, message.key, message.value, notification)
+        if view.get("reason") in REFUSED_FOR_AUTHORITY or resend is None:
+            # refused for its authority: it stays refused; or nothing to send
+            if resend is None:
+                self.stats.skipped += 1
             else:
-                self.stats.skipped += 1  # not a job (an unparseable event): nothing to send
-                self.progress(self.stats, False)
+                self.stats.refused += 1
+            self.progress(self.stats, False)
             return
-        replayed = {**request, "attempt": 0,
-                    "replayed_from": {"topic": message.topic, "partition": message.partition,
-                                      "offset": message.offset, "at": time.time()}}
-        if self.force:
-            replayed["force"] = True
-        await self._send(producer, str(request["job_id"]).encode(),
-                         json.dumps(replayed).encode(), [])
+        value, headers = resend
+        origin = {"topic": message.topic, "partition": message.partition,
+                  "offset": message.offset, "at": round(time.time(), 3)}
+        headers.append(replay_header(self.sender, origin, self.force, value))
+        key = str(request["job_id"]).encode() if request and isinstance(
+            request.get("job_id"), str) else message.key
+        await self._send(producer, key, value, headers)
 
     async def _send(self, producer, key: bytes | None, value: bytes,
                     headers: list[tuple[str, bytes]]) -> None:
-        """Send one record (signed by this sender) at the rate asked, or count it."""
+        """Send one record at the rate asked, or count it."""
         self.stats.would_send += 1
         if producer is not None:
             if self.rate:
                 await asyncio.sleep(max(0.0, self.stats.sent / self.rate
                                         - (time.monotonic() - self.stats.started)))
-            await producer.send(self.target, value, key=key,
-                                headers=headers + self.sender.sign(value))
+            await producer.send(self.target, value, key=key, headers=headers)
             self.stats.sent += 1
         self.progress(self.stats, False)

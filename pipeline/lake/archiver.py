@@ -45,6 +45,7 @@ class _Buffer:
 class ArchiveStats:
     files: int = 0
     records: int = 0
+    unreadable: int = 0  # records archived by their position only
 
 
 class Archiver:
@@ -114,7 +115,14 @@ class Archiver:
             buffer = self._buffers[tp] = _Buffer(self.table_of[tp.topic], tp.partition, dt,
                                                  hour, first=message.offset)
         schema, make_row = TABLES[buffer.table]
-        row = make_row(message.value)
+        try:
+            row = make_row(message.value)
+        except Exception:  # a record no row can be made of: archived by its position only
+            self.stats.unreadable += 1
+            if self.stats.unreadable == 1:
+                log.exception("cannot read %s/%d@%d; archiving its position only (further "
+                              "ones are only counted)", tp.topic, tp.partition, message.offset)
+            row = {}
         row.update(kafka_topic=tp.topic, kafka_partition=tp.partition,
                    kafka_offset=message.offset, kafka_timestamp=message.timestamp,
                    schema_version=SCHEMA_VERSION)

@@ -14,8 +14,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from pipeline.errors import InvalidRequest
 from pipeline.metadata.base import phash_bits
-from pipeline.models import expand_outputs
+from pipeline.models import expand_outputs, loads_bounded
 from pipeline.records import DeadLetter, ResultRecord
 
 #: 2: results gained the source's facts, placeholder and pHash (nullable: version 1
@@ -90,14 +91,24 @@ INGEST = pa.schema([
 ])
 
 
+#: Latest instant a timestamp column takes (year 9999); anything else is null.
+_MAX_SECONDS = 253_402_300_799.0
+#: Largest record the archive parses (results carry outputs and history; events 64 KiB).
+MAX_RECORD_BYTES = 1 << 20
+
+
 def _ms(seconds: Any) -> int | None:
-    return int(seconds * 1000) if isinstance(seconds, int | float) else None
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+        return None
+    return int(seconds * 1000) if 0 <= seconds <= _MAX_SECONDS else None
 
 
 def _object(value: bytes | None) -> dict[str, Any] | None:
+    """The record as a JSON object, parsed with the same bounds as ingest's (size,
+    nesting, no NaN or Infinity); None for anything else."""
     try:
-        data = json.loads(value or b"")
-    except (ValueError, UnicodeDecodeError):
+        data = loads_bounded(value, max_bytes=MAX_RECORD_BYTES)
+    except InvalidRequest:
         return None
     return data if isinstance(data, dict) else None
 

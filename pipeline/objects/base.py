@@ -47,6 +47,18 @@ class ObjectStore(ABC):
             return False
         return True
 
+    def key_of(self, uri: str) -> str | None:
+        """The key ``uri`` names inside this store, judged from the URI alone (a clean
+        key, or None if it lies outside or names no clean key): whose object it is
+        depends on it (pipeline/jobs/sources.py)."""
+        start = self.uri_for("x")[:-1]
+        if not uri.startswith(start):
+            return None
+        try:
+            return check_key(uri[len(start):])
+        except SourceNotAllowed:
+            return None
+
     def claims(self, uri: str) -> bool:
         """Like ``owns`` but from the URI alone, without touching the backend: the
         cheap admission check. Reads always go through ``locate`` again."""

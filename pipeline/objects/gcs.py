@@ -12,6 +12,7 @@ import base64
 import hashlib
 import os
 import posixpath
+from functools import cached_property
 from pathlib import Path
 
 import requests
@@ -67,8 +68,18 @@ class GcsObjectStore(ObjectStore):
                            predicate=lambda exc: isinstance(exc, TRANSIENT))
         self.bucket_name = bucket
         self.prefix = prefix.strip("/")
-        self.client = client or make_client()
-        self.bucket = self.client.bucket(bucket)
+        if client is not None:
+            self.__dict__["client"] = client
+
+    @cached_property
+    def client(self) -> storage.Client:
+        """Made on first use: a store that only judges URIs (a granted source root at
+        admission) needs no credentials."""
+        return make_client()
+
+    @cached_property
+    def bucket(self) -> storage.Bucket:
+        return self.client.bucket(self.bucket_name)
 
     @classmethod
     def from_url(cls, url: str, retry_seconds: float = 30.0) -> GcsObjectStore:
@@ -167,4 +178,5 @@ class GcsObjectStore(ObjectStore):
             raise _convert(exc, uri) from exc
 
     def close(self) -> None:
-        self.client.close()
+        if "client" in self.__dict__:
+            self.client.close()

@@ -86,6 +86,18 @@ class LocalObjectStore(ObjectStore):
         except SourceNotAllowed:
             return False
 
+    def key_of(self, uri: str) -> str | None:
+        try:
+            path = os.path.normpath(os.path.abspath(path_from_file_uri(uri)))
+        except SourceNotAllowed:
+            return None
+        if not path.startswith(self._root_prefix):
+            return None
+        try:
+            return check_key(path[len(self._root_prefix):])
+        except SourceNotAllowed:
+            return None
+
     def _lexically_inside(self, path: Path) -> bool:
         return self._inside_text(os.path.normpath(os.path.abspath(path)))
 

@@ -26,8 +26,9 @@ from pipeline.models import QUALIFIED_JOB_ID_RE, display_name, expand_outputs, l
 from pipeline.ops.encode import CONTENT_TYPES
 from pipeline.settings import Settings
 from pipeline.tenancy import ANYONE, NotAuthorized, Principal
+from pipeline.web.bodies import read_body
 from pipeline.web.health import not_ready
-from pipeline.web.peers import fetch_json, forwarded, gather, is_self
+from pipeline.web.peers import fetch_json, gather, is_self
 from pipeline.worker import faustcompat
 
 log = logging.getLogger(__name__)
@@ -140,8 +141,7 @@ async def _save_part(part: BodyPartReader, path: Path, limit: int) -> None:
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
-    body = loads_bounded(await request.content.read(MAX_FORM_BYTES + 1),
-                         max_bytes=MAX_FORM_BYTES)
+    body = loads_bounded(await read_body(request, MAX_FORM_BYTES), max_bytes=MAX_FORM_BYTES)
     if not isinstance(body, dict):
         raise InvalidRequest("body must be a JSON object", "malformed_event")
     if not isinstance(body.get("source"), str) or not body["source"]:
@@ -225,7 +225,7 @@ class JobList(View):
         if request.query.get("scope") == "local":
             return self.json(await local())
         bodies, errors = await gather(self.app, "/api/jobs", dict(request.query),
-                                      dict(request.headers), local)
+                                      caller, local)
         merged = sorted((job for body in bodies for job in body["jobs"]), key=_newest_first)
         return self.json({"jobs": merged[page.offset:page.end],
                           "total": sum(body.get("total", 0) for body in bodies),
@@ -325,8 +325,8 @@ async def job_state(app: Any, request: Request, job_id: str) -> tuple[int, Any]:
         if record is not None:
             return 200, app.job_states.record_view(record)
         return 404, {"error": f"no job {job_id!r}", "code": "not_found", "job_id": job_id}
-    headers = forwarded(request.headers)
-    status, body = await fetch_json(app, owner.with_path(f"/api/jobs/{job_id}"), headers)
+    status, body = await fetch_json(app, owner.with_path(f"/api/jobs/{job_id}"),
+                                    principal_of(request))
     if status == 502:  # the owner died or is moving: the group will reassign its keys
         return 503, {**body, "code": "owner_unavailable"}
     return status, body

@@ -2,18 +2,25 @@
 
 Each worker holds only its partitions' table state, so list and stats endpoints ask every
 member for its local part (``?scope=local``) and merge. Members are known from the
-group's assignment (Faust's router); the caller's Authorization header is passed on.
+group's assignment (Faust's router). A peer is asked with the group's signature of the
+request and the caller's tenant and rights (pipeline/group.py), never with the caller's
+bearer token, and only at an address the group trusts (IMGPIPE_PEER_HOSTS); a member
+elsewhere is reported as an error of the merged answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 from yarl import URL
+
+from pipeline.group import PeerHosts
+from pipeline.tenancy import Principal
 
 log = logging.getLogger(__name__)
 PEER_TIMEOUT = 5.0
@@ -31,22 +38,33 @@ def member_urls(app: Any) -> list[URL]:
     return sorted((URL(h) for h in hosts), key=str)
 
 
-def forwarded(headers: Any) -> dict[str, str]:
-    """The request headers a peer is asked with: the caller's Authorization only."""
-    return {k: v for k, v in headers.items() if k.lower() == "authorization"}
-
-
 def is_self(app: Any, url: URL | str) -> bool:
     return _ident(url) == _ident(app.conf.canonical_url)
 
 
-async def fetch_json(app: Any, url: URL, headers: dict[str, str],
+def own_ident(app: Any) -> tuple[str, int]:
+    """This worker's (host, port) as its peers address it."""
+    return _ident(app.conf.canonical_url)
+
+
+async def fetch_json(app: Any, url: URL, caller: Principal,
                      payload: Any = None) -> tuple[int, Any]:
-    """GET ``url`` from a peer (POST ``payload`` as JSON, if given): (status, decoded
-    JSON), or (502, error) if unreachable."""
+    """GET ``url`` from a peer (POST ``payload`` as JSON, if given) on behalf of
+    ``caller``: (status, decoded JSON), or (502, error) if it is unreachable or not at an
+    address the group trusts."""
+    if not PeerHosts(app.pipeline_settings.peer_hosts).trusts(url.host or ""):
+        log.warning("not asking %s:%s: not in IMGPIPE_PEER_HOSTS", url.host, url.port)
+        return 502, {"error": f"worker {url.host}:{url.port} is not at an address the group "
+                              "trusts (IMGPIPE_PEER_HOSTS)", "code": "peer_untrusted"}
+    method = "GET" if payload is None else "POST"
+    body = b"" if payload is None else json.dumps(payload, separators=(",", ":")).encode()
+    headers = app.runtime.group.peer_headers(method, _ident(url), url.raw_path_qs, caller,
+                                             body)
+    if payload is not None:
+        headers["Content-Type"] = "application/json"
     try:
-        method = "GET" if payload is None else "POST"
-        async with app.http_client.request(method, url, headers=headers, json=payload,
+        async with app.http_client.request(method, url, headers=headers,
+                                           data=body if payload is not None else None,
                                            timeout=PEER_TIMEOUT) as reply:
             return reply.status, await reply.json(content_type=None)
     except (TimeoutError, OSError, ValueError, aiohttp.ClientError) as exc:
@@ -55,19 +73,17 @@ async def fetch_json(app: Any, url: URL, headers: dict[str, str],
                               f"({type(exc).__name__})", "code": "peer_unavailable"}
 
 
-async def gather(app: Any, path: str, query: dict[str, str], headers: dict[str, str],
+async def gather(app: Any, path: str, query: dict[str, str], caller: Principal,
                  local: Callable[[], Awaitable[Any]]) -> tuple[list[Any], list[str]]:
-    """Every member's local answer for ``path``: (bodies, errors of members that failed).
-
-    This worker's part comes from ``local()`` directly, the others' over HTTP.
-    """
-    forward = forwarded(headers)
+    """Every member's local answer for ``path`` as ``caller`` may see it: (bodies,
+    errors of members that failed). This worker's part comes from ``local()`` directly,
+    the others' over HTTP."""
 
     async def ask(url: URL) -> tuple[int, Any]:
         if is_self(app, url):
             return 200, await local()
         return await fetch_json(app, url.with_path(path).with_query({**query, "scope": "local"}),
-                                forward)
+                                caller)
 
     members = member_urls(app)
     answers = await asyncio.gather(*(ask(url) for url in members))

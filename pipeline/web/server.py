@@ -6,7 +6,7 @@
   authenticated (pipeline.tenancy): the caller's Principal is ``request["principal"]``.
   With tokens configured, ``/api/*`` needs a valid ``Authorization: Bearer <token>`` and
   everything else (Faust's ``/table/`` and ``/router/`` pages) an admin token. Peers
-  forward the header when they route a request.
+  ask each other with the group's signature instead (pipeline/group.py).
 - Every error answer is JSON ``{"error": ..., "code": ...}``, never a traceback or HTML.
 """
 
@@ -21,7 +21,11 @@ from typing import Any
 from aiohttp import web
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
-from pipeline.tenancy import Tenancy, check_exposure
+from pipeline.errors import InvalidRequest
+from pipeline.group import PEER_HEADER, GroupKey
+from pipeline.tenancy import Principal, Tenancy, check_exposure
+from pipeline.web.bodies import read_body
+from pipeline.web.peers import own_ident
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
@@ -64,13 +68,37 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     return response
 
 
-def auth_middleware(tenancy: Tenancy) -> Any:
+#: Largest body a peer request carries (a job-states lookup of 500 ids).
+MAX_PEER_BODY = 256 * 1024
+
+
+def auth_middleware(tenancy: Tenancy, group: GroupKey | None = None,
+                    me: Callable[[], tuple[str, int]] | None = None) -> Any:
     """aiohttp middleware: names the caller (``request["principal"]``); 401 without a
-    known token, 403 for an admin page without an admin token; open paths pass."""
+    known token, 403 for an admin page without an admin token; open paths pass. A peer
+    worker's request signed with the group key (pipeline/group.py) for this worker
+    (``me``: its host and port) speaks for the principal it names, on /api/ only."""
+
+    async def peer(request: web.Request, signed: str) -> Principal | None:
+        if group is None or me is None or not request.path.startswith("/api/"):
+            return None
+        try:
+            body = await read_body(request, MAX_PEER_BODY)
+        except InvalidRequest:
+            return None
+        return group.peer_principal(signed, request.method, me(), request.raw_path, body)
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in OPEN_PATHS or request.path.startswith(OPEN_PREFIXES):
+            return await handler(request)
+        signed = request.headers.get(PEER_HEADER)
+        if signed is not None and tenancy.enabled:
+            principal = await peer(request, signed)
+            if principal is None:
+                return error_json(401, "the peer request's signature does not hold",
+                                  "unauthenticated")
+            request["principal"] = principal
             return await handler(request)
         principal = tenancy.authenticate(request.headers.get("Authorization"))
         if principal is None:
@@ -95,7 +123,8 @@ class PipelineWeb(AiohttpWeb):
         tenancy = Tenancy.from_settings(settings.api_token, settings.api_tokens_file)
         check_exposure(settings.web_bind, tenancy, settings.allow_open_api)
         self.web_app.middlewares.append(json_errors)
-        self.web_app.middlewares.append(auth_middleware(tenancy))
+        self.web_app.middlewares.append(auth_middleware(
+            tenancy, app.runtime.group, lambda: own_ident(app)))
         self.web_app.router.add_static("/static/", STATIC_DIR, append_version=False)
         self.web_app.router.add_get("/", self._dashboard)
 

@@ -16,8 +16,15 @@ from yarl import URL
 
 from pipeline.errors import InvalidRequest
 from pipeline.models import Status, loads_bounded
-from pipeline.web.jobs import MAX_FORM_BYTES, load_changelog_metadata, scoped_job_id
-from pipeline.web.peers import fetch_json, forwarded, is_self
+from pipeline.web.bodies import read_body
+from pipeline.web.jobs import (
+    MAX_FORM_BYTES,
+    http_status,
+    load_changelog_metadata,
+    principal_of,
+    scoped_job_id,
+)
+from pipeline.web.peers import fetch_json, is_self
 
 #: Most job ids one call may ask for.
 MAX_IDS = 1000
@@ -92,7 +99,7 @@ async def job_states(app: Any, request: Request, ids: list[str], local_only: boo
             later.append(asked)
         else:
             by_owner.setdefault(owner, []).append((asked, scoped))
-    headers = forwarded(request.headers)
+    caller = principal_of(request)
 
     async def ask(owner: str, pairs: list[tuple[str, str]]) -> None:
         if is_self(app, owner):
@@ -106,7 +113,7 @@ async def job_states(app: Any, request: Request, ids: list[str], local_only: boo
         status, body = await fetch_json(
             app, URL(owner).with_path("/api/job-states").with_query(
                 {"scope": "local", "view": view}),
-            headers, {"job_ids": [scoped for _, scoped in pairs]})
+            caller, {"job_ids": [scoped for _, scoped in pairs]})
         if status != 200:  # the owner died or is moving: ask again shortly
             later.extend(asked for asked, _ in pairs)
             return
@@ -133,12 +140,13 @@ def requested_view(query: Any) -> str:
 class JobStates(View):
     async def post(self, request: Request) -> Response:
         try:
-            body = loads_bounded(await request.content.read(MAX_FORM_BYTES + 1),
+            body = loads_bounded(await read_body(request, MAX_FORM_BYTES),
                                  max_bytes=MAX_FORM_BYTES)
             ids = requested_ids(body)
             view = requested_view(request.query)
         except InvalidRequest as exc:
-            return self.json({"error": exc.message, "code": exc.code}, status=400)
+            return self.json({"error": exc.message, "code": exc.code},
+                             status=http_status(exc))
         local_only = request.query.get("scope") == "local"
         return self.json(await job_states(self.app, request, ids, local_only, view))
 

@@ -77,7 +77,7 @@ class Stats(View):
         async def local() -> dict[str, Any]:
             return local_counts(app, caller)
 
-        bodies, errors = await gather(app, "/api/stats", {}, dict(request.headers), local)
+        bodies, errors = await gather(app, "/api/stats", {}, caller, local)
         answer = merge_counts(bodies, app.throughput.window_seconds)
         if not caller.admin:  # consumer lag and the workers are everyone's traffic
             answer.pop("workers")

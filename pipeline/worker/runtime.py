@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from functools import cached_property
 
-from pipeline.errors import ConfigError, ImgpipeError
+from pipeline.authority import Authority
+from pipeline.group import GroupKey
 from pipeline.jobs.admission import AdmissionPolicy
 from pipeline.jobs.budget import MemoryGate, default_budget
 from pipeline.jobs.engine import Engine, EngineLimits
 from pipeline.jobs.rules import Rules, load_rules
-from pipeline.jobs.sources import SourcePolicy
+from pipeline.jobs.sources import SourcePolicy, split_roots
 from pipeline.jobs.storage_jobs import StorageJobs
 from pipeline.metadata import MetadataStore, open_metadata_store
 from pipeline.objects import ObjectStore, open_object_store
@@ -38,11 +39,30 @@ class Runtime:
 
     @cached_property
     def sources(self) -> SourcePolicy:
-        return SourcePolicy.from_settings(self.object_store, self.settings.source_roots)
+        """What each tenant's jobs may read: its own uploads and outputs, the shared
+        roots, its tokens' roots and its notification routes' buckets."""
+        granted: dict[str, list[str]] = {}
+        for tenant, roots in self.tenancy.source_roots().items():
+            granted.setdefault(tenant, []).extend(roots)
+        for route in self.rules.routes:
+            granted.setdefault(route.tenant, []).append(
+                f"gs://{route.bucket}/{route.prefix}".rstrip("/"))
+        return SourcePolicy.from_settings(self.object_store, self.settings.source_roots,
+                                          granted)
 
     @cached_property
     def tenancy(self) -> Tenancy:
         return Tenancy.from_settings(self.settings.api_token, self.settings.api_tokens_file)
+
+    @cached_property
+    def group(self) -> GroupKey:
+        """The key workers attest their records and sign peer requests with."""
+        return GroupKey.derive(self.settings.group_key, self.tenancy.digests())
+
+    @cached_property
+    def authority(self) -> Authority:
+        """Judges whose authority an ingest event carries (pipeline/authority.py)."""
+        return Authority(self.tenancy, self.group)
 
     @cached_property
     def memory_gate(self) -> MemoryGate:
@@ -71,18 +91,9 @@ class Runtime:
 
     @cached_property
     def rules(self) -> Rules:
-        """Presets and storage-event routes (IMGPIPE_RULES_FILE), checked: every route
-        must watch a place sources may come from."""
-        rules = load_rules(self.settings.rules_file, self.limits, self.settings.max_variants)
-        for number, route in enumerate(rules.routes, 1):
-            watched = f"gs://{route.bucket}/{route.prefix}"
-            try:
-                self.sources.check(watched + "x")
-            except ImgpipeError:
-                raise ConfigError(f"route #{number} watches {watched}, where sources may not "
-                                  f"come from: add gs://{route.bucket}/{route.prefix} to "
-                                  "IMGPIPE_SOURCE_ROOTS") from None
-        return rules
+        """Presets and storage-event routes (IMGPIPE_RULES_FILE); a route grants its
+        tenant's jobs the bucket/prefix it watches (``sources``)."""
+        return load_rules(self.settings.rules_file, self.limits, self.settings.max_variants)
 
     @cached_property
     def storage_jobs(self) -> StorageJobs:
@@ -115,7 +126,8 @@ class Runtime:
         root = getattr(self.object_store, "root", None)
         if root is not None:
             folders.add(str(root))
-        for uri in filter(None, (r.strip() for r in self.settings.source_roots.split(","))):
+        granted = [root for roots in self.tenancy.source_roots().values() for root in roots]
+        for uri in [*split_roots(self.settings.source_roots), *granted]:
             if uri.startswith("gs://"):
                 continue
             folders.add(os.path.abspath(uri.removeprefix("file://")))

@@ -10,11 +10,12 @@ from pipeline.ops import Limits
 from pipeline.settings import Settings
 
 STORE = MemoryObjectStore("adm")
-SOURCE = STORE.uri_for("sources/a/src.jpg")
+SHARED = "file:///srv/imgpipe-shared"  # judged from the URI alone: never read here
+SOURCE = f"{SHARED}/src.jpg"
 
 
 def policy(**kw):
-    return AdmissionPolicy(Limits(), 4, SourcePolicy(STORE), **kw)
+    return AdmissionPolicy(Limits(), 4, SourcePolicy(STORE, [SHARED]), **kw)
 
 
 def raw(**fields):
@@ -46,7 +47,10 @@ def test_watermark_overlays_obey_the_source_policy():
     bad = {"t": [{"op": "watermark", "image": "file:///etc/passwd"}]}
     with pytest.raises(SourceNotAllowed):
         p.admit(raw(variants=bad))
-    good = {"t": [{"op": "watermark", "image": STORE.uri_for("logos/l.png")}]}
+    elsewhere_in_the_store = {"t": [{"op": "watermark", "image": STORE.uri_for("logos/l.png")}]}
+    with pytest.raises(SourceNotAllowed):
+        p.admit(raw(variants=elsewhere_in_the_store))
+    good = {"t": [{"op": "watermark", "image": f"{SHARED}/logos/l.png"}]}
     assert p.admit(raw(variants=good))[0].job_id == "j1"
 
 
@@ -65,6 +69,6 @@ def test_source_roots_may_be_folders_or_file_uris(tmp_path):
     store = LocalObjectStore(tmp_path / "objects")
     for root in (str(tmp_path / "in"), (tmp_path / "in").as_uri()):
         policy = SourcePolicy.from_settings(store, root)
-        policy.check(inside)
+        policy.check(inside, "default")
         with pytest.raises(SourceNotAllowed):
-            policy.check(outside)
+            policy.check(outside, "default")

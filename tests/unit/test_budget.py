@@ -13,7 +13,7 @@ from pipeline.jobs.processing import DONE, FAILED, run_batch
 from pipeline.models import JobRequest
 from pipeline.ops import Limits, compile_variants, parse_variant_specs
 from tests.images import encode, quadrants
-from tests.runtimes import local_runtime
+from tests.runtimes import SOURCES, local_runtime
 
 LIMITS = Limits(max_output_pixels=10**8)
 
@@ -83,7 +83,7 @@ def test_big_sixteen_bit_jobs_wait_for_each_other_under_a_small_budget(tmp_path)
     with local_runtime(tmp_path, image_threads="2", isolate_above_mb="100000",
                        max_job_memory_mb="100000") as runtime:
         big = encode(np.full((4000, 4000), 30000, np.uint16), "PNG")
-        source = runtime.object_store.put("s/big.png", big, "image/png")
+        source = runtime.object_store.put(f"{SOURCES}/s/big.png", big, "image/png")
         variants = compile_variants(parse_variant_specs(["t=w:256,webp"]), runtime.limits, 4)
         cost = estimate_cost(big, variants, runtime.settings.max_source_pixels)
         gate = runtime.__dict__["memory_gate"] = CountingGate(cost.memory * 3 // 2)
@@ -99,7 +99,7 @@ def test_big_sixteen_bit_jobs_wait_for_each_other_under_a_small_budget(tmp_path)
 
 def test_a_job_over_the_per_job_budget_fails_with_its_code(tmp_path):
     with local_runtime(tmp_path, max_job_memory_mb="16") as runtime:
-        source = runtime.object_store.put("s/a.png", encode(quadrants(400, 300), "PNG"),
+        source = runtime.object_store.put(f"{SOURCES}/s/a.png", encode(quadrants(400, 300), "PNG"),
                                           "image/png")
         huge = compile_variants({"big": [
             {"op": "resize", "width": 4000, "height": 3000, "mode": "exact",
@@ -118,14 +118,14 @@ from pipeline.models import JobRequest
 from pipeline.ops import compile_variants, parse_variant_specs
 from pipeline.jobs.processing import run_batch
 from tests.images import encode
-from tests.runtimes import local_runtime
+from tests.runtimes import SOURCES, local_runtime
 
 root, gated = sys.argv[1], sys.argv[2] == "gated"
 with local_runtime(root, image_threads="4", isolate_above_mb="100000",
                    max_job_memory_mb="100000") as runtime:
     settings = runtime.settings
     big = encode(np.full((7000, 7000), 30000, np.uint16), "PNG")  # 49 MP, 16-bit
-    source = runtime.object_store.put("s/big.png", big, "image/png")
+    source = runtime.object_store.put(f"{SOURCES}/s/big.png", big, "image/png")
     variants = compile_variants(parse_variant_specs(["t=w:256,webp"]), runtime.limits, 4)
     cost = estimate_cost(big, variants, settings.max_source_pixels)
     runtime.__dict__["memory_gate"] = MemoryGate(cost.memory * 11 // 10 if gated else 1 << 40)
@@ -167,8 +167,8 @@ def test_a_high_priority_job_does_not_wait_behind_expensive_low_jobs(tmp_path):
 
     with local_runtime(tmp_path, image_threads="2", isolate_above_mb="64") as runtime:
         store = runtime.object_store
-        big = store.put("s/big.png", encode(quadrants(3000, 2000), "PNG"), "image/png")
-        small = store.put("s/small.png", encode(quadrants(64, 48), "PNG"), "image/png")
+        big = store.put(f"{SOURCES}/s/big.png", encode(quadrants(3000, 2000), "PNG"), "image/png")
+        small = store.put(f"{SOURCES}/s/small.png", encode(quadrants(64, 48), "PNG"), "image/png")
         slow = compile_variants({"v": [{"op": "sharpen", "sigma": 6.0, "amount": 0.2}] * 12
                                  + [{"op": "encode", "format": "png"}]}, runtime.limits, 4)
         quick = compile_variants(parse_variant_specs(["t=w:32,png"]), runtime.limits, 4)

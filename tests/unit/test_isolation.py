@@ -14,7 +14,7 @@ from pipeline.jobs.processing import DONE, run_batch
 from pipeline.models import JobRequest
 from pipeline.ops import compile_variants, parse_variant_specs
 from tests.images import encode, quadrants
-from tests.runtimes import local_runtime
+from tests.runtimes import SOURCES, local_runtime
 
 
 def test_results_and_errors_come_back_from_the_child():
@@ -53,7 +53,7 @@ def test_a_child_over_its_memory_budget_fails_alone():
 
 def test_an_isolated_job_makes_the_same_outputs(tmp_path):
     with local_runtime(tmp_path) as runtime:
-        source = runtime.object_store.put("s/a.png", encode(quadrants(160, 80), "PNG"),
+        source = runtime.object_store.put(f"{SOURCES}/s/a.png", encode(quadrants(160, 80), "PNG"),
                                           "image/png")
         chains = compile_variants(parse_variant_specs(["t=w:40,png"]), runtime.limits, 4)
         work = [(JobRequest(job_id, source, {"t": []}, "normal"), chains)

@@ -6,11 +6,12 @@ from pipeline.errors import ImageRejected, MetadataUnavailable, StorageUnavailab
 from pipeline.jobs.engine import JobResult
 from pipeline.jobs.processing import DONE, FAILED, RETRY, classify, retry_delay, run_batch
 from pipeline.metadata import MetadataStore
-from pipeline.models import JobRequest
+from pipeline.models import JobRequest, storage_path
 from pipeline.ops import compile_variants, parse_variant_specs
 from pipeline.settings import Settings
 from pipeline.worker.runtime import Runtime
 from tests.images import encode, quadrants
+from tests.runtimes import SOURCES
 
 REQ = JobRequest("j1", "file:///s", {"v": []})
 
@@ -63,7 +64,7 @@ def runtime(tmp_path):
 
 
 def _job(runtime, job_id, data):
-    uri = runtime.object_store.put(f"sources/{job_id}/src", data, "image/png")
+    uri = runtime.object_store.put(f"{SOURCES}/{storage_path(job_id)}/src", data, "image/png")
     request = JobRequest(job_id, uri, parse_variant_specs(["t=fit:50x50,png"]), "normal")
     return request, compile_variants(request.variants, runtime.limits, 4)
 

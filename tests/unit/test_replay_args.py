@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, InvalidRequest
 from pipeline.kafka.replay import ReplayRange, parse_filter, parse_time, record_view
 
 
@@ -53,6 +53,7 @@ def test_record_views_of_each_topic_kind():
     assert record_view(json.dumps(raw_dlq).encode())[1] == request
     garbage = {"job_id": None, "reason": "malformed_json", "request": None, "raw": "{nope"}
     assert record_view(json.dumps(garbage).encode())[1] is None
-    assert record_view(b"\x00\xff") == ({}, None)
+    with pytest.raises(InvalidRequest):  # a poison record: replay counts and skips it
+        record_view(b"\x00\xff")
     retry = {"retry_at": 1.0, "request": request}
     assert record_view(json.dumps(retry).encode())[1] == request

@@ -15,7 +15,7 @@ import pytest
 from pipeline.jobs import serverless
 from pipeline.jobs.serverless import BatchRetry, decode_event, lambda_handler, process_records
 from pipeline.metadata import open_metadata_store
-from pipeline.models import JobRequest
+from pipeline.models import JobRequest, storage_path
 from pipeline.objects import open_object_store
 from pipeline.settings import Settings
 from pipeline.worker.runtime import Runtime
@@ -49,7 +49,7 @@ def settings(tmp_path, monkeypatch) -> Settings:
 
 def job(settings: Settings, job_id: str, image: bytes | None) -> bytes:
     store = open_object_store(settings.object_store)
-    key = f"sources/{job_id}.png"
+    key = f"sources/dt=2026-01-01/{storage_path(job_id)}/source.png"
     if image is not None:
         store.put(key, image, "image/png")
     return JobRequest(job_id=job_id, source=store.uri_for(key), variants=VARIANTS,
@@ -94,7 +94,7 @@ def test_a_transient_failure_makes_the_batch_retry(settings, monkeypatch):
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", unreachable)
     gs = settings.__class__(**{**settings.__dict__, "object_store": "gs://bucket/p",
                                "storage_retry_seconds": 0.3})
-    request = JobRequest(job_id="job-t", source="gs://bucket/p/sources/x.png",
+    request = JobRequest(job_id="job-t", source="gs://bucket/p/sources/dt=2026-01-01/job-t/x.png",
                          variants=VARIANTS, priority="normal").to_json()
     runtime = Runtime(gs)
     records = decode_event(recorded_event({(0, 15): request}))[:1]

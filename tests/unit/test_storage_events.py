@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from pipeline.errors import ConfigError, InvalidRequest
+from pipeline.errors import ConfigError, InvalidRequest, SourceNotAllowed
 from pipeline.jobs.admission import AdmissionPolicy
 from pipeline.jobs.rules import StoredObject, load_rules
 from pipeline.jobs.sources import SourcePolicy
@@ -155,7 +155,8 @@ def test_the_job_id_is_the_object_generation(jobs):
 
 def test_a_request_may_name_a_preset_instead_of_variants(rules):
     policy = AdmissionPolicy(Limits(), 16, SourcePolicy(MemoryObjectStore("b")), rules=rules)
-    raw = json.dumps({"job_id": "p1", "source": "memory://b/x.jpg", "preset": "web"}).encode()
+    raw = json.dumps({"job_id": "p1", "source": "memory://b/sources/dt=2026-01-01/p1/x.jpg",
+                      "preset": "web"}).encode()
     request, chains = policy.admit(raw)
     assert list(chains) == ["thumb", "large"] and request.variants == rules.preset("web")
     unknown = replace(request, variants={}, preset="nope")
@@ -185,31 +186,34 @@ def test_a_stored_object_uri():
     assert StoredObject("b", "a/b.jpg", "1", "finalize").uri == "gs://b/a/b.jpg"
 
 
-def test_a_route_must_watch_a_place_sources_may_come_from(tmp_path):
+def test_a_route_grants_its_bucket_to_its_own_tenant_only(tmp_path):
     from pipeline.settings import Settings
     from pipeline.worker.runtime import Runtime
 
     path = tmp_path / "rules.toml"
-    path.write_text('[[routes]]\nbucket = "uploads"\nprefix = "in/"\npreset = "default"\n')
+    path.write_text('[[routes]]\nbucket = "uploads"\nprefix = "in/"\npreset = "default"\n'
+                    'tenant = "acme"\n')
     settings = Settings.from_env({"IMGPIPE_RULES_FILE": str(path),
                                   "IMGPIPE_OBJECT_STORE": f"file://{tmp_path}/objects",
                                   "IMGPIPE_METADATA_URL": f"sqlite:///{tmp_path}/m.db"})
     runtime = Runtime(settings)
     try:
-        with pytest.raises(ConfigError) as refused:
-            runtime.check()
-        assert "add gs://uploads/in/ to IMGPIPE_SOURCE_ROOTS" in refused.value.message
+        runtime.sources.check("gs://uploads/in/a.jpg", "acme")
+        for uri, tenant in [("gs://uploads/in/a.jpg", "mallory"),
+                            ("gs://uploads/in/a.jpg", "default"),
+                            ("gs://uploads/other/a.jpg", "acme")]:
+            with pytest.raises(SourceNotAllowed) as refused:
+                runtime.sources.check(uri, tenant)
+            assert refused.value.code == "source_not_allowed"
     finally:
         runtime.close()
 
 
-def test_replay_resends_a_notification_with_its_attributes_and_no_old_signature():
-    from pipeline.kafka.replay import notification_headers
+def test_replay_resends_a_notification_with_its_attributes_and_signature():
+    from pipeline.kafka.replay import resend_of
 
     raw, headers = notification()
-    signed = [*headers, ("imgpipe-auth", b"v1 old " + b"0" * 64)]
-    assert notification_headers(raw, signed) == headers
-    assert notification_headers(json.dumps({"job_id": "a", "source": "gs://x/y",
-                                            "variants": {}}).encode(), []) is None
-    bad = [(k, b"NOT A BUCKET!" if k == "bucketId" else v) for k, v in headers]
-    assert notification_headers(raw, bad) is None  # ingest dead-lettered it already
+    signed = [*headers, ("imgpipe-auth", b"v1 bridge " + b"0" * 64),
+              ("imgpipe-replay", b"v1 old marker {}")]
+    value, sent = resend_of(raw, signed)
+    assert value == raw and sent == signed[:-1]  # as it was, less the older replay marker

@@ -84,17 +84,18 @@ def test_signed_events_name_their_sender_and_forgeries_are_refused(tenancy):
 
 
 STORE = MemoryObjectStore("t")
+SHARED = "file:///srv/imgpipe-shared"  # a root every tenant may read (never read here)
 
 
 def policy() -> AdmissionPolicy:
     store = STORE
     return AdmissionPolicy(Limits(max_output_pixels=10**7), 8,
-                           SourcePolicy.from_settings(store, ""),
+                           SourcePolicy.from_settings(store, SHARED),
                            tenant_priorities={"bulk": "normal"})
 
 
 def request_for(sender, **fields):
-    body = {"job_id": "j1", "source": STORE.uri_for("a.jpg"),
+    body = {"job_id": "j1", "source": f"{SHARED}/a.jpg",
             "variants": {"t": [{"op": "resize", "width": 10}]}, **fields}
     return parse_job_request(json.dumps(body).encode(), sender.tenant)
 
