@@ -30,12 +30,14 @@ async def admit(ctx: AgentContext, event: Any, routed: list) -> list[Delivery]:
     sender: Principal | None = None
     try:
         authority = ctx.runtime.authority.judge(event.headers, raw)
-        sender = authority.sender
+        # A refusal speaks for whoever sent the event: for a replay, its operator.
+        sender = authority.replay.operator if authority.replay else authority.sender
         stored = None if authority.internal else storage_event(raw, event.headers)
         if authority.internal:  # one of our own records: its admitted job, as it was
-            request, _ = ctx.runtime.admission.admit_request(admitted_request(raw), sender)
+            request, _ = ctx.runtime.admission.admit_request(admitted_request(raw),
+                                                             authority.sender)
         elif stored is None:
-            request, _ = ctx.runtime.admission.admit(raw, sender)
+            request, _ = ctx.runtime.admission.admit(raw, authority.sender)
         else:
             made, outcome = ctx.runtime.storage_jobs.request_for(stored)
             if made is None:
@@ -43,7 +45,7 @@ async def admit(ctx: AgentContext, event: Any, routed: list) -> list[Delivery]:
                 log.info("storage event %s for %s: no job (%s)", stored.event,
                          stored.uri[:300], outcome)
                 return []
-            request, _ = ctx.runtime.admission.admit_request(made, sender)
+            request, _ = ctx.runtime.admission.admit_request(made, authority.sender)
         if authority.replay is not None:
             request = replayed(request, authority.replay)
     except PermanentError as exc:

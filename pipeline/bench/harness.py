@@ -19,6 +19,10 @@ from pipeline.kafka.admin import create_topics
 from pipeline.objects import open_object_store
 from pipeline.settings import Settings
 
+#: Where benchmarks put their sources: an upload area of tenant "default", whose jobs
+#: the benchmarks submit (pipeline/jobs/sources.py: jobs read their own tenant's area).
+BENCH_SOURCES = "sources/dt=bench"
+
 
 @dataclass
 class BenchPipeline:
@@ -35,7 +39,7 @@ class BenchPipeline:
         """Put ``images`` in the pipeline's object store as sources; their URIs."""
         store = open_object_store(self.settings.object_store)
         try:
-            return [store.put(f"sources/{name}/{i}.jpg", data, "image/jpeg")
+            return [store.put(f"{BENCH_SOURCES}/{name}/{i}.jpg", data, "image/jpeg")
                     for i, data in enumerate(images)]
         finally:
             store.close()

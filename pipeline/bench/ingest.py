@@ -16,7 +16,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from pipeline.bench.harness import BenchPipeline
+from pipeline.bench.harness import BENCH_SOURCES, BenchPipeline
 from pipeline.bench.kafkatools import produce, read_all, topic_partitions, wait_for_total
 from pipeline.kafka.security import kafka_options
 from pipeline.models import JobRequest
@@ -59,7 +59,7 @@ def measure(pipe: BenchPipeline, count: int, echo: Callable[[str], None]) -> dic
     """Produce ``count`` requests, then raw drain (A), the ingest agent, raw drain (A')."""
     settings = pipe.settings
     store = open_object_store(settings.object_store)
-    source = store.put("sources/ingest/src.jpg", b"\xff\xd8 not decoded by ingest",
+    source = store.put(f"{BENCH_SOURCES}/ingest/src.jpg", b"\xff\xd8 not decoded by ingest",
                        "image/jpeg")
     echo(f"producing {count} ingest events...")
     asyncio.run(produce(settings, settings.topic("ingest"), make_events(source, count)))

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from pipeline.bench.harness import BENCH_SOURCES
 from pipeline.dev.samples import photo_like
 from pipeline.imaging.decode import decode
 from pipeline.jobs.engine import Engine, EngineLimits
@@ -99,7 +100,7 @@ class EngineBench:
     def load(self, images: list[bytes]) -> list[JobRequest]:
         requests = []
         for i, data in enumerate(images):
-            uri = self.store.put(f"sources/{i}/src.jpg", data, "image/jpeg")
+            uri = self.store.put(f"{BENCH_SOURCES}/{i}/src.jpg", data, "image/jpeg")
             requests.append(JobRequest(f"bench-{i}", uri, {}))
         return requests
 

@@ -52,7 +52,7 @@ class BridgeStats:
 
 def _utf8(text: str) -> bytes:
     # Attributes arrive as text that may hold lone surrogates (JSON-escaped by a
-    # publisher): they cannot be encoded as they are, so they become U+FFFD.
+    # publisher): they cannot be encoded as they are, so each becomes '?'.
     return text.encode("utf-8", errors="replace")
 
 

@@ -24,7 +24,7 @@ from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from pipeline.errors import InvalidRequest
 from pipeline.group import PEER_HEADER, GroupKey
 from pipeline.tenancy import Principal, Tenancy, check_exposure
-from pipeline.web.bodies import read_body
+from pipeline.web.bodies import BodyTooLarge, read_body
 from pipeline.web.peers import own_ident
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         if exc.status < 400:
             raise
         return error_json(exc.status, exc.reason, _CODES.get(exc.status, "http_error"))
+    except BodyTooLarge as exc:  # from read_body, wherever a handler let it through
+        return error_json(413, exc.message, exc.code)
     except Exception:
         log.exception("unexpected error answering %s %s", request.method, request.path)
         return error_json(500, "internal error; the worker's log has the details",

@@ -100,3 +100,32 @@ def test_retry_records_are_held_at_most_the_largest_backoff():
     assert retry_hold(now + 30 * 365 * 86400, now) == RETRY_DELAY_CAP
     for bad in (float("nan"), float("inf"), "soon", None, True, [1]):
         assert retry_hold(bad, now) == 0.0
+
+
+@pytest.mark.parametrize("name", sorted(poison()))
+def test_every_internal_consumer_survives_each_poison_record(name):
+    """Replay, the archiver and the bridge read records with the same bounds as ingest:
+    each poison kind is skipped (replay), archived by position (lake) or dead-lettered
+    (bridge); none raises anything but InvalidRequest, and none recurses."""
+    from pipeline.kafka.pubsub_bridge import refusal_of
+    from pipeline.kafka.replay import record_view, resend_of
+    from pipeline.lake.schema import dead_letter_row, ingest_row, results_row
+
+    payload, _ = poison()[name]
+    for wrapped in (payload, _as_dead_letter(payload)):
+        for read in (record_view, lambda v: resend_of(v, [])):
+            try:
+                read(wrapped)
+            except InvalidRequest as exc:
+                assert exc.code
+        for row in (results_row, dead_letter_row, ingest_row):
+            assert isinstance(row(wrapped), dict)
+        refused = refusal_of(wrapped or b"", {})
+        assert refused is None or refused[0]
+
+
+def _as_dead_letter(payload: bytes | None) -> bytes:
+    """The poison as a dead letter's raw event (what replay of the DLQ reads)."""
+    text = (payload or b"").decode("utf-8", errors="replace")
+    return json.dumps({"job_id": None, "reason": "malformed_json", "stage": "ingest",
+                       "request": None, "raw": text}).encode()
