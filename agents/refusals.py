@@ -38,4 +38,5 @@ async def refuse(ctx: AgentContext, event: Any, exc: PermanentError, stage: str,
             ctx.states.put(rejected, event)
         elif work_record and state and state["status"] not in Status.TERMINAL:
             ctx.states.put(transitions.failed(state, exc), event)
-    return await ctx.outbox.dead_letter_event(event, exc.code, exc.message, stage, job_id)
+    return await ctx.outbox.dead_letter_event(event, exc.code, exc.message, stage, job_id,
+                                              sender.tenant if sender is not None else None)

@@ -90,13 +90,15 @@ class Outbox:
         return await self.send(self.dlq_topic, record.job_id, record.to_dict())
 
     async def dead_letter_event(self, event: Any, reason: str, message: str, stage: str,
-                                job_id: str | object | None = HINT) -> Delivery:
+                                job_id: str | object | None = HINT,
+                                sender: str | None = None) -> Delivery:
         """Dead-letter an event that could not be used, with its raw value and origin, and
-        ``job_id`` (None: none is known), else the best the event names."""
+        ``job_id`` (None: none is known), else the best the event names; ``sender``: the
+        tenant whose token signed it, if it was authenticated."""
         return await self.dead_letter(DeadLetter.of_event(
             job_id_hint(event) if job_id is HINT else job_id, reason, message,
             stage=stage, raw=raw_value(event), source_topic=origin(event),
-            auth=header_text(getattr(event, "headers", None), AUTH_HEADER)))
+            auth=header_text(getattr(event, "headers", None), AUTH_HEADER), sender=sender))
 
     async def confirm(self, deliveries: list[Delivery]) -> None:
         """Wait until every queued record is acknowledged by the brokers.

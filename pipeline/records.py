@@ -73,11 +73,12 @@ class DeadLetter:
     request: dict[str, Any] | None = None
     raw: str | None = None  # the event's first characters, when it had no usable request
     auth: str | None = None  # the raw event's imgpipe-auth signature (replay re-sends it)
+    sender: str | None = None  # tenant of the token that signed a refused event, if any
 
     @classmethod
     def of_event(cls, job_id: str | None, reason: str, message: str, *, stage: str,
                  raw: bytes | None = None, source_topic: str | None = None,
-                 auth: str | None = None) -> DeadLetter:
+                 auth: str | None = None, sender: str | None = None) -> DeadLetter:
         """For an event that could not be used: its raw value travels with it, whole
         and with its signature (``auth``) if it was signed, so replay can send it again
         with the authority it had and no more; else its first characters."""
@@ -85,7 +86,7 @@ class DeadLetter:
         text = (raw if whole else raw[:MAX_RAW_CHARS]).decode("utf-8", errors="replace") \
             if raw else None
         return cls(job_id, reason, message, stage, source_topic=source_topic, raw=text,
-                   auth=auth if whole else None)
+                   auth=auth if whole else None, sender=sender)
 
     @classmethod
     def of_request(cls, job_id: str, reason: str, message: str, *, stage: str,
@@ -99,6 +100,8 @@ class DeadLetter:
             del record["raw"]
         if record.get("raw") is None or self.auth is None:
             del record["auth"]
+        if self.sender is None:
+            del record["sender"]
         return record
 
     @classmethod
@@ -112,7 +115,8 @@ class DeadLetter:
                    failed_at=_number(data.get("failed_at")) or 0.0,
                    source_topic=_text(data.get("source_topic")),
                    request=request if isinstance(request, dict) else None,
-                   raw=_text(data.get("raw")), auth=_text(data.get("auth")))
+                   raw=_text(data.get("raw")), auth=_text(data.get("auth")),
+                   sender=_text(data.get("sender")))
 
 
 #: Where a retry record goes when its time comes.

@@ -163,8 +163,9 @@ class Settings:
                                "(encode.animated).", minimum=1)
     max_animation_pixels: int = _setting(100_000_000, "Most pixels of all frames of a "
                                          "kept animation together.", minimum=1)
-    source_roots: str = _setting("", "Extra comma-separated file:// or gs:// roots sources "
-                                     "may come from (the object store is always allowed).")
+    source_roots: str = _setting("", "Comma-separated file:// or gs:// roots every tenant's "
+                                     "jobs may read (in the object store each tenant reads "
+                                     "its own uploads and outputs; docs/api.md#tenants).")
     rules_file: str = _setting("", "TOML file of variant presets and the routes that turn "
                                "bucket notifications into jobs (docs/events.md).")
     lake_prefix: str = _setting("lake", "Object-store prefix of the event archive.")

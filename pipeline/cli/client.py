@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -182,7 +183,8 @@ class ApiClient:
         not assigned yet, or the job's owner died and the group is reassigning its keys;
         502/504 from a proxy) and unreachable workers are retried for up to
         ``unavailable_for`` seconds."""
-        status, body = self._get_patiently(f"/api/jobs/{job_id}", unavailable_for)
+        status, body = self._get_patiently(f"/api/jobs/{quote(job_id, safe=':')}",
+                                            unavailable_for)
         if status == 404:
             return None
         if status != 200:
@@ -192,7 +194,8 @@ class ApiClient:
     def similar(self, job_id: str, max_distance: int, limit: int) -> dict[str, Any]:
         """The near-duplicates of a job's source (GET /api/jobs/{id}/similar)."""
         status, body = self._get_patiently(
-            f"/api/jobs/{job_id}/similar?max_distance={max_distance}&limit={limit}", 60.0)
+            f"/api/jobs/{quote(job_id, safe=':')}/similar?max_distance={max_distance}"
+            f"&limit={limit}", 60.0)
         if status != 200:
             detail = body.get("error") if isinstance(body, dict) else body
             raise ConfigError(f"worker API answered {status} for job {job_id}: {detail}")

@@ -19,6 +19,7 @@ The preset ``default`` (README's default variants) exists unless the file redefi
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,9 @@ from pipeline.ops.spec import parse_variant_spec
 
 #: Routes and presets one file may hold (each is checked at start and matched per event).
 MAX_ROUTES, MAX_PRESETS = 200, 200
+#: GCS bucket names: 3-222 characters (what a notification may name).
+BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+_CONTENT_TYPE = re.compile(r"^[A-Za-z0-9.+-]+/[A-Za-z0-9.+-]+$")
 _ROUTE_KEYS = {"bucket", "prefix", "content_types", "min_bytes", "max_bytes", "preset",
                "tenant", "priority"}
 
@@ -64,6 +68,12 @@ class Route:
     max_bytes: int | None = None
     tenant: str = DEFAULT_TENANT
     priority: str | None = None
+
+    def takes_all_of(self, later: Route) -> bool:
+        """True if every object ``later`` would match matches this route first."""
+        return (self.bucket == later.bucket and later.prefix.startswith(self.prefix)
+                and not self.content_types and self.min_bytes == 0
+                and self.max_bytes is None)
 
     def matches(self, obj: StoredObject) -> bool:
         if obj.bucket != self.bucket or not obj.name.startswith(self.prefix):
@@ -151,9 +161,14 @@ def _routes(path: str, raw: Any, presets: dict[str, Any]) -> tuple[Route, ...]:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} (accepted: "
                               f"{', '.join(sorted(_ROUTE_KEYS))})")
         try:
-            routes.append(_route(entry, presets))
+            route = _route(entry, presets)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where}: {exc}") from None
+        for earlier, before in enumerate(routes, 1):
+            if before.takes_all_of(route):
+                raise ConfigError(f"{where} can never match: route #{earlier} before it "
+                                  "takes every object it would (first match wins)")
+        routes.append(route)
     return tuple(routes)
 
 
@@ -173,6 +188,15 @@ def _route(entry: dict[str, Any], presets: dict[str, Any]) -> Route:
     if not all(s is None or (isinstance(s, int) and not isinstance(s, bool) and s >= 0)
                for s in sizes):
         raise ValueError("min_bytes and max_bytes must be whole numbers of bytes")
+    if sizes[1] is not None and (sizes[0] or 0) > sizes[1]:
+        raise ValueError(f"can never match: min_bytes {sizes[0]} is more than max_bytes "
+                         f"{sizes[1]}")
+    if not BUCKET_RE.match(bucket):
+        raise ValueError(f"can never match: {bucket[:100]!r} is not a bucket name (3-222 "
+                         "lower-case letters, digits, '.', '_' or '-')")
+    if not all(_CONTENT_TYPE.match(t) for t in types):
+        raise ValueError("can never match: content_types must be MIME types like "
+                         "\"image/jpeg\"")
     tenant = entry.get("tenant", DEFAULT_TENANT)
     if not isinstance(tenant, str) or not TENANT_RE.match(tenant):
         raise ValueError("tenant must be 1-64 letters, digits, '.', '_' or '-'")

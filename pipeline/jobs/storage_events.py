@@ -14,12 +14,11 @@ and generations are checked before a job is made of them.
 from __future__ import annotations
 
 import hashlib
-import re
 from datetime import datetime
 from typing import Any
 
 from pipeline.errors import InvalidRequest
-from pipeline.jobs.rules import StoredObject
+from pipeline.jobs.rules import BUCKET_RE, StoredObject
 from pipeline.models import loads_bounded, readable_job_id
 
 #: Notification event types -> what happened to the object.
@@ -29,7 +28,6 @@ _CLOUDEVENT_PREFIX = "google.cloud.storage.object.v1."
 _CLOUDEVENTS = {"finalized": "finalize", "deleted": "delete",
                 "metadataUpdated": "metadata_update", "archived": "archive"}
 #: GCS object names are at most 1024 bytes of UTF-8; buckets 3-222 characters.
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 _MAX_NAME_BYTES = 1024
 
 
@@ -94,7 +92,7 @@ def _object(event: str, resource: dict[str, Any], attributes: dict[str, str]
     bucket = attributes.get("bucketId") or resource.get("bucket")
     name = attributes.get("objectId") or resource.get("name")
     generation = attributes.get("objectGeneration") or resource.get("generation")
-    if not isinstance(bucket, str) or not _BUCKET_RE.match(bucket):
+    if not isinstance(bucket, str) or not BUCKET_RE.match(bucket):
         raise InvalidRequest("storage notification without a valid bucket", "bad_storage_event")
     if (not isinstance(name, str) or not name or "\x00" in name
             or len(name.encode()) > _MAX_NAME_BYTES):

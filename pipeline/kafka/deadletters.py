@@ -4,11 +4,11 @@ so reading never moves anybody's offsets)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
 from pipeline.kafka.reader import KafkaReader
+from pipeline.models import MAX_EVENT_BYTES, loads_bounded
 
 
 class DeadLetterReader:
@@ -51,7 +51,7 @@ class DeadLetterReader:
 
 def _view(message: Any) -> dict[str, Any]:
     try:
-        record = json.loads(message.value)
+        record = loads_bounded(message.value, max_bytes=2 * MAX_EVENT_BYTES)
         if not isinstance(record, dict):
             raise ValueError("not an object")
     except Exception:  # anyone who may write the topic may write anything
@@ -61,4 +61,5 @@ def _view(message: Any) -> dict[str, Any]:
             "timestamp": message.timestamp / 1000.0,
             "job_id": job_id if isinstance(job_id, str) else None,
             "reason": record.get("reason"), "stage": record.get("stage"),
-            "error": record.get("error"), "attempts": record.get("attempts")}
+            "error": record.get("error"), "attempts": record.get("attempts"),
+            "sender": record.get("sender")}

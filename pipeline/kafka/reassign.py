@@ -159,6 +159,10 @@ def rebalance(bootstrap: str, excluded: tuple[int, ...] = (),
     """Spread every partition's replicas evenly over the cluster's brokers except
     ``excluded``; returns the partitions moved, the brokers kept and the seconds it took."""
     assignment, brokers = current_assignment(bootstrap)
+    unknown = sorted(set(excluded) - set(brokers))
+    if unknown:
+        raise ConfigError(f"--exclude {', '.join(map(str, unknown))}: no such broker (the "
+                          f"cluster's brokers are {', '.join(map(str, sorted(brokers)))})")
     keep = [b for b in brokers if b not in excluded]
     plan = balanced_plan(assignment, keep)
     return len(plan), keep, reassign(bootstrap, plan, throttle, echo)

@@ -61,15 +61,27 @@ def http_status(exc: ImgpipeError) -> int:
     return 400
 
 
+def hide_folders(app: Any, text: str) -> str:
+    """``text`` with this server's folders shown as ``<store>``."""
+    for folder in app.runtime.private_folders():
+        text = text.replace(folder, "<store>")
+    return text
+
+
 def public_message(app: Any, exc: ImgpipeError) -> str:
     """The refusal's message without this server's folders (and no detail at all of a
     storage outage, which only the operator can act on)."""
     if exc.retryable:
         return "storage is unavailable right now; try again later"
-    message = exc.message
-    for folder in app.runtime.private_folders():
-        message = message.replace(folder, "<store>")
-    return message
+    return hide_folders(app, exc.message)
+
+
+def without_folders(app: Any, view: dict[str, Any]) -> dict[str, Any]:
+    """A job's public view whose error names none of this server's folders."""
+    error = view.get("error")
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return {**view, "error": {**error, "message": hide_folders(app, error["message"])}}
+    return view
 
 
 def error_response(view: View, exc: ImgpipeError) -> Response:
@@ -191,7 +203,7 @@ async def submit(app: Any, request: web.Request) -> dict[str, Any]:
     await (await ingest.send(key=job.job_id.encode(), value=value,
                               headers=caller.sign(value)))
     metrics.API_SUBMISSIONS.labels("accepted").inc()
-    return {"job_id": job.job_id, "status": "SUBMITTED", "source": job.source,
+    return {"job_id": job.job_id, "status": "SUBMITTED", "source": hide_folders(app, job.source),
             "priority": job.priority, "status_url": f"/api/jobs/{job.job_id}"}
 
 
@@ -219,7 +231,8 @@ class JobList(View):
             states = [s for s in job_states.active_states(job_states.active_partitions())
                       if caller.may_see(s["job_id"]) and page.matches(s)]
             states.sort(key=_newest_first)
-            return {"jobs": [job_states.public_view(s) for s in states[:page.end]],
+            return {"jobs": [without_folders(self.app, job_states.public_view(s))
+                             for s in states[:page.end]],
                     "total": len(states)}
 
         if request.query.get("scope") == "local":
@@ -314,7 +327,7 @@ async def job_state(app: Any, request: Request, job_id: str) -> tuple[int, Any]:
     if is_self(app, owner):
         state = app.job_states.get(job_id)
         if state is not None:
-            return 200, app.job_states.public_view(state)
+            return 200, without_folders(app, app.job_states.public_view(state))
         waiting = not_ready(app)
         if waiting:  # the table may not hold the key *yet*: neither absent nor stored
             return 503, {"error": f"this worker is {', '.join(waiting)}; try again "
@@ -323,7 +336,7 @@ async def job_state(app: Any, request: Request, job_id: str) -> tuple[int, Any]:
         # table lost) is still in the metadata store.
         record = await app.runtime.io.run(app.runtime.metadata.get_job, job_id)
         if record is not None:
-            return 200, app.job_states.record_view(record)
+            return 200, without_folders(app, app.job_states.record_view(record))
         return 404, {"error": f"no job {job_id!r}", "code": "not_found", "job_id": job_id}
     status, body = await fetch_json(app, owner.with_path(f"/api/jobs/{job_id}"),
                                     principal_of(request))

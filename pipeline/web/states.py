@@ -23,6 +23,7 @@ from pipeline.web.jobs import (
     load_changelog_metadata,
     principal_of,
     scoped_job_id,
+    without_folders,
 )
 from pipeline.web.peers import fetch_json, is_self
 
@@ -105,7 +106,7 @@ async def job_states(app: Any, request: Request, ids: list[str], local_only: boo
         if is_self(app, owner):
             for asked, scoped in pairs:
                 if (shown := _shown(table.get(scoped), table, view)) is not _LEFT_OUT:
-                    jobs[asked] = shown
+                    jobs[asked] = without_folders(app, shown) if shown else shown
             return
         if local_only:  # the asker's view of the owners is older than ours
             later.extend(asked for asked, _ in pairs)

@@ -98,6 +98,16 @@ class Stats(View):
         return self.json(answer)
 
 
+def shown_to(caller: Principal, record: dict[str, Any]) -> bool:
+    """True if a tenant may see a dead letter: one of its own jobs, and, for an event
+    refused at ingest, one its own token sent (not another tenant's forged or
+    unauthenticated event naming its job)."""
+    job_id = record.get("job_id")
+    if not isinstance(job_id, str) or not caller.may_see(job_id):
+        return False
+    return record.get("stage") != "ingest" or record.get("sender") == caller.tenant
+
+
 class DeadLetters(View):
     """The newest dead-letter records (``?limit=``, default 50, at most 500)."""
 
@@ -112,8 +122,7 @@ class DeadLetters(View):
         if caller.admin:
             records = await dead_letters.recent(limit)
         else:  # a tenant sees the dead letters of its own jobs among the newest
-            records = [r for r in await dead_letters.recent(500)
-                       if r.get("job_id") and caller.may_see(r["job_id"])][:limit]
+            records = [r for r in await dead_letters.recent(500) if shown_to(caller, r)][:limit]
         return self.json({"topic": self.app.topic_names.dlq, "records": records})
 
 

@@ -145,3 +145,10 @@ def test_a_single_node_writes_idle_metadata_records_rarely(kafka):
 
     config = asyncio.run(effective_config())
     assert config["metadata.max.idle.interval.ms"] == str(SINGLE_NODE_METADATA_IDLE_MS)
+
+
+def test_rebalance_refuses_to_exclude_a_broker_the_cluster_lacks(kafka, tmp_path):
+    env = make_env(kafka, tmp_path)
+    result = imgpipe("kafka", "rebalance", "--exclude", "99", env=env.env)
+    assert result.returncode == 2, result.stderr
+    assert "--exclude 99: no such broker" in result.stderr and "moved" not in result.stdout

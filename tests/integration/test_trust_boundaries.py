@@ -5,7 +5,10 @@ is JSON with a code and names no server folder."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 import time
 import uuid
 
@@ -17,12 +20,13 @@ from pipeline.models import DEFAULT_TENANT
 from pipeline.objects import open_object_store
 from pipeline.tenancy import Principal
 from tests.conftest import running_pipeline
-from tests.http import get_json, post_form, request, wait_terminal
+from tests.http import get_json, post_form, post_json, request, wait_terminal
 from tests.images import encode, quadrants
 from tests.kafkautil import produce_raw, read_topic
 
 pytestmark = pytest.mark.kafka
-ACME, BULK, ADMIN = (f"{name}-{uuid.uuid4().hex}" for name in ("acme", "bulk", "admin"))
+ACME, BULK, ADMIN, MALLORY = (f"{name}-{uuid.uuid4().hex}"
+                               for name in ("acme", "bulk", "admin", "mallory"))
 THUMB = "thumb=w:40,png"
 
 
@@ -34,6 +38,7 @@ def secured(kafka, tmp_path_factory, request):
         {"token": ACME, "tenant": "acme"},
         {"token": BULK, "tenant": "bulk", "priorities": ["normal", "low"]},
         {"token": ADMIN, "tenant": "ops", "admin": True},
+        {"token": MALLORY, "tenant": "mallory"},
     ]}))
     yield from running_pipeline(kafka, root, request, IMGPIPE_API_TOKENS_FILE=str(tokens))
 
@@ -111,7 +116,8 @@ def test_raw_ingest_events_need_the_senders_rights(secured, tmp_path):
     _, body = submit(base, BULK, 100)
     victim = wait_terminal(base, body["job_id"], BULK)
     source = open_object_store(settings.object_store).put(
-        "sources/raw/p.png", encode(quadrants(64, 64), "PNG"), "image/png")
+        "sources/dt=2026-01-01/tenant=acme/raw/p.png", encode(quadrants(64, 64), "PNG"),
+        "image/png")
 
     def value(**fields) -> bytes:
         return json.dumps({"source": source, **fields,
@@ -141,6 +147,75 @@ def test_raw_ingest_events_need_the_senders_rights(secured, tmp_path):
                                                 "unauthenticated"]
     after = wait_terminal(base, bulk_id, BULK)
     assert after["history"] == victim["history"]  # untouched
+
+
+def _dead_letters(settings, count: int, job_id: str) -> list[dict]:
+    """The dead letters of ``job_id``, once there are ``count`` (or after 60 s)."""
+    deadline = time.monotonic() + 60
+    while True:
+        found = [r for r in read_topic(settings.bootstrap_servers, settings.topic("dlq"))
+                 if r["job_id"] == job_id]
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
+def test_mallory_cannot_obtain_one_pixel_of_acmes(secured):
+    """Issue 37's two-tenant test: not through a source URI, an output URI, an overlay,
+    a raw event, or the replay of forged events; and nothing she sees names a folder."""
+    settings, base = secured.settings, secured.env["IMGPIPE_API_URL"]
+    job = f"photo-{uuid.uuid4().hex[:6]}"
+    status, accepted = submit(base, ACME, 120, job_id=job)
+    assert status == 202 and str(secured.root) not in json.dumps(accepted), accepted
+    done = wait_terminal(base, job, ACME)
+    store = open_object_store(settings.object_store)
+    [key] = [k for k in store.list_keys("sources/") if f"tenant=acme/{job}/" in k]
+    stolen = [store.uri_for(key), done["outputs"][0]["uri"]]
+    _, own = submit(base, MALLORY, 80)
+    own_source = wait_terminal(base, own["job_id"], MALLORY)  # her own upload works
+    [own_key] = [k for k in store.list_keys("sources/")
+                 if f"tenant=mallory/{own['job_id'].split(':')[1]}/" in k]
+    png = [{"op": "encode", "format": "png"}]
+    asks = [{"source": uri, "variants": {"t": png}} for uri in stolen]
+    asks += [{"source": store.uri_for(own_key), "variants": {"t": [
+        {"op": "watermark", "image": uri}, *png]}} for uri in stolen]
+    for ask in asks:
+        status, body = post_json(f"{base}/api/jobs", ask, MALLORY)
+        assert (status, body["code"]) == (403, "source_not_allowed"), (ask, body)
+        assert str(secured.root) not in body["error"]
+    assert own_source["status"] == "DONE"
+
+    # a raw event she signs herself reaches ingest and is refused there
+    mallory = Principal("mallory", secret=MALLORY.encode())
+    raw = json.dumps({"job_id": "mallory:grab", "source": stolen[0],
+                      "variants": {"t": png}}).encode()
+    # and events forged for acme's next invoice, unsigned and signed by her
+    forged = json.dumps({"job_id": "acme:invoice-1", "tenant": "acme", "source": stolen[0],
+                         "force": True, "label": "forged by mallory",
+                         "variants": {"t": png}}).encode()
+    produce_raw(settings.bootstrap_servers, settings.topic("ingest"), [
+        (b"mallory:grab", raw, mallory.sign(raw)), (b"acme:invoice-1", forged),
+        (b"acme:invoice-1", forged, mallory.sign(forged))])
+    [grab] = _dead_letters(settings, 1, "mallory:grab")
+    assert grab["reason"] == "source_not_allowed"
+    assert sorted(r["reason"] for r in _dead_letters(settings, 2, "acme:invoice-1")) == [
+        "tenant_not_allowed", "unauthenticated"]
+
+    # the operator's routine replay of the dead-letter topic does not launder them
+    env = {**secured.env, "IMGPIPE_API_TOKEN": ADMIN,
+           "IMGPIPE_API_TOKENS_FILE": secured.env["IMGPIPE_API_TOKENS_FILE"]}
+    replay = subprocess.run([sys.executable, "-m", "pipeline.cli", "replay", "--topic", "dlq",
+                             "--from-beginning", "--force", "--json", "--filter",
+                             "job_id=acme:invoice-1|mallory:grab"], env={**os.environ, **env},
+                            capture_output=True, text=True, timeout=300, cwd=secured.root)
+    assert replay.returncode == 0, replay.stderr
+    summary = json.loads(replay.stdout)
+    assert (summary["refused"], summary["sent"]) == (2, 1), summary
+    # what replay did send comes back refused again (the grab) or is acme's own job
+    assert _dead_letters(settings, 2, "mallory:grab")[-1]["reason"] == "source_not_allowed"
+    assert get_json(f"{base}/api/jobs/invoice-1", ACME)[0] == 404
+    again = wait_terminal(base, job, ACME)
+    assert again["outputs"] == done["outputs"]
 
 
 def test_the_cli_acts_as_its_tokens_tenant(secured, tmp_path):

@@ -151,3 +151,11 @@ def test_a_wait_that_times_out_reports_what_the_unfinished_jobs_are_doing():
     assert states["stuck"]["status"] == "QUEUED"  # not None ("never seen")
     assert views[-1] == "whole" and calls[-1] == ["stuck"]
     assert set(views[:-1]) == {"finished"}
+
+
+def test_job_ids_are_quoted_in_the_path():
+    with worker_api([]) as (url, asked):
+        api = client(url)
+        api.job("x#y?z")
+        api.similar("acme:x#", 5, 3)
+    assert asked == ["/api/jobs/x%23y%3Fz", "/api/jobs/acme:x%23/similar?max_distance=5&limit=3"]

@@ -141,8 +141,9 @@ def test_replay_cannot_launder_a_forged_event(kit, tmp_path):
     asyncio.run(admit_batch(kit.ctx, [
         kit.event(kit.names.ingest, forged, key="acme:invoice-1"),
         kit.event(kit.names.ingest, forged, key="acme:invoice-1", headers=mallory.sign(forged))]))
-    reasons = [d["reason"] for d in kit.topics.values(kit.names.dlq)]
-    assert reasons == ["unauthenticated", "tenant_not_allowed"]
+    letters = kit.topics.values(kit.names.dlq)
+    assert [d["reason"] for d in letters] == ["unauthenticated", "tenant_not_allowed"]
+    assert [d.get("sender") for d in letters] == [None, "mallory"]  # acme is not shown them
     events, stats = _replay(kit, ADMIN, force=True)
     assert events == [] and stats.refused == 2  # refused for their authority: never sent
     assert not any(kit.topics.logs[t] for t in kit.names.priority.values())
@@ -258,3 +259,19 @@ def test_the_group_attests_only_what_it_wrote():
     assert not group.attested(group.attest(b"v"), b"w")
     assert not GroupKey.derive("", ["a"]).attested(group.attest(b"v"), b"v")
     assert GroupKey.derive("", ["b", "a"]).attested(group.attest(b"v"), b"v")
+
+
+def test_a_tenant_sees_only_dead_letters_it_sent_or_of_its_own_jobs():
+    from pipeline.web.stats import shown_to
+
+    acme = Principal("acme")
+    records = {
+        "own refusal": {"job_id": "acme:a", "stage": "ingest", "sender": "acme"},
+        "own failure": {"job_id": "acme:b", "stage": "process"},
+        "forged by another": {"job_id": "acme:c", "stage": "ingest", "sender": "mallory",
+                              "error": "priority 'CALL +1 555 0100'"},
+        "unauthenticated": {"job_id": "acme:d", "stage": "ingest"},
+        "another's job": {"job_id": "mallory:e", "stage": "process"},
+        "no job": {"job_id": None, "stage": "ingest", "sender": "acme"}}
+    shown = {name for name, record in records.items() if shown_to(acme, record)}
+    assert shown == {"own refusal", "own failure"}

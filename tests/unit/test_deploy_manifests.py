@@ -249,3 +249,21 @@ def test_the_pubsub_bridge_manifest_is_valid_and_runs_a_real_command(tmp_path):
     [container] = bridge["spec"]["template"]["spec"]["containers"]
     args = [a.replace("$(SUBSCRIPTION)", "projects/p/subscriptions/s") for a in container["args"]]
     assert CliRunner().invoke(cli, [*args, "--help"]).exit_code == 0
+    # the bridge signs with its own token, never the workers' (admin) secrets
+    [token] = [e for e in container["env"] if e["name"] == "IMGPIPE_API_TOKEN"]
+    assert token["valueFrom"]["secretKeyRef"]["name"] == "imgpipe-bridge"
+    assert not [ref for ref in container.get("envFrom", []) if "secretRef" in ref]
+
+
+def test_the_ingress_publishes_the_api_and_dashboard_but_not_metrics_or_admin_pages():
+    [ingress] = by_kind(documents(K8S / "base" / "ingress.yaml"), "Ingress")
+    paths = [(p["path"], p["pathType"]) for rule in ingress["spec"]["rules"]
+             for p in rule["http"]["paths"]]
+
+    def published(url: str) -> bool:
+        return any(url == path if kind == "Exact" else
+                   url == path or url.startswith(path.rstrip("/") + "/")
+                   for path, kind in paths)
+
+    assert all(published(u) for u in ("/", "/api/jobs", "/api/jobs/x", "/static/app.js"))
+    assert not any(published(u) for u in ("/metrics", "/table/jobs/", "/router/", "/healthz"))

@@ -173,6 +173,14 @@ def test_a_request_may_name_a_preset_instead_of_variants(rules):
     ("[[routes]]\nbucket = 'u'\npreset = 'default'\nmax_bytes = -1\n", "whole numbers"),
     ("[routes\n", "not valid TOML"),
     ("[other]\n", "unknown section(s) other"),
+    ("[[routes]]\nbucket = 'uploads'\npreset = 'default'\nmin_bytes = 9\nmax_bytes = 1\n",
+     "can never match: min_bytes 9"),
+    ("[[routes]]\nbucket = 'Uploads!'\npreset = 'default'\n", "is not a bucket name"),
+    ("[[routes]]\nbucket = 'uploads'\npreset = 'default'\ncontent_types = ['jpeg']\n",
+     "MIME types"),
+    ("[[routes]]\nbucket = 'uploads'\npreset = 'default'\n"
+     "[[routes]]\nbucket = 'uploads'\nprefix = 'in/'\npreset = 'default'\n",
+     "route #2 can never match: route #1 before it"),
 ])
 def test_a_bad_rules_file_stops_the_worker_with_what_to_fix(tmp_path, text, says):
     path = tmp_path / "rules.toml"
