@@ -18,6 +18,7 @@ from pipeline.kafka import local as localkafka
 from pipeline.objects import open_object_store
 from pipeline.objects.local import TEMP_PREFIX, path_from_file_uri
 from tests.kafkautil import produce_raw, read_topic
+from tests.runtimes import SOURCES
 
 
 @contextmanager
@@ -40,7 +41,7 @@ def submit(env, count: int, prefix: str) -> list[str]:
     """Produce ``count`` jobs straight onto ingest (sources uploaded first)."""
     settings = env.settings
     store = open_object_store(settings.object_store)
-    sources = [store.put(f"sources/{prefix}/{i}.jpg", p.read_bytes(), "image/jpeg")
+    sources = [store.put(f"{SOURCES}/{prefix}/{i}.jpg", p.read_bytes(), "image/jpeg")
                for i, p in enumerate(write_samples(env.root / "in", 6, 800, 600))]
     ids = [f"{prefix}-{i:04d}" for i in range(count)]
     produce_raw(settings.bootstrap_servers, settings.topic("ingest"), [

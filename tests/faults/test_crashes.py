@@ -19,6 +19,7 @@ from tests.conftest import make_env
 from tests.faults.harness import VARIANTS, assert_exactly_once_effects
 from tests.http import get_json
 from tests.kafkautil import produce_raw, read_topic
+from tests.runtimes import SOURCES
 
 pytestmark = [pytest.mark.kafka, pytest.mark.faults]
 
@@ -38,7 +39,7 @@ def produce_jobs(env, ids: list[str]) -> None:
     settings = env.settings
     store = open_object_store(settings.object_store)
     [photo] = write_samples(env.root / "in", 1, 640, 480)
-    source = store.put("sources/crash/p.jpg", photo.read_bytes(), "image/jpeg")
+    source = store.put(f"{SOURCES}/crash/p.jpg", photo.read_bytes(), "image/jpeg")
     produce_raw(settings.bootstrap_servers, settings.topic("ingest"), [
         (j.encode(), json.dumps({"job_id": j, "source": source, "variants": VARIANTS}).encode())
         for j in ids])

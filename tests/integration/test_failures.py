@@ -16,6 +16,7 @@ from pipeline.objects import open_object_store
 from pipeline.objects.local import TEMP_PREFIX, path_from_file_uri
 from tests.conftest import make_env
 from tests.kafkautil import produce_raw, read_topic
+from tests.runtimes import SOURCES
 
 pytestmark = pytest.mark.kafka
 
@@ -58,7 +59,7 @@ def test_storage_outage_is_retried_then_succeeds(kafka, tmp_path, monkeypatch):
                    IMGPIPE_MAX_ATTEMPTS="8", **emulator)
     env.cli("topics", "create", check=True)
     store = open_object_store("gs://outage/lake")
-    sources = [store.put(f"sources/o{i}/src.jpg", p.read_bytes(), "image/jpeg")
+    sources = [store.put(f"{SOURCES}/o{i}/src.jpg", p.read_bytes(), "image/jpeg")
                for i, p in enumerate(write_samples(tmp_path / "in", 3, 320, 240))]
     store.close()
     proc, port_w, _ = env.start_worker()
@@ -90,7 +91,7 @@ def test_storage_outage_is_retried_then_succeeds(kafka, tmp_path, monkeypatch):
 def test_permanent_failure_goes_to_the_dlq_with_reason_and_attempts(pipeline):
     settings = pipeline.settings
     store = open_object_store(settings.object_store)
-    bad = store.put("sources/bad/src.jpg", b"\xff\xd8\xff\xe0 truncated", "image/jpeg")
+    bad = store.put(f"{SOURCES}/bad/src.jpg", b"\xff\xd8\xff\xe0 truncated", "image/jpeg")
     produce_raw(settings.bootstrap_servers, settings.topic("ingest"),
                 jobs_for([bad], "perm", 1))
     state = wait_for(pipeline, ["perm-0"], {"FAILED"})["perm-0"]
@@ -109,7 +110,7 @@ def test_redelivery_after_a_crash_duplicates_nothing(kafka, tmp_path, point):
     env.cli("topics", "create", check=True)
     settings = env.settings
     store = open_object_store(settings.object_store)
-    sources = [store.put(f"sources/r{i}/src.jpg", p.read_bytes(), "image/jpeg")
+    sources = [store.put(f"{SOURCES}/r{i}/src.jpg", p.read_bytes(), "image/jpeg")
                for i, p in enumerate(write_samples(tmp_path / "in", 4, 320, 240))]
     ids = [f"redeliver-{i}" for i in range(20)]
     produce_raw(settings.bootstrap_servers, settings.topic("ingest"),

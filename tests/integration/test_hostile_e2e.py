@@ -12,6 +12,7 @@ from pipeline.objects import open_object_store
 from tests.conftest import running_pipeline
 from tests.hostile import corpus
 from tests.kafkautil import produce_raw, read_topic
+from tests.runtimes import SOURCES
 
 pytestmark = pytest.mark.kafka
 
@@ -37,14 +38,14 @@ def test_hostile_inputs_are_rejected_and_the_worker_survives(small_limits_pipeli
         records.append((job_id.encode(), json.dumps(body).encode()))
 
     for name, (data, code) in images.items():
-        job(f"img-{name}", store.put(f"sources/{name}/src", data, "application/octet-stream"),
+        job(f"img-{name}", store.put(f"{SOURCES}/{name}/src", data, "application/octet-stream"),
             code)
-    job("too-big", store.put("sources/big/src", b"\xff\xd8" + b"0" * (3 * 1024 * 1024),
+    job("too-big", store.put(f"{SOURCES}/big/src", b"\xff\xd8" + b"0" * (3 * 1024 * 1024),
                              "image/jpeg"), "source_too_large")
-    job("missing-source", store.uri_for("sources/nothing/here"), "source_not_found")
+    job("missing-source", store.uri_for(f"{SOURCES}/nothing/here"), "source_not_found")
     job("http-source", "http://127.0.0.1:1/a.jpg", "source_not_allowed")
     job("traversal", f"{settings.object_store}/../../../etc/passwd", "source_not_allowed")
-    ok_source = store.put("sources/ok/src", write_samples(tmp_path, 1, 320, 240)[0].read_bytes(),
+    ok_source = store.put(f"{SOURCES}/ok/src", write_samples(tmp_path, 1, 320, 240)[0].read_bytes(),
                           "image/jpeg")
     job("absurd-width", ok_source, "bad_param",
         variants={"t": [{"op": "resize", "width": 10**9}]})

@@ -22,6 +22,7 @@ from tests.conftest import running_pipeline
 from tests.hostile import poison_events
 from tests.http import request
 from tests.kafkautil import produce_raw, read_topic
+from tests.runtimes import SOURCES
 
 pytestmark = pytest.mark.kafka
 VARIANTS = {"t": [{"op": "resize", "width": 48}, {"op": "encode", "format": "webp"}]}
@@ -45,7 +46,7 @@ def ids_on_partition(partition: int, count: int, partitions: int, tag: str) -> l
 def stored_sample(env, tmp_path, name: str, width: int, height: int) -> str:
     """A generated photo in the pipeline's object store; its URI."""
     store = open_object_store(env.settings.object_store)
-    return store.put(f"sources/poison/{name}.jpg", write_samples(
+    return store.put(f"{SOURCES}/poison/{name}.jpg", write_samples(
         tmp_path, 1, width, height)[0].read_bytes(), "image/jpeg")
 
 

@@ -12,6 +12,7 @@ from pipeline.dev.workers import stop_worker
 from pipeline.objects import open_object_store
 from tests.conftest import make_env
 from tests.kafkautil import produce_raw, read_topic
+from tests.runtimes import SOURCES
 
 pytestmark = pytest.mark.kafka
 
@@ -27,7 +28,7 @@ def queue_then_run(kafka, tmp_path, counts: dict[str, int], **overrides):
     env.cli("topics", "create", check=True)
     settings = env.settings
     store = open_object_store(settings.object_store)
-    sources = [store.put(f"sources/s{i}/src.jpg", p.read_bytes(), "image/jpeg")
+    sources = [store.put(f"{SOURCES}/s{i}/src.jpg", p.read_bytes(), "image/jpeg")
                for i, p in enumerate(write_samples(tmp_path / "in", 8, 1280, 960))]
     records = []
     for priority, count in counts.items():

@@ -14,6 +14,7 @@ from pipeline.metadata import open_metadata_store
 from pipeline.objects import open_object_store
 from pipeline.objects.local import path_from_file_uri
 from tests.kafkautil import produce_raw, read_topic
+from tests.runtimes import SOURCES
 
 pytestmark = pytest.mark.kafka
 
@@ -40,7 +41,7 @@ def test_replaying_the_dlq_after_the_fault_is_fixed_completes_every_job(pipeline
     settings = pipeline.settings
     store = open_object_store(settings.object_store)
     ids = [f"dlq-{i}" for i in range(5)]
-    keys = {j: f"sources/late/{j}/src.jpg" for j in ids}
+    keys = {j: f"{SOURCES}/late/{j}/src.jpg" for j in ids}
     produce_raw(settings.bootstrap_servers, settings.topic("ingest"),
                 [job(j, store.uri_for(keys[j])) for j in ids])
     failed = wait_status(pipeline, ids, "FAILED")
@@ -78,7 +79,7 @@ def window(pipeline, tmp_path_factory):
     settings = pipeline.settings
     store = open_object_store(settings.object_store)
     [image] = write_samples(tmp_path_factory.mktemp("win"), 1, 320, 240)
-    source = store.put("sources/window/src.jpg", image.read_bytes(), "image/jpeg")
+    source = store.put(f"{SOURCES}/window/src.jpg", image.read_bytes(), "image/jpeg")
     bursts = {}
     for name, count in (("before", 5), ("inside", 7), ("after", 4)):
         if name == "inside":
