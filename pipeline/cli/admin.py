@@ -64,12 +64,30 @@ def token_new(tenant: str, priorities: tuple[str, ...], admin: bool) -> None:
     click.echo(json.dumps(entry))
 
 
-def drain_state(stats: dict) -> tuple[int, int]:
-    """(records not yet consumed, jobs not finished) from GET /api/stats."""
+def drain_state(stats: dict) -> tuple[int, dict[str, int]]:
+    """(records not yet consumed, unfinished jobs by status) from GET /api/stats (whose
+    merged answer counts jobs by status under ``jobs``)."""
     lag = sum((stats.get("lag_by_topic") or {}).values())
-    unfinished = sum(n for status, n in (stats.get("by_status") or {}).items()
-                     if status not in Status.TERMINAL)
-    return lag, unfinished
+    counts = stats.get("jobs") or {}
+    return lag, {status: n for status, n in sorted(counts.items())
+                 if status not in Status.TERMINAL and n}
+
+
+def lagging_partitions(stats: dict, most: int = 8) -> list[str]:
+    """``topic/partition (n)`` of the partitions with records left, most first."""
+    lags = [entry for entry in stats.get("lag") or [] if entry.get("lag")]
+    lags.sort(key=lambda e: -e["lag"])
+    return [f"{e['topic']}/{e['partition']} ({e['lag']})" for e in lags[:most]]
+
+
+def unfinished_jobs(client, statuses: list[str], most: int = 5) -> list[str]:
+    """Up to ``most`` ids of jobs in each unfinished status (GET /api/jobs)."""
+    names = []
+    for status in statuses:
+        code, body = client.get_json(f"/api/jobs?status={status}&limit={most}")
+        if code == 200:
+            names += [f"{job['job_id']} ({status})" for job in body.get("jobs", [])]
+    return names
 
 
 @click.command()
@@ -98,10 +116,16 @@ def drained(wait: bool, timeout: float) -> None:
                                        "token (IMGPIPE_API_TOKEN) or check the broker "
                                        f"({'; '.join(stats.get('errors', []))})")
         lag, unfinished = drain_state(stats)
-        if lag == 0 and unfinished == 0 and not stats.get("errors"):
+        if lag == 0 and not unfinished and not stats.get("errors"):
             click.echo("drained: every record consumed, every job finished")
             return
-        message = f"not drained: {lag} records to consume, {unfinished} jobs unfinished"
+        counted = ", ".join(f"{n} {status}" for status, n in unfinished.items())
+        message = (f"not drained: {lag} records to consume, {sum(unfinished.values())} jobs "
+                   f"unfinished{f' ({counted})' if counted else ''}")
+        if lag:
+            message += f"; partitions behind: {', '.join(lagging_partitions(stats))}"
+        if unfinished:
+            message += f"; jobs: {', '.join(unfinished_jobs(client, list(unfinished)))}"
         if stats.get("errors"):  # a worker that did not answer may still hold work
             message += f"; not every worker answered: {'; '.join(stats['errors'])}"
         if not wait or time.monotonic() > deadline:

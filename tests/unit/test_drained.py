@@ -10,8 +10,12 @@ from pipeline.cli.main import cli
 from tests.unit.test_api_client import QuietHandler, serving
 
 BUSY = {"lag_by_topic": {"ingest": 3, "jobs.normal": 0}, "errors": [],
-        "by_status": {"QUEUED": 2, "DONE": 40, "RETRYING": 1}}
-QUIET = {"lag_by_topic": {"ingest": 0}, "errors": [], "by_status": {"DONE": 45, "FAILED": 1}}
+        "lag": [{"topic": "p.ingest", "partition": 2, "lag": 3},
+                {"topic": "p.jobs.normal", "partition": 0, "lag": 0}],
+        "jobs": {"QUEUED": 2, "DONE": 40, "RETRYING": 1}}
+QUIET = {"lag_by_topic": {"ingest": 0}, "errors": [], "jobs": {"DONE": 45, "FAILED": 1}}
+#: What GET /api/jobs?status=S answers (the first page of jobs in that status).
+LISTS = {"QUEUED": ["q1", "q2"], "RETRYING": ["r1"]}
 HALF = {**QUIET, "errors": ["http://10.0.0.2:6066: timed out"]}
 
 
@@ -20,6 +24,10 @@ def stats_api(answers: list[dict]):
 
     class Handler(QuietHandler):
         def do_GET(self) -> None:
+            if self.path.startswith("/api/jobs?status="):
+                status = self.path.split("=")[1].split("&")[0]
+                self.answer(200, {"jobs": [{"job_id": j} for j in LISTS.get(status, [])]})
+                return
             self.answer(200, answers.pop(0) if len(answers) > 1 else answers[0])
 
     return serving(Handler)
@@ -33,7 +41,9 @@ def test_work_left_is_not_drained_and_says_what_is_left():
     with stats_api([BUSY]) as url:
         result = drained(url)
     assert result.exit_code == 1
-    assert "3 records to consume, 3 jobs unfinished" in result.output
+    assert "3 records to consume, 3 jobs unfinished (2 QUEUED, 1 RETRYING)" in result.output
+    assert "partitions behind: p.ingest/2 (3)" in result.output
+    assert "jobs: q1 (QUEUED), q2 (QUEUED), r1 (RETRYING)" in result.output
 
 
 def test_a_worker_that_did_not_answer_keeps_it_from_drained():
