@@ -64,7 +64,6 @@ def chain(kafka, pubsub_emulator, tmp_path_factory, request):
     gen = running_pipeline(kafka, root, request,
                            STORAGE_EMULATOR_HOST=f"http://{gcs.address}",
                            IMGPIPE_OBJECT_STORE=f"gs://{bucket}/imgpipe",
-                           IMGPIPE_SOURCE_ROOTS=f"gs://{bucket}/incoming/",
                            IMGPIPE_RULES_FILE=str(rules))
     env = next(gen)
     env.bucket, env.client, env.topic, env.subscription = bucket, client, topic, subscription
@@ -94,12 +93,13 @@ def upload(env, name: str, data: bytes) -> dict:
     return {"bucket": env.bucket, "name": name, "generation": str(blob.generation)}
 
 
-def bridge_letter(env, timeout: float = 60) -> dict:
-    """The dead letter the bridge wrote (Pub/Sub may deliver it after the uploads)."""
+def bridge_letter(env, reason: str, timeout: float = 60) -> dict:
+    """The dead letter the bridge wrote for ``reason`` (Pub/Sub may deliver it after the
+    uploads)."""
     deadline = time.monotonic() + timeout
     while True:
         letters = read_topic(env.settings.bootstrap_servers, env.settings.topic("dlq"))
-        found = [d for d in letters if d.get("stage") == "bridge"]
+        found = [d for d in letters if d.get("stage") == "bridge" and d["reason"] == reason]
         if found:
             return found[0]
         assert time.monotonic() < deadline, "the bridge dead-lettered nothing"
@@ -132,6 +132,12 @@ def test_uploads_through_pubsub_become_jobs_exactly_once(chain):
             # a message no ingest event may be: dead-lettered by the bridge, not stuck
             publisher.publish(env.topic, b"{" + b" " * 70_000 + b"}",
                               eventType="OBJECT_FINALIZE").result()
+            # a job published by whoever may publish to the topic: the bridge signs
+            # notifications only, so it never reaches ingest with the bridge's authority
+            publisher.publish(env.topic, json.dumps({
+                "job_id": "forged", "source": f"gs://{env.bucket}/incoming/photo-00.jpg",
+                "priority": "high", "force": True,
+                "variants": {"t": [{"op": "encode", "format": "png"}]}}).encode()).result()
 
         states = {u["name"]: wait_finished(env.base, job_of(u)) for u in (*watched, broken)}
         for upload_ in watched:
@@ -143,9 +149,10 @@ def test_uploads_through_pubsub_become_jobs_exactly_once(chain):
         letters = read_topic(env.settings.bootstrap_servers, env.settings.topic("dlq"))
         [letter] = [d for d in letters if d.get("job_id") == job_of(broken)]
         assert letter["request"]["source"] == f"gs://{env.bucket}/incoming/broken.jpg"
-        oversized = bridge_letter(env)
-        assert oversized["reason"] == "event_too_large"
+        oversized = bridge_letter(env, "event_too_large")
         assert oversized["source_topic"] == env.subscription
+        assert '"force": true' in bridge_letter(env, "not_a_notification")["raw"]
+        assert get_json(f"{env.base}/api/jobs/forged")[0] == 404
 
         # every output lands in the watched bucket and is announced too: none makes a job
         wait_counted(env.base, "own_object", 40)
