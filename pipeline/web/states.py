@@ -16,15 +16,9 @@ from yarl import URL
 
 from pipeline.errors import InvalidRequest
 from pipeline.models import Status, loads_bounded
+from pipeline.web.answers import http_status, principal_of, without_folders
 from pipeline.web.bodies import read_body
-from pipeline.web.jobs import (
-    MAX_FORM_BYTES,
-    http_status,
-    load_changelog_metadata,
-    principal_of,
-    scoped_job_id,
-    without_folders,
-)
+from pipeline.web.jobs import MAX_FORM_BYTES, load_changelog_metadata, scoped_job_id
 from pipeline.web.peers import fetch_json, is_self
 
 #: Most job ids one call may ask for.

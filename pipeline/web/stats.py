@@ -9,7 +9,7 @@ from faust.web import Request, Response, View
 
 from pipeline.models import Status
 from pipeline.tenancy import ANYONE, Principal
-from pipeline.web.jobs import principal_of
+from pipeline.web.answers import principal_of
 from pipeline.web.peers import gather
 
 
