@@ -120,5 +120,5 @@ async def unstick_partitions(sweeper: Sweeper, lags: dict[Partition, PartitionLa
         log.warning("%s made no progress for %.0fs with %d records waiting (delivered "
                     "up to %s, committed %s): reading it again from the committed "
                     "offset", tp, sweeper.stale_after, lag.lag, delivered[tp], lag.committed)
-        metrics.STALLS.inc()
+        metrics.STALL_RESCUES.inc()
         await faustcompat.seek_in_consumer_thread(app.consumer, tp, lag.committed or 0)

@@ -36,8 +36,10 @@ STORAGE_EVENTS = Counter("imgpipe_storage_events_total", "Bucket notifications s
 REPLAYED = Counter("imgpipe_replayed_total", "Replayed jobs seen at ingest, by the topic "
                    "they were replayed from and whether they were queued or skipped as done.",
                    ["source_topic", "outcome"])
-STALLS = Counter("imgpipe_partition_stalls_total", "Source partitions read again from their "
-                 "committed offset because they had waiting records but made no progress.")
+STALL_RESCUES = Counter("imgpipe_stall_rescues_total", "Source partitions the sweeper's "
+                        "stall check read again from their committed offset (a safety "
+                        "net: it should never fire; each one is a delay of "
+                        "IMGPIPE_SWEEP_STALE_AFTER).")
 CRASHES = Counter("imgpipe_job_crashes_total", "Jobs found started and never finished: "
                   "their worker died running them (they run isolated next).")
 TEMP_FILES_REMOVED = Counter("imgpipe_temp_files_removed_total", "Temp files of crashed "

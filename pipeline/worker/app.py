@@ -54,7 +54,7 @@ class PipelineApp(faust.App):
         Faust seam and tune the allocator (never at import, so importing the app changes
         nothing)."""
         faustcompat.install(self.pipeline_settings.topic_prefix)
-        faustcompat.reread_what_resume_drops(self)
+        faustcompat.resume_empties_only_suspended_queues(self)
         keep_freed_memory()
         Path(self.pipeline_settings.data_dir).mkdir(parents=True, exist_ok=True)
         await super().on_first_start()

@@ -57,9 +57,12 @@ is not.
    timeout, and the window runs from there; a batch still closes at most ``within``
    after its first event, or when full, and acks stay after the batch is handled.
 7. Recovery ends by resuming the stream partitions, seeking them to their committed
-   offsets, then resuming flow control, which empties every stream queue: records
-   delivered after the seek were dropped, the fetch position past them, and waited for
-   the stall check (60 s, issue 39). Fix: those partitions are read again from there.
+   offsets, then resuming flow control, which was running already (recovery resumed it
+   to read the changelogs) and empties every stream queue anyway: records delivered
+   after the seek were dropped with the fetch position past them, and waited for the
+   stall check (60 s, issue 39). Fix: a resume of a running flow empties nothing (the
+   clear at a rebalance's start stays). Records delivered before the seek may then be
+   delivered twice; every effect is idempotent.
 """
 
 from __future__ import annotations
@@ -294,37 +297,16 @@ async def _take_events(self: Any, max_: int, within: float) -> AsyncIterator[lis
         self._processors.remove(add_to_buffer)
 
 
-def reread_what_resume_drops(app: Any) -> None:
-    """Fix 7: what ``app.flow_control.resume`` drops from the queues is read again (a
-    rebalance's own clear is left alone: its seek re-reads what it drops)."""
+def resume_empties_only_suspended_queues(app: Any) -> None:
+    """Fix 7: ``app.flow_control.resume`` empties the queues only when flow control was
+    suspended (a rebalance): resuming a flow that is already running drops nothing."""
     flow_control, resume_of_mode = app.flow_control, app.flow_control.resume
 
     def resume() -> None:
-        dropped: dict[Any, int] = {}
-        for item in (i for queue in list(flow_control._queues) for i in list(queue._queue)):
-            message = getattr(item, "message", None)
-            tp, offset = getattr(message, "tp", None), getattr(message, "offset", None)
-            if tp is not None and isinstance(offset, int):
-                dropped[tp] = min(offset, dropped.get(tp, offset))
-        resume_of_mode()
-        if dropped:
-            task = asyncio.ensure_future(_reread(app.consumer, dropped))
-            _REREADS.add(task)
-            task.add_done_callback(_REREADS.discard)
+        if not flow_control.is_active():
+            resume_of_mode()
 
     flow_control.resume = resume
-
-
-_REREADS: set[asyncio.Future] = set()
-
-
-async def _reread(consumer: Any, dropped: dict[Any, int]) -> None:
-    assigned = consumer.assignment()
-    for tp, offset in ((tp, o) for tp, o in dropped.items() if tp in assigned):
-        target = max(offset, consumer._committed_offset.get(tp) or 0)
-        log.info("reading %s again from %d (flow control dropped its queued records)",
-                 tp, target)
-        await seek_in_consumer_thread(consumer, tp, target)
 
 
 def check_versions() -> None:
