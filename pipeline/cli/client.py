@@ -21,7 +21,7 @@ from aiokafka.errors import KafkaError
 from pipeline.errors import ConfigError, ImageRejected, broker_unreachable
 from pipeline.jobs.uploads import source_key
 from pipeline.kafka.security import kafka_options
-from pipeline.models import JobRequest, Status
+from pipeline.models import PRIORITIES, JobRequest, Status
 from pipeline.objects import open_object_store
 from pipeline.settings import Settings
 from pipeline.tenancy import ANYONE, Principal, token_principal
@@ -77,8 +77,24 @@ def remove_sources(settings: Settings, submissions: list[Submission]) -> None:
 
 
 def cli_principal(settings: Settings) -> Principal:
-    """Who the CLI acts as (IMGPIPE_API_TOKEN's principal)."""
-    return token_principal(settings.api_token, settings.api_tokens_file)
+    """Who the CLI acts as: IMGPIPE_API_TOKEN's principal, from the tokens file when the
+    CLI has it, else as the workers' API names it (GET /api/whoami); ConfigError if the
+    workers do not know the token. Without a token, or with no API to ask, the token is
+    taken as an admin's (ingest judges every event again either way)."""
+    if not settings.api_token or settings.api_tokens_file or not settings.api_url:
+        return token_principal(settings.api_token, settings.api_tokens_file)
+    try:
+        status, body = ApiClient(settings, timeout=10).get_json("/api/whoami")
+    except ApiUnreachable:
+        return token_principal(settings.api_token, "")
+    if status == 401:
+        raise ConfigError("the workers do not know IMGPIPE_API_TOKEN: use a token from "
+                          "their tokens file (docs/api.md#tenants)")
+    if status != 200 or not isinstance(body, dict) or not isinstance(body.get("tenant"), str):
+        return token_principal(settings.api_token, "")  # an older worker: no whoami
+    priorities = frozenset(p for p in body.get("priorities") or () if p in PRIORITIES)
+    return Principal(body["tenant"], body.get("admin") is True, priorities or
+                     frozenset(PRIORITIES), settings.api_token.encode())
 
 
 async def _produce(settings: Settings, requests: list[JobRequest],

@@ -68,11 +68,11 @@ def submit(paths, variants, preset, priority, tenant, force, job_ids, label, wai
               else parse_variant_specs(variants), "preset": preset, "priority": priority,
               "tenant": tenant, "force": force, "label": label}
     names = [display_name(path.name) for path in paths]
-    # Without --tenant the jobs are the token's tenant's: ingest qualifies their ids and
-    # the API scopes the bare ids --wait asks for to the same tenant.
-    ids = [j if tenant is None else qualify_job_id(tenant, j)
-           for j in (job_ids or [readable_job_id(n) for n in names])]
+    # Without --tenant the jobs are the token's tenant's; their sources are stored in
+    # that tenant's area, the only one its jobs may read (docs/api.md#tenants).
     sender = cli_principal(settings)
+    ids = [qualify_job_id(tenant or sender.tenant, j)
+           for j in (job_ids or [readable_job_id(n) for n in names])]
     check_like_ingest(settings, paths, ids, names, common, sender)
     submissions = store_sources(settings, paths, ids)
     requests = [JobRequest(job_id=s.job_id, source=s.source, name=name, **common)

@@ -13,6 +13,7 @@ from typing import Any
 
 def web_routes() -> dict[str, Any]:
     """Path -> Faust View class of every page."""
-    from pipeline.web import health, jobs, similar, states, stats
+    from pipeline.web import caller, health, jobs, similar, states, stats
 
-    return {**health.ROUTES, **jobs.ROUTES, **states.ROUTES, **stats.ROUTES, **similar.ROUTES}
+    return {**health.ROUTES, **jobs.ROUTES, **states.ROUTES, **stats.ROUTES, **similar.ROUTES,
+            **caller.ROUTES}

@@ -23,6 +23,7 @@ from tests.hostile import png_bomb
 from tests.http import get_json, post_form, post_json, request
 from tests.images import encode, quadrants
 from tests.kafkautil import read_topic
+from tests.runtimes import SOURCES
 
 pytestmark = pytest.mark.kafka
 
@@ -95,7 +96,7 @@ def test_json_submission_by_uri_is_idempotent(cluster, tmp_path):
     path = tmp_path / "in.png"
     path.write_bytes(encode(quadrants(120, 80), "PNG"))
     job_id = f"json-{uuid.uuid4().hex[:8]}"
-    [stored] = store_sources(cluster.settings, [path], [job_id])
+    [stored] = store_sources(cluster.settings, [path], [f"acme:{job_id}"])  # acme's area
     payload = {"source": stored.source, "job_id": job_id, "tenant": "acme",
                "variants": {"small": [{"op": "resize", "width": 30},
                                       {"op": "encode", "format": "png"}]}}
@@ -190,7 +191,8 @@ def test_stats_lag_deadletters_and_metrics_match_the_work(cluster):
         job_ids.append(body["job_id"])
     missing = f"missing-{uuid.uuid4().hex[:6]}"
     status, body = post_json(f"{first}/api/jobs", {
-        "source": f"file://{cluster.root / 'objects'}/nothing-here.jpg", "job_id": missing})
+        "source": f"file://{cluster.root / 'objects'}/{SOURCES}/{missing}/nothing-here.jpg",
+        "job_id": missing})
     assert status == 202
     for job_id in job_ids:
         assert wait_terminal(first, job_id)["status"] == "DONE"

@@ -79,7 +79,9 @@ def window(pipeline, tmp_path_factory):
     settings = pipeline.settings
     store = open_object_store(settings.object_store)
     [image] = write_samples(tmp_path_factory.mktemp("win"), 1, 320, 240)
-    source = store.put(f"{SOURCES}/window/src.jpg", image.read_bytes(), "image/jpeg")
+    # the jobs are tenant acme's: their source is in acme's upload area
+    source = store.put(f"{SOURCES}/tenant=acme/window/src.jpg", image.read_bytes(),
+                       "image/jpeg")
     bursts = {}
     for name, count in (("before", 5), ("inside", 7), ("after", 4)):
         if name == "inside":
