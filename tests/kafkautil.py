@@ -26,8 +26,9 @@ def produce_raw(bootstrap: str, topic: str, records: list[tuple], partition: int
     asyncio.run(run())
 
 
-def read_topic(bootstrap: str, topic: str) -> list[dict]:
-    """Every record now in ``topic`` (values JSON-decoded), without a consumer group."""
+def read_topic(bootstrap: str, topic: str, headers: bool = False) -> list[dict]:
+    """Every record now in ``topic`` (values JSON-decoded), without a consumer group;
+    ``headers``: each as ``{"value": ..., "headers": {name: text}}``."""
 
     async def run() -> list[dict]:
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
@@ -46,7 +47,9 @@ def read_topic(bootstrap: str, topic: str) -> list[dict]:
                 while await consumer.position(tp) < ends[tp]:
                     batch = await consumer.getmany(tp, timeout_ms=2000)
                     for message in batch.get(tp, []):
-                        records.append(json.loads(message.value))
+                        value = json.loads(message.value)
+                        records.append({"value": value, "headers": {
+                            k: v.decode() for k, v in message.headers}} if headers else value)
             return records
         finally:
             await consumer.stop()

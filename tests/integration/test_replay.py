@@ -106,10 +106,14 @@ def test_time_window_resends_exactly_its_events(pipeline, window):
         "replay", "--topic", "ingest", "--from-time", f"{start:.3f}", "--to-time",
         f"{end:.3f}", "--target", scratch, "--json")
     assert code == 0 and summary["sent"] == len(bursts["inside"]), summary
-    copied = read_topic(settings.bootstrap_servers, scratch)
-    assert sorted(r["job_id"] for r in copied) == sorted(bursts["inside"])
-    assert all(r["replayed_from"]["topic"] == settings.topic("ingest") for r in copied)
-    assert all((r["attempt"] == 0 and "force" not in r) or not r["force"] for r in copied)
+    copied = read_topic(settings.bootstrap_servers, scratch, headers=True)
+    assert sorted(r["value"]["job_id"] for r in copied) == sorted(bursts["inside"])
+    # each record as it was (replay signs no job), with the operator's replay marker:
+    # where it came from, and no force (ingest applies both)
+    for record in copied:
+        assert "replayed_from" not in record["value"] and "force" not in record["value"]
+        marker = json.loads(record["headers"]["imgpipe-replay"].split(" ", 3)[3])
+        assert marker["topic"] == settings.topic("ingest") and marker["force"] is False
 
 
 def test_dry_run_sends_nothing_and_force_reprocesses_without_duplicates(pipeline, window):
