@@ -282,6 +282,7 @@ def bench_soak(minutes: float, json_path: Path | None) -> None:
         ("RSS last / first minute", f"{r['rss_steady']}  ({growth}; goal <= 1.10x)"),
         ("drained after the end", f"{r['drained_in_a_minute']}  ({r['drain_seconds']:.0f} s;"
                                   " goal <= 60 s)"),
+        ("stall check rescues", f"{r['stall_rescues']}  (expected 0: docs/scaling.md)"),
         ("passed", str(r["passed"])),
     ])
     finish("soak", r, json_path)
