@@ -38,15 +38,17 @@ def event_fields(event: Any) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def job_id_hint(event: Any, fields: dict[str, Any] | None = None) -> str | None:
+def job_id_hint(event: Any, fields: dict[str, Any] | None = None,
+                default_tenant: str = DEFAULT_TENANT) -> str | None:
     """The best job_id we can name for an event that failed to parse (for the DLQ);
-    ``fields``: its event_fields, when already read. Total, like event_fields."""
+    ``fields``: its event_fields, when already read; ``default_tenant``: the tenant of
+    an event that names none (its authenticated sender's). Total, like event_fields."""
     data = event_fields(event) if fields is None else fields
     try:
         if isinstance(data.get("job_id"), str):
             tenant = data.get("tenant")
             return qualify_job_id(tenant if isinstance(tenant, str) and TENANT_RE.match(
-                tenant) else DEFAULT_TENANT, data["job_id"])
+                tenant) else default_tenant, data["job_id"])
     except Exception:  # a malformed id: fall back to the key
         pass
     try:

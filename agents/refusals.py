@@ -9,7 +9,7 @@ from agents.events import event_fields, job_id_hint, key_text, priority_hint
 from agents.routing import Delivery
 from pipeline import metrics
 from pipeline.errors import PermanentError
-from pipeline.models import Status
+from pipeline.models import DEFAULT_TENANT, Status
 from pipeline.tenancy import Principal
 from tables import transitions
 
@@ -25,7 +25,8 @@ async def refuse(ctx: AgentContext, event: Any, exc: PermanentError, stage: str,
     never changes an existing job, nor one of another tenant; finished jobs never change.
     """
     fields = event_fields(event)  # read once for both hints
-    job_id, priority = job_id_hint(event, fields), priority_hint(fields)
+    job_id = job_id_hint(event, fields, sender.tenant if sender is not None else DEFAULT_TENANT)
+    priority = priority_hint(fields)
     metrics.REJECTED.labels(exc.code).inc()
     metrics.JOBS.labels("rejected", priority).inc()
     ctx.count_outcome(event, priority, "rejected")

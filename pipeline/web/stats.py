@@ -121,8 +121,9 @@ class DeadLetters(View):
         dead_letters = self.app.dead_letters
         if caller.admin:
             records = await dead_letters.recent(limit)
-        else:  # a tenant sees the dead letters of its own jobs among the newest
-            records = [r for r in await dead_letters.recent(500) if shown_to(caller, r)][:limit]
+        else:  # a tenant sees the newest dead letters of its own jobs
+            records = await dead_letters.recent(limit, lambda r: shown_to(caller, r),
+                                                cache_key=caller.tenant)
         return self.json({"topic": self.app.topic_names.dlq, "records": records})
 
 

@@ -218,6 +218,32 @@ def test_mallory_cannot_obtain_one_pixel_of_acmes(secured):
     assert again["outputs"] == done["outputs"]
 
 
+def test_a_flood_of_another_tenants_dead_letters_hides_none_of_acmes(secured):
+    settings, base = secured.settings, secured.env["IMGPIPE_API_URL"]
+    acme = Principal("acme", secret=ACME.encode())
+    own = f"flooded-{uuid.uuid4().hex[:6]}"
+    bad = json.dumps({"job_id": own, "source": "file:///nowhere.png",
+                      "variants": {"t": [{"op": "explode"}]}}).encode()
+    produce_raw(settings.bootstrap_servers, settings.topic("ingest"),
+                [(f"acme:{own}".encode(), bad, acme.sign(bad))])
+    flood = [(f"mallory:junk-{i}".encode(), json.dumps({
+        "job_id": f"mallory:junk-{i}", "reason": "unknown_op", "stage": "ingest",
+        "sender": "mallory", "error": "x"}).encode()) for i in range(700)]
+    _dead_letters(settings, 1, f"acme:{own}")  # acme's own refusal is in the topic
+    produce_raw(settings.bootstrap_servers, settings.topic("dlq"), flood)
+    deadline = time.monotonic() + 60
+    while True:  # answers are cached a few seconds
+        status, body = get_json(f"{base}/api/deadletters?limit=20", ACME)
+        shown = [r["job_id"] for r in body.get("records", [])]
+        if f"acme:{own}" in shown or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert status == 200 and f"acme:{own}" in shown, body
+    assert all(job.startswith("acme:") for job in shown), shown
+    admin = get_json(f"{base}/api/deadletters?limit=20", ADMIN)[1]["records"]
+    assert any(r["job_id"].startswith("mallory:junk-") for r in admin)  # admins: all
+
+
 def test_the_cli_acts_as_its_tokens_tenant(secured, tmp_path):
     path = tmp_path / "cli.png"
     path.write_bytes(encode(quadrants(80, 40), "PNG"))

@@ -157,6 +157,9 @@ def test_a_replayed_signed_event_is_judged_by_its_own_signature(kit, tmp_path):
                                                 headers=acme.sign(bad))]))
     [letter] = kit.topics.values(kit.names.dlq)
     assert letter["reason"] == "unknown_op" and letter["auth"]
+    # a bare id is the signer's tenant's job, in the dead letter as at ingest
+    assert (letter["job_id"], letter["sender"]) == ("acme:order-9", "acme")
+    assert kit.table["acme:order-9"]["status"] == "REJECTED"
     events, _ = _replay(kit, ADMIN)
     [event] = events
     assert event.value == bad  # the event itself, with acme's signature, not re-signed
