@@ -55,9 +55,7 @@ def public_message(app: Any, exc: ImgpipeError) -> str:
 def without_folders(app: Any, view: dict[str, Any]) -> dict[str, Any]:
     """A job's public view whose error names none of this server's folders."""
     error = view.get("error")
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return {**view, "error": {**error, "message": hide_folders(app, error["message"])}}
-    return view
+    return {**view, "error": hide_folders(app, error)} if isinstance(error, str) else view
 
 
 def error_response(view: View, exc: ImgpipeError) -> Response:

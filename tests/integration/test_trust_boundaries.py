@@ -198,6 +198,9 @@ def test_mallory_cannot_obtain_one_pixel_of_acmes(secured):
         (b"acme:invoice-1", forged, mallory.sign(forged))])
     [grab] = _dead_letters(settings, 1, "mallory:grab")
     assert grab["reason"] == "source_not_allowed"
+    status, state = get_json(f"{base}/api/jobs/grab", MALLORY)  # her REJECTED job
+    assert status == 200 and state["error_code"] == "source_not_allowed", state
+    assert str(secured.root) not in json.dumps(state)  # no server folder in what she sees
     assert sorted(r["reason"] for r in _dead_letters(settings, 2, "acme:invoice-1")) == [
         "tenant_not_allowed", "unauthenticated"]
 
