@@ -49,7 +49,6 @@ def submit(paths, variants, preset, priority, tenant, force, job_ids, label, wai
         JobRequest,
         Status,
         display_name,
-        qualify_job_id,
         readable_job_id,
     )
     from pipeline.ops import parse_variant_specs
@@ -71,8 +70,8 @@ def submit(paths, variants, preset, priority, tenant, force, job_ids, label, wai
     # Without --tenant the jobs are the token's tenant's; their sources are stored in
     # that tenant's area, the only one its jobs may read (docs/api.md#tenants).
     sender = cli_principal(settings)
-    ids = [qualify_job_id(tenant or sender.tenant, j)
-           for j in (job_ids or [readable_job_id(n) for n in names])]
+    ids = owned_ids(paths, job_ids or [readable_job_id(n) for n in names],
+                    tenant or sender.tenant)
     check_like_ingest(settings, paths, ids, names, common, sender)
     submissions = store_sources(settings, paths, ids)
     requests = [JobRequest(job_id=s.job_id, source=s.source, name=name, **common)
@@ -121,6 +120,22 @@ def summary_line(rows: list[dict], object_store: str) -> str:
     parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     return (f"{len(rows)} job{'s' if len(rows) != 1 else ''}: {parts}; outputs under "
             f"{object_store.rstrip('/')}/outputs/")
+
+
+def owned_ids(paths, job_ids, tenant: str) -> list[str]:
+    """Each job's id qualified by the tenant that will own it (its sources are stored
+    in that tenant's area); InvalidRequest naming the file for a bad id."""
+    from pipeline.errors import ImgpipeError
+    from pipeline.models import qualify_job_id
+
+    ids = []
+    for path, job_id in zip(paths, job_ids, strict=True):
+        try:
+            ids.append(qualify_job_id(tenant, job_id))
+        except ImgpipeError as exc:
+            exc.message = f"{path}: {exc.message} ({exc.code}); nothing was submitted"
+            raise
+    return ids
 
 
 def check_like_ingest(settings, paths, ids, names, common, sender) -> None:
