@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-faults soak lint fmt clean kafka-up kafka-down setup browser
+.PHONY: run test check test-faults soak lint fmt clean kafka-up kafka-down setup browser
 CHROMIUM ?= /usr/bin/chromium
 
 setup: $(STAMP)
@@ -31,7 +31,12 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=25
+
+# The inner loop: lint, unit and contract tests (no broker, no browser).
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/pytest tests/unit tests/contract
 
 test-faults: $(STAMP)
 	$(BIN)/pytest -m faults tests/faults
