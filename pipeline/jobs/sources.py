@@ -57,18 +57,32 @@ class SourcePolicy:
     """
 
     def __init__(self, store: ObjectStore, extra_roots: Iterable[str] = (),
-                 tenant_roots: Mapping[str, Iterable[str]] | None = None) -> None:
+                 tenant_roots: Mapping[str, Iterable[str]] | None = None,
+                 tenant_prefixes: Mapping[str, Iterable[str]] | None = None) -> None:
         self.store = store
         # A root is a folder or its file:// URI (what IMGPIPE_SOURCE_ROOTS documents).
         self.shared: list[ObjectStore] = [_root_store(root) for root in extra_roots if root]
-        self.granted: dict[str, list[ObjectStore]] = {
-            tenant: [_root_store(root) for root in roots if root]
-            for tenant, roots in (tenant_roots or {}).items()}
+        # Per tenant: (URI prefix, store) pairs. A root is a folder (its store decides);
+        # a prefix (a route's gs://BUCKET/PREFIX) is matched as the route matches names,
+        # by text, and read through its bucket's store.
+        self.granted: dict[str, list[tuple[str, ObjectStore]]] = {}
+        for tenant, roots in (tenant_roots or {}).items():
+            self.granted.setdefault(tenant, []).extend(
+                ("", _root_store(root)) for root in roots if root)
+        buckets: dict[str, ObjectStore] = {}
+        for tenant, prefixes in (tenant_prefixes or {}).items():
+            for prefix in prefixes:
+                bucket = "gs://" + prefix.removeprefix("gs://").split("/", 1)[0]
+                if bucket not in buckets:
+                    buckets[bucket] = _root_store(bucket)
+                self.granted.setdefault(tenant, []).append((prefix, buckets[bucket]))
 
     @classmethod
     def from_settings(cls, store: ObjectStore, source_roots: str,
-                      tenant_roots: Mapping[str, Iterable[str]] | None = None) -> SourcePolicy:
-        return cls(store, split_roots(source_roots), tenant_roots)
+                      tenant_roots: Mapping[str, Iterable[str]] | None = None,
+                      tenant_prefixes: Mapping[str, Iterable[str]] | None = None
+                      ) -> SourcePolicy:
+        return cls(store, split_roots(source_roots), tenant_roots, tenant_prefixes)
 
     def store_for(self, uri: str, tenant: str, *, resolve: bool = True) -> ObjectStore:
         """The store that holds ``uri`` for a job of ``tenant``, or SourceNotAllowed
@@ -83,8 +97,8 @@ class SourcePolicy:
                 return self.store
             raise SourceNotAllowed(f"source {uri!r} is not in tenant {tenant!r}'s uploads "
                                    "or outputs", "source_not_allowed")
-        for store in (*self.shared, *self.granted.get(tenant, ())):
-            if uri.startswith(store.scheme + "://") and (
+        for prefix, store in (*(("", s) for s in self.shared), *self.granted.get(tenant, ())):
+            if uri.startswith(prefix) and uri.startswith(store.scheme + "://") and (
                     store.owns(uri) if resolve else store.claims(uri)):
                 return store
         raise SourceNotAllowed(f"source {uri!r} is outside the stores and roots tenant "

@@ -41,14 +41,11 @@ class Runtime:
     def sources(self) -> SourcePolicy:
         """What each tenant's jobs may read: its own uploads and outputs, the shared
         roots, its tokens' roots and its notification routes' buckets."""
-        granted: dict[str, list[str]] = {}
-        for tenant, roots in self.tenancy.source_roots().items():
-            granted.setdefault(tenant, []).extend(roots)
+        routed: dict[str, list[str]] = {}
         for route in self.rules.routes:
-            granted.setdefault(route.tenant, []).append(
-                f"gs://{route.bucket}/{route.prefix}".rstrip("/"))
+            routed.setdefault(route.tenant, []).append(f"gs://{route.bucket}/{route.prefix}")
         return SourcePolicy.from_settings(self.object_store, self.settings.source_roots,
-                                          granted)
+                                          self.tenancy.source_roots(), routed)
 
     @cached_property
     def tenancy(self) -> Tenancy:

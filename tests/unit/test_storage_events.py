@@ -217,6 +217,20 @@ def test_a_route_grants_its_bucket_to_its_own_tenant_only(tmp_path):
         runtime.close()
 
 
+def test_a_route_prefix_grants_exactly_the_names_the_route_matches(tmp_path):
+    from pipeline.jobs.sources import SourcePolicy
+    from pipeline.objects import LocalObjectStore
+
+    policy = SourcePolicy(LocalObjectStore(tmp_path / "objects"),
+                          tenant_prefixes={"acme": ["gs://uploads/img_"]})
+    policy.check("gs://uploads/img_001.jpg", "acme")  # not a folder: matched by text
+    for uri, tenant in [("gs://uploads/img_001.jpg", "mallory"),
+                        ("gs://uploads/other.jpg", "acme"),
+                        ("gs://uploads/img_/../other.jpg", "acme")]:
+        with pytest.raises(SourceNotAllowed):
+            policy.check(uri, tenant)
+
+
 def test_replay_resends_a_notification_with_its_attributes_and_signature():
     from pipeline.kafka.replay import resend_of
 
