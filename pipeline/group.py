@@ -109,9 +109,6 @@ def _principal_of(rights: str) -> Principal | None:
     return Principal(tenant, admin == "1", chosen)
 
 
-
-
-
 class PeerHosts:
     """The addresses the group trusts as peers: networks (CIDR) and host-name patterns."""
 

@@ -118,7 +118,10 @@ def record_view(value: bytes | None) -> tuple[dict[str, Any], dict[str, Any] | N
     Understands job requests (ingest, priority topics), retry records (``request``) and
     dead-letter records (``request``, or the ``raw`` event that did not parse).
     """
-    data = loads_bounded(value, max_bytes=2 * MAX_EVENT_BYTES)
+    return _view_of(loads_bounded(value, max_bytes=2 * MAX_EVENT_BYTES))
+
+
+def _view_of(data: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
     if not isinstance(data, dict):
         return {}, None
     request = embedded_request(data)
@@ -140,7 +143,11 @@ def resend_of(value: bytes | None, headers: Any) -> tuple[bytes, list[tuple[str,
     parse is its raw event with that event's own signature; any other record is sent
     as it is, with its headers (signature, the group's attestation, a notification's
     attributes), less an older replay marker."""
-    data = loads_bounded(value, max_bytes=2 * MAX_EVENT_BYTES)
+    return _resend_of(loads_bounded(value, max_bytes=2 * MAX_EVENT_BYTES), value, headers)
+
+
+def _resend_of(data: Any, value: bytes | None, headers: Any
+               ) -> tuple[bytes, list[tuple[str, bytes]]] | None:
     if isinstance(data, dict) and "reason" in data and data.get("request") is None:
         letter = DeadLetter.from_dict(data)
         if not letter.raw:
@@ -292,8 +299,9 @@ class Replayer:
     async def _handle(self, producer, message) -> None:
         self.stats.read += 1
         try:
-            view, request = record_view(message.value)
-            resend = resend_of(message.value, message.headers)
+            data = loads_bounded(message.value, max_bytes=2 * MAX_EVENT_BYTES)  # once
+            view, request = _view_of(data)
+            resend = _resend_of(data, message.value, message.headers)
         except InvalidRequest as exc:  # a poison record: counted, logged once, skipped
             self.stats.unreadable += 1
             if self.stats.unreadable == 1:

@@ -19,7 +19,6 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from pipeline.group import PeerHosts
 from pipeline.tenancy import Principal
 
 log = logging.getLogger(__name__)
@@ -52,7 +51,7 @@ async def fetch_json(app: Any, url: URL, caller: Principal,
     """GET ``url`` from a peer (POST ``payload`` as JSON, if given) on behalf of
     ``caller``: (status, decoded JSON), or (502, error) if it is unreachable or not at an
     address the group trusts."""
-    if not PeerHosts(app.pipeline_settings.peer_hosts).trusts(url.host or ""):
+    if not app.runtime.peer_hosts.trusts(url.host or ""):
         log.warning("not asking %s:%s: not in IMGPIPE_PEER_HOSTS", url.host, url.port)
         return 502, {"error": f"worker {url.host}:{url.port} is not at an address the group "
                               "trusts (IMGPIPE_PEER_HOSTS)", "code": "peer_untrusted"}

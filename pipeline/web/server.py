@@ -122,7 +122,7 @@ class PipelineWeb(AiohttpWeb):
     def __init__(self, app: Any, **kwargs: Any) -> None:
         super().__init__(app, **kwargs)
         settings = app.pipeline_settings
-        tenancy = Tenancy.from_settings(settings.api_token, settings.api_tokens_file)
+        tenancy = app.runtime.tenancy  # the tokens the rest of the worker reads
         check_exposure(settings.web_bind, tenancy, settings.allow_open_api)
         self.web_app.middlewares.append(json_errors)
         self.web_app.middlewares.append(auth_middleware(

@@ -6,7 +6,7 @@ import asyncio
 from functools import cached_property
 
 from pipeline.authority import Authority
-from pipeline.group import GroupKey
+from pipeline.group import GroupKey, PeerHosts
 from pipeline.jobs.admission import AdmissionPolicy
 from pipeline.jobs.budget import MemoryGate, default_budget
 from pipeline.jobs.engine import Engine, EngineLimits
@@ -114,6 +114,11 @@ class Runtime:
     @cached_property
     def io(self) -> BoundedExecutor:
         return BoundedExecutor(self.settings.io_threads)
+
+    @cached_property
+    def peer_hosts(self) -> PeerHosts:
+        """Where the API may ask other workers for their part (IMGPIPE_PEER_HOSTS)."""
+        return PeerHosts(self.settings.peer_hosts)
 
     def private_folders(self) -> list[str]:
         """This machine's folders that answers to clients must not name (longest first)."""

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
-from pipeline.group import GroupKey
+from pipeline.group import GroupKey, PeerHosts
 from pipeline.tenancy import Principal, Tenancy
 from pipeline.web.bodies import read_body
 from pipeline.web.server import auth_middleware, json_errors
@@ -93,8 +93,8 @@ def test_a_member_outside_the_trusted_hosts_is_never_asked(host):
     from pipeline.web.peers import fetch_json
 
     asked = []
-    app = SimpleNamespace(pipeline_settings=SimpleNamespace(peer_hosts="127.0.0.0/8"),
-                          http_client=SimpleNamespace(request=lambda *a, **k: asked.append(a)),
-                          runtime=SimpleNamespace(group=GROUP))
+    app = SimpleNamespace(http_client=SimpleNamespace(request=lambda *a, **k: asked.append(a)),
+                          runtime=SimpleNamespace(group=GROUP,
+                                                  peer_hosts=PeerHosts("127.0.0.0/8")))
     status, body = asyncio.run(fetch_json(app, URL(f"http://{host}:6066/api/jobs"), ACME))
     assert (status, body["code"], asked) == (502, "peer_untrusted", [])
